@@ -1,0 +1,80 @@
+"""The sampling contract: one random number generator and one algorithm, specified in SPEC.md.
+
+Every sampler follows it through this code (the Keras sampler, the edge sampler, and the Java
+port checks itself against the test vectors in sampling_vectors.json), so the same seed and the
+same logits give the same text everywhere.
+"""
+import numpy as np
+
+from .errors import UserError
+
+MASK64 = (1 << 64) - 1
+
+
+class SplitMix64:
+    """Portable 64-bit generator (Steele, Lea & Flood 2014): a few integer ops that Java reproduces."""
+
+    def __init__(self, seed: int):
+        self.state = int(seed) & MASK64
+
+    def next_u64(self) -> int:
+        self.state = (self.state + 0x9E3779B97F4A7C15) & MASK64
+        z = self.state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+        return z ^ (z >> 31)
+
+    def next_double(self) -> float:
+        """Uniform in [0, 1) with 53 random bits."""
+        return (self.next_u64() >> 11) * 2.0**-53
+
+
+def check_params(temperature=1.0, top_k=0, top_p=1.0, length=0):
+    if not temperature > 0:
+        raise UserError(f"temperature must be > 0 (got {temperature}); use --argmax for greedy decoding")
+    if top_k < 0:
+        raise UserError(f"top-k must be >= 0 (got {top_k}); 0 keeps every token")
+    if not 0 < top_p <= 1:
+        raise UserError(f"top-p must be in (0, 1] (got {top_p}); 1 keeps every token")
+    if length < 0:
+        raise UserError(f"length must be >= 0 (got {length})")
+
+
+def choose(logits, rng, temperature=1.0, top_k=0, top_p=1.0, argmax=False) -> int:
+    """One token id from `logits` (float32 [V]), drawing at most one number from `rng`."""
+    if argmax:
+        return int(np.argmax(logits))
+    x = np.asarray(logits, dtype=np.float64) / temperature
+    if 0 < top_k < x.size:
+        kept = np.full_like(x, -np.inf)
+        best = np.argsort(-x, kind="stable")[:top_k]  # ties: smaller ids first
+        kept[best] = x[best]
+        x = kept
+    w = np.exp(x - x.max())
+    if top_p < 1.0:
+        order = np.argsort(-w, kind="stable")
+        cum = np.cumsum(w[order])
+        n = int(np.searchsorted(cum, top_p * cum[-1], side="left")) + 1
+        w[order[n:]] = 0.0
+    cum = np.cumsum(w)
+    i = int(np.searchsorted(cum, rng.next_double() * cum[-1], side="right"))
+    return i if i < cum.size else int(np.flatnonzero(w)[-1])
+
+
+def generate(model, vocab, prime="", length=100, temperature=1.0, top_k=0, top_p=1.0, seed=0, argmax=False):
+    """Yields `length` pieces of text sampled from `model` after feeding `prime`.
+
+    `model` is any step model: `reset()`, and `feed(ids) -> logits after the last id` (float32 [V]).
+    With an empty prime the first token is drawn from uniform logits (as char-rnn does).
+    """
+    check_params(temperature, top_k, top_p, length)
+    ids = vocab.encode(prime)
+    rng = SplitMix64(seed)
+    decode = vocab.decoder()
+    model.reset()
+    logits = model.feed(ids) if len(ids) else np.zeros(vocab.size, np.float32)
+    for n in range(length):
+        token = choose(logits, rng, temperature, top_k, top_p, argmax)
+        yield decode(token)
+        if n + 1 < length:
+            logits = model.feed(np.array([token], np.int32))

@@ -1,0 +1,109 @@
+"""The vocabulary: characters (Unicode code points) or bytes, to ids and back.
+
+One implementation shared by training, the Keras sampler, the export stage and the edge sampler.
+Needs only numpy.
+"""
+import codecs
+
+import numpy as np
+
+from .errors import UserError
+
+KINDS = ("char", "byte")
+
+
+class Vocab:
+    """`kind` is "char" (ids index `chars`, sorted by code point) or "byte" (ids are byte values)."""
+
+    def __init__(self, kind, chars=None):
+        if kind not in KINDS:
+            raise UserError(f"unknown token kind {kind!r}: use one of {', '.join(KINDS)}")
+        self.kind = kind
+        if kind == "char":
+            self.chars = list(chars)
+            self._code_points = np.array([ord(c) for c in self.chars], dtype=np.uint32)
+            self._index = {c: i for i, c in enumerate(self.chars)}
+        else:
+            self.chars = None
+
+    @property
+    def size(self):
+        return len(self.chars) if self.kind == "char" else 256
+
+    @property
+    def dtype(self):
+        return np.uint8 if self.size <= 256 else np.uint16 if self.size <= 65536 else np.uint32
+
+    @classmethod
+    def fit(cls, data: bytes, kind):
+        """Builds the vocabulary of `data` and returns it with the ids of `data`."""
+        if kind == "byte":
+            return cls("byte"), np.frombuffer(data, dtype=np.uint8)
+        code_points = np.frombuffer(decode_utf8(data).encode("utf-32-le"), dtype=np.uint32)
+        unique, ids = np.unique(code_points, return_inverse=True)
+        vocab = cls("char", [chr(c) for c in unique])
+        return vocab, ids.astype(vocab.dtype)
+
+    def encode_corpus(self, data: bytes):
+        """Ids of `data` under this (already fitted) vocabulary; characters outside it are an error."""
+        if self.kind == "byte":
+            return np.frombuffer(data, dtype=np.uint8)
+        code_points = np.frombuffer(decode_utf8(data).encode("utf-32-le"), dtype=np.uint32)
+        ids = np.searchsorted(self._code_points, code_points)
+        ids = np.minimum(ids, self.size - 1)
+        unknown = np.unique(code_points[self._code_points[ids] != code_points])
+        if unknown.size:
+            raise UserError(f"{unknown.size} characters are not in the vocabulary: {_show(chr(c) for c in unknown)}")
+        return ids.astype(self.dtype)
+
+    def encode(self, text: str):
+        """Ids of `text` (a prime, a prompt). Characters outside the vocabulary are an error listing them."""
+        if self.kind == "byte":
+            return np.frombuffer(text.encode("utf-8"), dtype=np.uint8).astype(np.int32)
+        unknown = sorted({c for c in text if c not in self._index})
+        if unknown:
+            raise UserError(f"the prime has characters outside the vocabulary: {_show(unknown)}; "
+                            "remove them, or train in byte mode (--tokens byte)")
+        return np.array([self._index[c] for c in text], dtype=np.int32)
+
+    def decoder(self):
+        """A function id -> text for streaming: in byte mode it holds back partial UTF-8 sequences."""
+        if self.kind == "char":
+            return self.chars.__getitem__
+        incremental = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        return lambda i: incremental.decode(bytes((i,)))
+
+    def decode(self, ids):
+        if self.kind == "char":
+            return "".join(self.chars[i] for i in ids)
+        return bytes(int(i) for i in ids).decode("utf-8", errors="replace")
+
+    def to_json(self):
+        return {"kind": self.kind, "size": self.size, **({"chars": self.chars} if self.kind == "char" else {})}
+
+    @classmethod
+    def from_json(cls, obj):
+        try:
+            vocab = cls(obj["kind"], obj.get("chars"))
+        except (KeyError, TypeError) as e:
+            raise UserError(f"the vocabulary is malformed ({e!r}): re-export or retrain the model") from None
+        if obj.get("size", vocab.size) != vocab.size:
+            raise UserError("the vocabulary is malformed (size does not match its characters)")
+        return vocab
+
+    def __eq__(self, other):
+        return isinstance(other, Vocab) and self.to_json() == other.to_json()
+
+
+def decode_utf8(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"the file is not valid UTF-8 (byte offset {e.start}): "
+                        "train in byte mode with --tokens byte, or convert it to UTF-8") from None
+
+
+def _show(chars):
+    chars = list(chars)
+    shown = " ".join(repr(c) for c in chars[:20])
+    return shown + (f" … ({len(chars)} in all)" if len(chars) > 20 else "")

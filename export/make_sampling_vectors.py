@@ -1,0 +1,64 @@
+"""Writes sampling_vectors.json, the sampling contract's test vectors (SPEC.md, "Sampling").
+
+Run once per contract version; every implementation (Python, Java) must reproduce the file.
+"""
+import json
+import os
+
+import numpy as np
+
+from kerasrnn_edge.sampling import SplitMix64, choose
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def logits_cases():
+    rng = np.random.default_rng(2015)
+    yield "normal-65", rng.normal(0, 2, 65).astype(np.float32)
+    yield "peaked-65", (rng.normal(0, 1, 65) + 8 * (np.arange(65) == 17)).astype(np.float32)
+    yield "bytes-256", rng.normal(0, 3, 256).astype(np.float32)
+    yield "ties-8", np.array([1, 3, 3, 0, 3, -2, 1, 3], np.float32)
+    yield "extreme-6", np.array([-1e30, 80, 79.5, -80, 0, 80], np.float32)
+    yield "two", np.array([0.25, -0.25], np.float32)
+
+
+SETTINGS = [
+    dict(temperature=1.0, top_k=0, top_p=1.0, argmax=False),
+    dict(temperature=0.5, top_k=0, top_p=1.0, argmax=False),
+    dict(temperature=2.0, top_k=0, top_p=1.0, argmax=False),
+    dict(temperature=1.0, top_k=5, top_p=1.0, argmax=False),
+    dict(temperature=1.0, top_k=1, top_p=1.0, argmax=False),
+    dict(temperature=1.0, top_k=0, top_p=0.9, argmax=False),
+    dict(temperature=0.8, top_k=10, top_p=0.5, argmax=False),
+    dict(temperature=1.0, top_k=0, top_p=1e-6, argmax=False),
+    dict(temperature=1.0, top_k=0, top_p=1.0, argmax=True),
+]
+
+
+def main():
+    rng_vectors = []
+    for seed in (0, 1, 42, 2**63 + 12345, 2**64 - 1):
+        rng = SplitMix64(seed)
+        u64 = [str(rng.next_u64()) for _ in range(4)]
+        rng = SplitMix64(seed)
+        doubles = [rng.next_double() for _ in range(4)]
+        rng_vectors.append(dict(seed=str(seed), next_u64=u64, next_double=doubles))
+    cases = []
+    for name, logits in logits_cases():
+        for i, settings in enumerate(SETTINGS):
+            seed = 1000 * len(cases) + 7
+            rng = SplitMix64(seed)
+            ids = [choose(logits, rng, **settings) for _ in range(40)]
+            cases.append(dict(name=f"{name}/{i}", seed=str(seed), **settings, draws=40, ids=ids,
+                              logits=[float(v) for v in logits]))
+    doc = dict(contract_version=1,
+               about="SplitMix64 outputs, then cases: seed the generator, call choose() `draws` times on the "
+                     "same float32 logits, compare ids. Seeds are decimal strings (unsigned 64-bit).",
+               rng=rng_vectors, cases=cases)
+    with open(os.path.join(HERE, "sampling_vectors.json"), "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()
