@@ -1,0 +1,123 @@
+"""Callbacks for the cross-cutting parts of training: state resets, checkpoints, time budget, plots."""
+import math
+import os
+import time
+
+import keras
+
+from .model import get_states, reset_states, set_states
+from .run import atomic_write, save_model, write_json, write_text
+
+
+class TBPTTSchedule(keras.callbacks.Callback):
+    """Keeps truncated BPTT's state discipline inside `fit`.
+
+    The state is reset when a pass over the training text begins, and before validation (which runs
+    statefully over its own streams); the training state is put back after validation.
+    """
+
+    def __init__(self, batches):
+        super().__init__()
+        self.batches = batches
+        self._training_state = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.batches.chunk = epoch % self.batches.chunks
+        if self.batches.chunk == 0:
+            reset_states(self.model)
+
+    def on_test_begin(self, logs=None):
+        self._training_state = get_states(self.model)
+        reset_states(self.model)
+
+    def on_test_end(self, logs=None):
+        set_states(self.model, self._training_state)
+
+
+class Checkpointer(keras.callbacks.Callback):
+    """After each validation: `last.keras` always, `best.keras` when validation loss improves,
+    `checkpoint.json` and `history.csv` (CSVLogger's columns). A non-finite loss stops training
+    without saving, so the best checkpoint stays intact."""
+
+    def __init__(self, run_dir, batches, history, best_val=math.inf):
+        super().__init__()
+        self.run_dir, self.batches, self.history, self.best_val = run_dir, batches, history, best_val
+        self.records = {}
+        self.diverged_at = None
+        self._start = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations.value))
+        loss, val_loss = float(logs.get("loss", math.nan)), float(logs.get("val_loss", math.nan))
+        if not (math.isfinite(loss) and math.isfinite(val_loss)):
+            self.diverged_at = step
+            self.model.stop_training = True
+            return
+        record = {"epoch": round(step / (self.batches.steps * self.batches.chunks), 3), "step": step,
+                  "keras_epoch": epoch, "loss": loss, "val_loss": val_loss}
+        self.records = dict(self.records, last=record)
+        if val_loss < self.best_val:
+            self.best_val = val_loss
+            save_model(self.model, os.path.join(self.run_dir, "best.keras"))
+            self.records["best"] = record
+        save_model(self.model, os.path.join(self.run_dir, "last.keras"))
+        write_json(os.path.join(self.run_dir, "checkpoint.json"), self.records)
+        self.history.append({"epoch": epoch, "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)), "loss": loss,
+                             "seconds": round(time.time() - self._start, 2), "step": step, "val_loss": val_loss})
+        write_history(self.run_dir, self.history)
+
+
+HISTORY_COLUMNS = ["epoch", "learning_rate", "loss", "seconds", "step", "val_loss"]
+
+
+def write_history(run_dir, rows):
+    lines = [",".join(HISTORY_COLUMNS)] + [",".join(str(row[c]) for c in HISTORY_COLUMNS) for row in rows]
+    write_text(os.path.join(run_dir, "history.csv"), "\n".join(lines) + "\n")
+
+
+def read_history(run_dir, up_to_step):
+    path = os.path.join(run_dir, "history.csv")
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        header, *lines = f.read().split()
+    rows = [dict(zip(header.split(","), map(float, line.split(",")))) for line in lines]
+    return [{**r, "epoch": int(r["epoch"]), "step": int(r["step"])} for r in rows if r["step"] <= up_to_step]
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training after `seconds` of wall time (the last validation and checkpoint still run)."""
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds = seconds
+
+    def on_train_begin(self, logs=None):
+        self._deadline = time.time() + self.seconds
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.time() > self._deadline:
+            self._model.stop_training = True  # _model: skips the JAX state sync that `self.model` forces
+
+
+def plot_history(run_dir, rows):
+    """Writes loss.png: training and validation loss against steps."""
+    if not rows:
+        return
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    steps = [r["step"] for r in rows]
+    ax.plot(steps, [r["loss"] for r in rows], label="train", marker=".")
+    ax.plot(steps, [r["val_loss"] for r in rows], label="validation", marker=".")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (nats/token)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title(f"{os.path.basename(os.path.abspath(run_dir))}: best val {min(r['val_loss'] for r in rows):.4f}")
+    fig.tight_layout()
+    atomic_write(os.path.join(run_dir, "loss.png"), lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)

@@ -1,0 +1,145 @@
+"""The command line: kerasrnn train | sample | export | demo. User errors are one line, exit code 2."""
+import argparse
+import dataclasses
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter off stderr
+
+from kerasrnn_edge.errors import UserError  # noqa: E402
+
+from .config import PRESETS, Config  # noqa: E402
+
+TRAIN_HELP = {
+    "text": "train on this file (any text; any file in byte mode)",
+    "corpus": "without --text: python-stdlib (embedded, offline) or shakespeare (downloaded once)",
+    "tokens": "char: Unicode code points of UTF-8 text; byte: the 256 byte values",
+    "train_frac": "fraction of the text for training (from the start)",
+    "val_frac": "fraction for validation (after the training part); the rest is the test split",
+    "cell": "recurrent cell: lstm, gru or rnn", "rnn_size": "units per recurrent layer",
+    "num_layers": "recurrent layers", "embedding_size": "token embedding size",
+    "dropout": "dropout after each recurrent layer",
+    "batch_size": "parallel streams (B)", "seq_length": "steps of backprop through time per batch (T)",
+    "optimizer": "adam, adamw or rmsprop", "learning_rate": "peak learning rate",
+    "lr_schedule": "exponential (char-rnn), cosine (to 10%%) or constant",
+    "lr_decay": "exponential schedule: factor per epoch", "lr_decay_after": "exponential schedule: first epoch to decay",
+    "warmup_steps": "linear warmup steps", "weight_decay": "adamw weight decay",
+    "rmsprop_decay": "rmsprop moving-average decay", "grad_clip": "clip the global gradient norm (0: off)",
+    "max_epochs": "passes over the training text", "max_seconds": "stop after this much wall time (0: no limit)",
+    "eval_every": "validate and checkpoint about every N steps",
+    "patience": "early stopping: validations without improvement (0: off)", "seed": "random seed",
+    "init_from": "start from the weights of this run directory",
+    "steps_per_execution": "training steps per compiled call (faster on GPU)",
+}
+
+
+def add_train_options(parser):
+    for field in dataclasses.fields(Config):
+        flag = "--" + field.name.replace("_", "-")
+        kind = type(field.default) if field.default is not None else str
+        parser.add_argument(flag, type=kind, default=None, metavar=field.name.upper(),
+                            help=f"{TRAIN_HELP[field.name]} (default: from the preset; tiny: "
+                                 f"{PRESETS['tiny'].get(field.name, field.default)})")
+
+
+def add_sample_options(parser):
+    parser.add_argument("--prime", default="", help="text to start from (default: none)")
+    parser.add_argument("--length", type=int, default=500, help="tokens to generate (default 500)")
+    parser.add_argument("--temperature", type=float, default=1.0, help="> 0; lower is more conservative (default 1)")
+    parser.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest tokens (0: all)")
+    parser.add_argument("--top-p", type=float, default=1.0, help="sample within this probability mass (1: all)")
+    parser.add_argument("--argmax", action="store_true", help="always take the likeliest token")
+    parser.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same text")
+
+
+def make_parser():
+    parser = argparse.ArgumentParser(prog="kerasrnn", description="Character-level RNN language models with Keras.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a model (or resume a run)")
+    train.add_argument("--preset", default="tiny", help=f"base settings: {', '.join(PRESETS)} (default tiny)")
+    train.add_argument("--run-dir", default="runs/default", help="where checkpoints and logs go (default runs/default)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from last.keras")
+    add_train_options(train)
+
+    sample = commands.add_parser("sample", help="generate text from a trained run")
+    sample.add_argument("run_dir", help="a run directory made by kerasrnn train")
+    sample.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which weights (default best)")
+    add_sample_options(sample)
+
+    export = commands.add_parser("export", help="write an edge bundle (TFLite, ONNX) from a trained run")
+    export.add_argument("run_dir", help="a run directory made by kerasrnn train")
+    export.add_argument("--out", required=True, help="bundle directory to write")
+    export.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which weights (default best)")
+
+    demo = commands.add_parser("demo", help="train a small model on Python's own source code, then sample")
+    demo.add_argument("--run-dir", default="runs/demo", help="where the run goes (default runs/demo)")
+    demo.add_argument("--seconds", type=float, default=120, help="training time budget (default 120)")
+    return parser
+
+
+def train_config(args):
+    """The preset (or, resuming, the saved config) overridden by the options given explicitly."""
+    if args.resume and os.path.exists(os.path.join(args.run_dir, "config.json")):
+        from .run import load_config
+        config = load_config(args.run_dir)
+    else:
+        from .config import preset
+        config = preset(args.preset)
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if getattr(args, f.name) is not None}
+    return dataclasses.replace(config, **overrides)
+
+
+def import_keras_quietly():
+    """TensorFlow 2.21 writes start-up notices to stderr before any log setting applies; import it (and
+    let it probe for devices) with stderr closed, so that an error stays one line."""
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import keras
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+            tf.config.list_physical_devices()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def run(args):
+    import_keras_quietly()
+    if args.command == "train":
+        from .train import train
+        train(train_config(args), args.run_dir, resume=args.resume)
+    elif args.command == "sample":
+        from .sample import sample
+        sample(args.run_dir, args.prime, args.length, args.temperature, args.top_k, args.top_p, args.seed,
+               args.argmax, which=args.checkpoint)
+    elif args.command == "export":
+        from kerasrnn_export.bundle import export_bundle
+        export_bundle(args.run_dir, args.out, which=args.checkpoint)
+        print(f"kerasrnn: wrote the bundle to {args.out}")
+    elif args.command == "demo":
+        demo(args.run_dir, args.seconds)
+
+
+def demo(run_dir, seconds):
+    """The README's first command: a small model on Python's standard library, then a sample."""
+    from .config import preset
+    from .sample import sample
+    from .train import train
+    config = dataclasses.replace(preset("tiny"), corpus="python-stdlib", max_seconds=seconds)
+    train(config, run_dir, resume=os.path.exists(os.path.join(run_dir, "last.keras")))
+    print("\nkerasrnn: a sample from the best checkpoint:\n")
+    sample(run_dir, prime="def ", length=400, temperature=0.7, seed=1)
+
+
+def main(argv=None):
+    args = make_parser().parse_args(argv)
+    try:
+        run(args)
+    except UserError as e:
+        print(f"kerasrnn: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except BrokenPipeError:
+        sys.exit(1)

@@ -1,0 +1,113 @@
+"""Training configuration: plain values, presets, and the checks that turn bad values into one line."""
+import dataclasses
+import json
+
+from kerasrnn_edge.errors import UserError
+
+
+@dataclasses.dataclass
+class Config:
+    # data
+    text: str = None              # path of the training text; None: the embedded corpus (`corpus`)
+    corpus: str = "python-stdlib"  # "python-stdlib" (offline, embedded) or "shakespeare" (downloaded)
+    tokens: str = "char"          # "char": Unicode code points; "byte": 256 byte values, any file
+    train_frac: float = 0.9
+    val_frac: float = 0.1         # the rest after train and val is the test split
+    # model
+    cell: str = "lstm"            # lstm | gru | rnn
+    rnn_size: int = 128
+    num_layers: int = 2
+    embedding_size: int = 64
+    dropout: float = 0.0
+    # truncated BPTT
+    batch_size: int = 50          # parallel streams
+    seq_length: int = 50          # steps per batch
+    # optimisation
+    optimizer: str = "adam"       # adam | adamw | rmsprop
+    learning_rate: float = 2e-3
+    lr_schedule: str = "exponential"  # exponential (char-rnn) | cosine | constant
+    lr_decay: float = 0.97        # exponential: factor per epoch once past lr_decay_after
+    lr_decay_after: int = 10      # epochs
+    warmup_steps: int = 0
+    weight_decay: float = 0.0     # adamw only
+    rmsprop_decay: float = 0.95   # rmsprop only
+    grad_clip: float = 5.0        # global gradient norm; 0 turns clipping off
+    # schedule
+    max_epochs: int = 50
+    max_seconds: float = 0.0      # 0: no time budget
+    eval_every: int = 1000        # validate and checkpoint every N steps (at most once per epoch)
+    patience: int = 0             # stop after N validations without improvement; 0: never
+    seed: int = 123
+    init_from: str = None         # run directory (or .keras file) whose weights start this run
+    steps_per_execution: int = 1
+
+    def check(self):
+        positive = ["rnn_size", "num_layers", "embedding_size", "batch_size", "seq_length", "max_epochs",
+                    "eval_every", "steps_per_execution"]
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise UserError(f"--{name.replace('_', '-')} must be positive (got {getattr(self, name)})")
+        for name in ["learning_rate", "train_frac", "val_frac"]:
+            if not getattr(self, name) > 0:
+                raise UserError(f"--{name.replace('_', '-')} must be > 0 (got {getattr(self, name)})")
+        for name in ["max_seconds", "patience", "warmup_steps", "weight_decay", "grad_clip", "lr_decay_after"]:
+            if getattr(self, name) < 0:
+                raise UserError(f"--{name.replace('_', '-')} must be >= 0 (got {getattr(self, name)})")
+        if not 0 <= self.dropout < 1:
+            raise UserError(f"--dropout must be in [0, 1) (got {self.dropout})")
+        if self.train_frac + self.val_frac > 1 + 1e-9:
+            raise UserError(f"--train-frac + --val-frac must be at most 1 (got {self.train_frac + self.val_frac})")
+        choices = {"tokens": ("char", "byte"), "cell": ("lstm", "gru", "rnn"),
+                   "optimizer": ("adam", "adamw", "rmsprop"), "lr_schedule": ("exponential", "cosine", "constant"),
+                   "corpus": ("python-stdlib", "shakespeare")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise UserError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)} "
+                                f"(got {getattr(self, name)!r})")
+        return self
+
+    def model_args(self):
+        return {k: getattr(self, k) for k in ("cell", "rnn_size", "num_layers", "embedding_size", "dropout")}
+
+    def to_json(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, obj):
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in obj.items() if k in known})
+
+
+PRESETS = {
+    # Trains in minutes on a 2-core CPU.
+    "tiny": dict(cell="lstm", rnn_size=256, num_layers=1, embedding_size=64, dropout=0.0, batch_size=32,
+                 seq_length=64, optimizer="adam", learning_rate=4e-3, lr_schedule="cosine", warmup_steps=50,
+                 max_epochs=20, eval_every=400),
+    # char-rnn's defaults (train.lua): 2x128 LSTM, batch 50, seq 50, RMSprop 2e-3, decay 0.97 after
+    # epoch 10, clip 5, 50 epochs, 95/5 split, validation every 1000 steps, seed 123.
+    "char-rnn": dict(cell="lstm", rnn_size=128, num_layers=2, embedding_size=64, dropout=0.0, batch_size=50,
+                     seq_length=50, optimizer="rmsprop", learning_rate=2e-3, rmsprop_decay=0.95,
+                     lr_schedule="exponential", lr_decay=0.97, lr_decay_after=10, grad_clip=5.0, max_epochs=50,
+                     train_frac=0.95, val_frac=0.05, eval_every=1000, seed=123),
+    # The best settings we found for tiny-shakespeare on one GPU (docs/benchmarks.md).
+    "shakespeare": dict(cell="lstm", rnn_size=1024, num_layers=3, embedding_size=256, dropout=0.35,
+                        batch_size=128, seq_length=128, optimizer="adamw", learning_rate=2e-3, weight_decay=0.1,
+                        lr_schedule="cosine", warmup_steps=200, grad_clip=1.0, max_epochs=60, eval_every=100,
+                        patience=8),
+}
+
+
+def preset(name):
+    if name not in PRESETS:
+        raise UserError(f"unknown preset {name!r}: use one of {', '.join(PRESETS)}")
+    return Config(**PRESETS[name])
+
+
+def load_json(path, what):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise UserError(f"{path} is missing: is this a kerasrnn run directory?") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} is not valid JSON ({e}): the {what} is corrupt") from None

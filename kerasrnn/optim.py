@@ -1,0 +1,42 @@
+"""The optimizer and its learning-rate schedule (registered, so checkpoints restore them on resume)."""
+import math
+
+import keras
+
+
+@keras.saving.register_keras_serializable(package="kerasrnn")
+class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warmup, then char-rnn's per-epoch exponential decay, a cosine to 10%, or a constant."""
+
+    def __init__(self, learning_rate, kind, steps_per_epoch, total_steps, warmup_steps=0, decay=0.97,
+                 decay_after=10):
+        self.learning_rate, self.kind, self.steps_per_epoch, self.total_steps = learning_rate, kind, steps_per_epoch, total_steps
+        self.warmup_steps, self.decay, self.decay_after = warmup_steps, decay, decay_after
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        rate = self.learning_rate * keras.ops.minimum(1.0, (step + 1) / max(1, self.warmup_steps))
+        if self.kind == "exponential":
+            epochs_past = keras.ops.maximum(0.0, keras.ops.floor(step / self.steps_per_epoch) - self.decay_after + 1)
+            return rate * self.decay ** epochs_past
+        if self.kind == "cosine":
+            progress = keras.ops.minimum(1.0, step / self.total_steps)
+            return rate * (0.1 + 0.45 * (1 + keras.ops.cos(math.pi * progress)))
+        return rate
+
+    def get_config(self):
+        return dict(learning_rate=self.learning_rate, kind=self.kind, steps_per_epoch=self.steps_per_epoch,
+                    total_steps=self.total_steps, warmup_steps=self.warmup_steps, decay=self.decay,
+                    decay_after=self.decay_after)
+
+
+def make_optimizer(config, steps_per_epoch):
+    schedule = WarmupDecay(config.learning_rate, config.lr_schedule, steps_per_epoch,
+                           steps_per_epoch * config.max_epochs, config.warmup_steps, config.lr_decay,
+                           config.lr_decay_after)
+    clip = dict(global_clipnorm=config.grad_clip) if config.grad_clip else {}
+    if config.optimizer == "adamw":
+        return keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, **clip)
+    if config.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(schedule, rho=config.rmsprop_decay, **clip)
+    return keras.optimizers.Adam(schedule, **clip)

@@ -1,0 +1,113 @@
+"""Training: a stateful char-level language model through `model.fit`, with resumable checkpoints."""
+import math
+import os
+import sys
+
+import keras
+
+from kerasrnn_edge.errors import UserError
+
+from . import data
+from .callbacks import Checkpointer, TBPTTSchedule, TimeBudget, plot_history, read_history
+from .config import Config
+from .model import build_model, copy_weights
+from .optim import make_optimizer
+from .run import load_checkpoints, load_config, load_model, load_run, load_vocab, write_json
+
+SUPPORTED_BACKENDS = ("tensorflow", "jax")
+SHAPE_KEYS = ("cell", "rnn_size", "num_layers", "embedding_size", "batch_size", "tokens")
+
+
+def check_resumable(run_dir, config, vocab):
+    """A run directory is continued only with the same vocabulary and model shape."""
+    saved = load_config(run_dir)
+    changed = [k for k in SHAPE_KEYS if getattr(saved, k) != getattr(config, k)]
+    if changed:
+        raise UserError(f"cannot resume {run_dir}: {', '.join(f'{k} {getattr(saved, k)} -> {getattr(config, k)}' for k in changed)}"
+                        " differ from the saved run; keep them, or start a new --run-dir")
+    if load_vocab(run_dir) != vocab:
+        raise UserError(f"cannot resume {run_dir}: the text's vocabulary differs from the saved vocab.json; "
+                        "train on the same text, or start a new --run-dir")
+
+
+def train(config: Config, run_dir, resume=False, verbose="auto"):
+    """Trains (or resumes) a run in `run_dir`; returns the checkpoint record {"best": ..., "last": ...}."""
+    backend = keras.backend.backend()
+    if backend not in SUPPORTED_BACKENDS:
+        raise UserError(f"the {backend} backend is not supported (stateful training fails on torch+CUDA); "
+                        "set KERAS_BACKEND=tensorflow or KERAS_BACKEND=jax")
+    config.check()
+    last_path = os.path.join(run_dir, "last.keras")
+    if not resume and os.path.exists(last_path):
+        raise UserError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --run-dir")
+    if resume and not os.path.exists(last_path):
+        raise UserError(f"{run_dir} has no checkpoint to resume (last.keras is missing)")
+
+    vocab, ids = data.load_ids(data.corpus_path(config), config.tokens)
+    if resume:
+        check_resumable(run_dir, config, vocab)
+    train_ids, val_ids, _ = data.split(ids, config.train_frac, config.val_frac)
+    probe = data.StreamBatches(train_ids, config.batch_size, config.seq_length)
+    batches = data.StreamBatches(train_ids, config.batch_size, config.seq_length,
+                                 chunks=max(1, round(probe.batches_per_pass / config.eval_every)))
+    val_batches = data.StreamBatches(val_ids, config.batch_size, config.seq_length, what="validation")
+
+    os.makedirs(run_dir, exist_ok=True)
+    keras.utils.set_random_seed(config.seed)
+    if resume:
+        model = load_model(last_path)
+        records = load_checkpoints(run_dir)
+        initial_epoch = records["last"]["keras_epoch"] + 1
+        best_val = records.get("best", {}).get("val_loss", math.inf)
+        history = read_history(run_dir, records["last"]["step"])
+    else:
+        model = build_model(vocab.size, config.batch_size, config.seq_length, **config.model_args())
+        model.compile(optimizer=make_optimizer(config, batches.steps * batches.chunks),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      steps_per_execution=config.steps_per_execution)
+        if config.init_from:
+            copy_weights(load_run(config.init_from)[0], model)
+        initial_epoch, best_val, records, history = 0, math.inf, {}, []
+    write_json(os.path.join(run_dir, "config.json"), config.to_json())
+    write_json(os.path.join(run_dir, "vocab.json"), vocab.to_json())
+
+    checkpointer = Checkpointer(run_dir, batches, history, best_val)
+    checkpointer.records = records
+    callbacks = [TBPTTSchedule(batches), checkpointer]
+    if config.max_seconds:
+        callbacks.append(TimeBudget(config.max_seconds))
+    if config.patience:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience))
+    if _has_tensorboard():
+        callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")))
+    if verbose == "auto":
+        verbose = 1 if sys.stdout.isatty() else 2
+    if verbose:
+        print(f"kerasrnn: {len(train_ids):,} training and {len(val_ids):,} validation tokens, vocab {vocab.size}, "
+              f"{model.count_params():,} parameters, {batches.steps * batches.chunks} steps per epoch", flush=True)
+    try:
+        model.fit(batches, validation_data=val_batches, epochs=config.max_epochs * batches.chunks,
+                  initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose, shuffle=False)
+    except KeyboardInterrupt:
+        last = checkpointer.records.get("last")
+        where = f"step {last['step']}, val loss {last['val_loss']:.4f}" if last else "none yet"
+        raise UserError(f"interrupted; the last checkpoint ({where}) is intact in {run_dir}: "
+                        f"continue with kerasrnn train --run-dir {run_dir} --resume") from None
+    finally:
+        plot_history(run_dir, checkpointer.history)
+    if checkpointer.diverged_at is not None:
+        best = checkpointer.records.get("best")
+        kept = f"best.keras (val loss {best['val_loss']:.4f}) is intact" if best else "no checkpoint was saved"
+        raise UserError(f"training diverged: the loss became nan or inf by step {checkpointer.diverged_at}; {kept}. "
+                        "Lower --learning-rate or --grad-clip")
+    return checkpointer.records
+
+
+def _has_tensorboard():
+    """TensorBoard logs need TensorFlow's summary writer; the JAX-only GPU host trains without them."""
+    try:
+        import tensorboard  # noqa: F401
+        import tensorflow  # noqa: F401
+        return True
+    except ImportError:
+        return False
