@@ -1,0 +1,241 @@
+package org.kerasrnn.edge;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * A bundle's manifest.json (format_version 1): the vocabulary, the recurrent state tensors in
+ * order, and the TFLite files with their "step" signatures. {@link #parse} checks everything the
+ * sampler relies on, so that a wrong or stale bundle fails at load time with a clear message
+ * rather than with a tensor error in the middle of generation.
+ */
+public final class BundleManifest {
+    public static final String FORMAT = "kerasrnn-bundle";
+    public static final int SUPPORTED_FORMAT_VERSION = 1;
+    public static final int SUPPORTED_SAMPLING_CONTRACT = 1;
+
+    public final Vocab vocab;
+    /** "lstm", "gru" or "rnn". */
+    public final String cell;
+    public final int numLayers;
+    /** In the order the model's signature expects them. */
+    public final List<StateSpec> states;
+    private final List<ModelFile> tfliteFiles;
+
+    private BundleManifest(Vocab vocab, String cell, int numLayers, List<StateSpec> states,
+                           List<ModelFile> tfliteFiles) {
+        this.vocab = vocab;
+        this.cell = cell;
+        this.numLayers = numLayers;
+        this.states = Collections.unmodifiableList(states);
+        this.tfliteFiles = Collections.unmodifiableList(tfliteFiles);
+    }
+
+    /** Reads and checks a manifest; a {@link ManifestException} says what is wrong with it. */
+    public static BundleManifest parse(String json) {
+        Object root;
+        try {
+            root = Json.parse(json);
+        } catch (IllegalArgumentException e) {
+            throw new ManifestException("manifest.json is not valid JSON (" + e.getMessage() + ")");
+        }
+        Map<?, ?> manifest = object(root, "the manifest");
+        Object format = manifest.get("format");
+        if (!FORMAT.equals(format)) {
+            throw new ManifestException("not a kerasrnn bundle: \"format\" is " + show(format) + ", expected \""
+                    + FORMAT + "\"");
+        }
+        int version = integer(manifest, "format_version", "the manifest");
+        if (version != SUPPORTED_FORMAT_VERSION) {
+            throw new ManifestException("bundle format_version " + version + " is not supported: this sampler "
+                    + "reads format_version " + SUPPORTED_FORMAT_VERSION
+                    + "; export the bundle with a kerasrnn that writes it, or update the sampler");
+        }
+        int contract = integer(manifest, "sampling_contract", "the manifest");
+        if (contract != SUPPORTED_SAMPLING_CONTRACT) {
+            throw new ManifestException("sampling_contract " + contract + " is not supported: this sampler "
+                    + "implements contract " + SUPPORTED_SAMPLING_CONTRACT);
+        }
+        Vocab vocab;
+        try {
+            vocab = Vocab.fromJson(manifest.get("vocab"));
+        } catch (IllegalArgumentException e) {
+            throw new ManifestException("the vocabulary is malformed: " + e.getMessage());
+        }
+        Map<?, ?> model = object(manifest.get("model"), "\"model\"");
+        String cell = string(model, "cell", "\"model\"");
+        int layers = integer(model, "num_layers", "\"model\"");
+        if (!cell.equals("lstm") && !cell.equals("gru") && !cell.equals("rnn")) {
+            throw new ManifestException("unknown cell \"" + cell + "\": expected lstm, gru or rnn");
+        }
+        if (layers < 1) {
+            throw new ManifestException("\"model.num_layers\" must be >= 1, got " + layers);
+        }
+        List<StateSpec> states = states(manifest.get("state"));
+        int expectedStates = layers * (cell.equals("lstm") ? 2 : 1);
+        if (states.size() != expectedStates) {
+            throw new ManifestException("a " + layers + "-layer " + cell + " has " + expectedStates
+                    + " state tensors, but the manifest lists " + states.size());
+        }
+        List<ModelFile> tfliteFiles = new ArrayList<ModelFile>();
+        for (Object entry : list(manifest.get("files"), "\"files\"")) {
+            Map<?, ?> file = object(entry, "each entry of \"files\"");
+            if ("tflite".equals(file.get("format"))) {
+                tfliteFiles.add(tfliteFile(file, vocab, states));
+            }
+        }
+        if (tfliteFiles.isEmpty()) {
+            throw new ManifestException("the bundle has no tflite file; export it with the tflite format");
+        }
+        return new BundleManifest(vocab, cell, layers, states, tfliteFiles);
+    }
+
+    /** The TFLite file of the given precision ("fp32" or "int8"). */
+    public ModelFile tfliteFile(String precision) {
+        List<String> available = new ArrayList<String>();
+        for (ModelFile file : tfliteFiles) {
+            if (file.precision.equals(precision)) {
+                return file;
+            }
+            available.add(file.precision);
+        }
+        throw new ManifestException("the bundle has no " + precision + " tflite file; it has " + available);
+    }
+
+    private static List<StateSpec> states(Object json) {
+        List<StateSpec> states = new ArrayList<StateSpec>();
+        Set<String> names = new LinkedHashSet<String>();
+        for (Object entry : list(json, "\"state\"")) {
+            Map<?, ?> state = object(entry, "each entry of \"state\"");
+            String name = string(state, "name", "a state entry");
+            String where = "state \"" + name + "\"";
+            TensorSpec spec = tensor(state, where);
+            if (spec.shape.length != 2 || spec.shape[0] != 1 || spec.shape[1] < 1 || !spec.dtype.equals("float32")) {
+                throw new ManifestException(where + " must be float32[1, H], got " + spec);
+            }
+            if (!names.add(name)) {
+                throw new ManifestException("state \"" + name + "\" is listed twice");
+            }
+            states.add(new StateSpec(name, spec.shape[1]));
+        }
+        if (states.isEmpty()) {
+            throw new ManifestException("the manifest lists no state tensors under \"state\"");
+        }
+        return states;
+    }
+
+    /** One "files" entry of format tflite, its signature checked against the vocabulary and state. */
+    private static ModelFile tfliteFile(Map<?, ?> file, Vocab vocab, List<StateSpec> states) {
+        String path = string(file, "path", "a tflite file entry");
+        String where = "tflite file \"" + path + "\"";
+        String precision = string(file, "precision", where);
+        String signature = string(file, "signature", where);
+        int batch = integer(file, "batch", where);
+        if (batch != 1) {
+            throw new ManifestException(where + " has batch " + batch + "; the sampler runs batch 1");
+        }
+        Map<String, TensorSpec> inputs = tensors(file.get("inputs"), where + " inputs");
+        Map<String, TensorSpec> outputs = tensors(file.get("outputs"), where + " outputs");
+        Map<String, TensorSpec> expectedInputs = new LinkedHashMap<String, TensorSpec>();
+        Map<String, TensorSpec> expectedOutputs = new LinkedHashMap<String, TensorSpec>();
+        expectedInputs.put("token", new TensorSpec(new int[] {1}, "int32"));
+        expectedOutputs.put("logits", new TensorSpec(new int[] {1, vocab.size()}, "float32"));
+        for (StateSpec state : states) {
+            TensorSpec spec = new TensorSpec(new int[] {1, state.size}, "float32");
+            expectedInputs.put(state.name, spec);
+            expectedOutputs.put(state.nextName(), spec);
+        }
+        checkSignature(where + " inputs", inputs, expectedInputs);
+        checkSignature(where + " outputs", outputs, expectedOutputs);
+        long bytes = integer(file, "bytes", where);
+        return new ModelFile(path, precision, signature, inputs, outputs, bytes);
+    }
+
+    private static void checkSignature(String where, Map<String, TensorSpec> actual,
+                                       Map<String, TensorSpec> expected) {
+        if (!actual.keySet().equals(expected.keySet())) {
+            throw new ManifestException(where + " are " + actual.keySet() + ", expected " + expected.keySet());
+        }
+        for (Map.Entry<String, TensorSpec> entry : expected.entrySet()) {
+            TensorSpec want = entry.getValue();
+            TensorSpec got = actual.get(entry.getKey());
+            if (!got.is(want.dtype, want.shape)) {
+                throw new ManifestException(where + ": \"" + entry.getKey() + "\" is " + got + ", expected " + want);
+            }
+        }
+    }
+
+    private static Map<String, TensorSpec> tensors(Object json, String where) {
+        Map<String, TensorSpec> tensors = new LinkedHashMap<String, TensorSpec>();
+        for (Map.Entry<?, ?> entry : object(json, where).entrySet()) {
+            String name = (String) entry.getKey();
+            tensors.put(name, tensor(object(entry.getValue(), where + " \"" + name + "\""), where + " \"" + name + "\""));
+        }
+        return tensors;
+    }
+
+    private static TensorSpec tensor(Map<?, ?> json, String where) {
+        List<Object> dims = list(json.get("shape"), where + " \"shape\"");
+        int[] shape = new int[dims.size()];
+        for (int i = 0; i < shape.length; i++) {
+            Object dim = dims.get(i);
+            if (!(dim instanceof Long) || (Long) dim < 0 || (Long) dim > Integer.MAX_VALUE) {
+                throw new ManifestException(where + " \"shape\" must hold non-negative integers, got " + show(dim));
+            }
+            shape[i] = (int) (long) (Long) dim;
+        }
+        return new TensorSpec(shape, string(json, "dtype", where));
+    }
+
+    private static Map<?, ?> object(Object json, String what) {
+        if (!(json instanceof Map)) {
+            throw new ManifestException(what + " must be a JSON object, got " + show(json));
+        }
+        return (Map<?, ?>) json;
+    }
+
+    @SuppressWarnings("unchecked")
+    private static List<Object> list(Object json, String what) {
+        if (!(json instanceof List)) {
+            throw new ManifestException(what + " must be a JSON array, got " + show(json));
+        }
+        return (List<Object>) json;
+    }
+
+    private static String string(Map<?, ?> object, String key, String where) {
+        Object value = object.get(key);
+        if (!(value instanceof String)) {
+            throw new ManifestException(where + " needs a string \"" + key + "\", got " + show(value));
+        }
+        return (String) value;
+    }
+
+    private static int integer(Map<?, ?> object, String key, String where) {
+        Object value = object.get(key);
+        if (!(value instanceof Long) || (Long) value < Integer.MIN_VALUE || (Long) value > Integer.MAX_VALUE) {
+            throw new ManifestException(where + " needs an integer \"" + key + "\", got " + show(value));
+        }
+        return (int) (long) (Long) value;
+    }
+
+    private static String show(Object json) {
+        if (json == null) {
+            return "nothing";
+        }
+        if (json instanceof String) {
+            return "\"" + json + "\"";
+        }
+        if (json instanceof Map) {
+            return "an object";
+        }
+        if (json instanceof List) {
+            return "an array";
+        }
+        return String.valueOf(json);
+    }
+}

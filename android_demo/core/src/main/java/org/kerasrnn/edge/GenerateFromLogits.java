@@ -1,0 +1,83 @@
+package org.kerasrnn.edge;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Paths;
+import java.util.Map;
+
+/**
+ * Runs the generate loop over a table of logits instead of a network, and prints the text as
+ * UTF-8: the Java half of tests/test_java_sampler.py, which runs the Python sampler over the same
+ * table and compares the two texts.
+ *
+ * <p>Usage: {@code GenerateFromLogits SPEC.json LOGITS.bin}. SPEC.json holds {@code vocab} (as in
+ * a manifest), {@code prime}, {@code length}, {@code temperature}, {@code top_k}, {@code top_p},
+ * {@code argmax} and {@code seed} (a decimal string, unsigned 64-bit). LOGITS.bin is float32
+ * little-endian, rows of V values; see {@link LogitsTable} for which row a feed returns.
+ */
+public final class GenerateFromLogits {
+    private GenerateFromLogits() {
+    }
+
+    /** Feed number n (counting from 0 after reset) of token t returns row (n + t) mod rows. */
+    static final class LogitsTable implements StepModel {
+        private final float[][] rows;
+        private int feeds;
+
+        LogitsTable(float[][] rows) {
+            this.rows = rows;
+        }
+
+        static LogitsTable read(byte[] data, int vocabSize) {
+            if (data.length == 0 || data.length % (4 * vocabSize) != 0) {
+                throw new IllegalArgumentException("the logits file holds " + data.length
+                        + " bytes, not whole rows of " + vocabSize + " float32 values");
+            }
+            FloatBuffer values = ByteBuffer.wrap(data).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+            float[][] rows = new float[data.length / (4 * vocabSize)][vocabSize];
+            for (float[] row : rows) {
+                values.get(row);
+            }
+            return new LogitsTable(rows);
+        }
+
+        @Override
+        public void reset() {
+            feeds = 0;
+        }
+
+        @Override
+        public float[] feed(int token) {
+            return rows[(feeds++ + token) % rows.length].clone();
+        }
+    }
+
+    public static void main(String[] args) throws IOException {
+        if (args.length != 2) {
+            System.err.println("usage: GenerateFromLogits SPEC.json LOGITS.bin");
+            System.exit(2);
+        }
+        Map<?, ?> spec = (Map<?, ?>) Json.parse(new String(Files.readAllBytes(Paths.get(args[0])),
+                StandardCharsets.UTF_8));
+        Vocab vocab = Vocab.fromJson(spec.get("vocab"));
+        LogitsTable table = LogitsTable.read(Files.readAllBytes(Paths.get(args[1])), vocab.size());
+        SamplingParams params = new SamplingParams(((Number) spec.get("temperature")).doubleValue(),
+                ((Number) spec.get("top_k")).intValue(), ((Number) spec.get("top_p")).doubleValue(),
+                (Boolean) spec.get("argmax"));
+        long seed = Long.parseUnsignedLong((String) spec.get("seed"));
+        int length = ((Number) spec.get("length")).intValue();
+        Generation generation = new Generation(table, vocab, (String) spec.get("prime"), length, params, seed);
+        StringBuilder text = new StringBuilder();
+        while (generation.hasNext()) {
+            text.append(generation.next());
+        }
+        PrintStream out = new PrintStream(System.out, false, "UTF-8");
+        out.print(text);
+        out.flush();
+    }
+}
