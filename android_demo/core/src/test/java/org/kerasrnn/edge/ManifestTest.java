@@ -1,0 +1,164 @@
+package org.kerasrnn.edge;
+
+import static org.junit.Assert.assertEquals;
+import static org.junit.Assert.assertTrue;
+import static org.junit.Assert.fail;
+
+import org.junit.Test;
+
+public class ManifestTest {
+    /** Test JSON is written with single quotes for readability; this makes it JSON. */
+    private static String json(String singleQuoted) {
+        return singleQuoted.replace('\'', '"');
+    }
+
+    private static String tensor(String dtype, int... shape) {
+        StringBuilder dims = new StringBuilder();
+        for (int dim : shape) {
+            dims.append(dims.length() == 0 ? "" : ", ").append(dim);
+        }
+        return "{'shape': [" + dims + "], 'dtype': '" + dtype + "'}";
+    }
+
+    private static String tfliteFile(String precision) {
+        String state = tensor("float32", 1, 3);
+        return "{'path': 'step_" + precision + ".tflite', 'format': 'tflite', 'precision': '" + precision + "',"
+                + " 'batch': 1, 'signature': 'step',"
+                + " 'inputs': {'token': " + tensor("int32", 1) + ", 'layer0_h': " + state + ", 'layer0_c': " + state
+                + ", 'layer1_h': " + state + ", 'layer1_c': " + state + "},"
+                + " 'outputs': {'logits': " + tensor("float32", 1, 5) + ", 'next_layer0_h': " + state
+                + ", 'next_layer0_c': " + state + ", 'next_layer1_h': " + state + ", 'next_layer1_c': " + state + "},"
+                + " 'sha256': '00ff', 'bytes': 12345, 'min_runtime': {'tflite-runtime': '2.14.0'}}";
+    }
+
+    /** A 2-layer LSTM over a 5-character vocabulary, as the exporter writes it. */
+    private static final String VALID = json("{'format': 'kerasrnn-bundle', 'format_version': 1, 'sampling_contract': 1,"
+            + " 'vocab': {'kind': 'char', 'size': 5, 'chars': ['\\n', ' ', 'a', '\\u00e9', '\\ud83d\\ude00']},"
+            + " 'model': {'cell': 'lstm', 'num_layers': 2, 'rnn_size': 3, 'embedding_size': 4},"
+            + " 'state': [" + "{'name': 'layer0_h', 'shape': [1, 3], 'dtype': 'float32'},"
+            + " {'name': 'layer0_c', 'shape': [1, 3], 'dtype': 'float32'},"
+            + " {'name': 'layer1_h', 'shape': [1, 3], 'dtype': 'float32'},"
+            + " {'name': 'layer1_c', 'shape': [1, 3], 'dtype': 'float32'}],"
+            + " 'files': [" + tfliteFile("fp32") + ", " + tfliteFile("int8") + ","
+            + " {'path': 'step.onnx', 'format': 'onnx', 'precision': 'fp32', 'batch': 1}],"
+            + " 'source': {'config': {}, 'val_loss': 1.52}}");
+
+    static BundleManifest validManifest() {
+        return BundleManifest.parse(VALID);
+    }
+
+    private static void assertRejected(String manifest, String expectedMessagePart) {
+        try {
+            BundleManifest.parse(manifest);
+            fail("accepted a manifest that should fail with: " + expectedMessagePart);
+        } catch (ManifestException e) {
+            assertTrue("message \"" + e.getMessage() + "\" lacks \"" + expectedMessagePart + "\"",
+                    e.getMessage().contains(expectedMessagePart));
+        }
+    }
+
+    /** VALID with one piece of text replaced, which must occur in it. */
+    private static String validWith(String original, String replacement) {
+        String from = json(original);
+        assertTrue("VALID lacks " + from, VALID.contains(from));
+        return VALID.replace(from, json(replacement));
+    }
+
+    @Test
+    public void readsAValidManifest() {
+        BundleManifest manifest = validManifest();
+        assertEquals(Vocab.Kind.CHAR, manifest.vocab.kind());
+        assertEquals(5, manifest.vocab.size());
+        assertEquals("😀", manifest.vocab.newDecoder().decode(4));
+        assertEquals("lstm", manifest.cell);
+        assertEquals(2, manifest.numLayers);
+        assertEquals(4, manifest.states.size());
+        assertEquals("layer1_c", manifest.states.get(3).name);
+        assertEquals("next_layer1_c", manifest.states.get(3).nextName());
+        assertEquals(3, manifest.states.get(3).size);
+        ModelFile int8 = manifest.tfliteFile("int8");
+        assertEquals("step_int8.tflite", int8.path);
+        assertEquals("step", int8.signature);
+        assertEquals(12345, int8.bytes);
+        assertEquals("step_fp32.tflite", manifest.tfliteFile("fp32").path);
+    }
+
+    @Test
+    public void readsAByteVocabularyGru() {
+        String gru = VALID.replace(json("{'kind': 'char', 'size': 5, 'chars': ['\\n', ' ', 'a', '\\u00e9', '\\ud83d\\ude00']}"),
+                json("{'kind': 'byte', 'size': 256}"))
+                .replace(json("'cell': 'lstm'"), json("'cell': 'gru'"))
+                .replace(json(", {'name': 'layer0_c', 'shape': [1, 3], 'dtype': 'float32'}"), "")
+                .replace(json(", {'name': 'layer1_c', 'shape': [1, 3], 'dtype': 'float32'}"), "")
+                .replace(json(", 'layer0_c': " + tensor("float32", 1, 3)), "")
+                .replace(json(", 'layer1_c': " + tensor("float32", 1, 3)), "")
+                .replace(json(", 'next_layer0_c': " + tensor("float32", 1, 3)), "")
+                .replace(json(", 'next_layer1_c': " + tensor("float32", 1, 3)), "")
+                .replace(json(tensor("float32", 1, 5)), json(tensor("float32", 1, 256)));
+        BundleManifest manifest = BundleManifest.parse(gru);
+        assertEquals(Vocab.Kind.BYTE, manifest.vocab.kind());
+        assertEquals(2, manifest.states.size());
+        assertEquals(2, manifest.tfliteFile("fp32").inputs.size() - 1);
+    }
+
+    @Test
+    public void rejectsOtherFilesAndVersions() {
+        assertRejected("{\"format\": ", "manifest.json is not valid JSON (invalid JSON at offset 11");
+        assertRejected("[]", "the manifest must be a JSON object");
+        assertRejected(validWith("'format': 'kerasrnn-bundle'", "'format': 'other'"),
+                "not a kerasrnn bundle: \"format\" is \"other\", expected \"kerasrnn-bundle\"");
+        assertRejected(validWith("'format_version': 1", "'format_version': 2"),
+                "bundle format_version 2 is not supported: this sampler reads format_version 1");
+        assertRejected(validWith("'format_version': 1", "'format_version': '1'"),
+                "needs an integer \"format_version\", got \"1\"");
+        assertRejected(validWith("'sampling_contract': 1", "'sampling_contract': 2"),
+                "sampling_contract 2 is not supported: this sampler implements contract 1");
+    }
+
+    @Test
+    public void rejectsInconsistentVocabularies() {
+        assertRejected(validWith("'size': 5", "'size': 6"), "\"vocab.size\" is 6 but the char vocabulary has 5 tokens");
+        assertRejected(validWith("['\\n', ' ', 'a'", "[' ', '\\n', 'a'"), "must be sorted by code point");
+        assertRejected(validWith("'a', '\\u00e9'", "'ab', '\\u00e9'"), "entry 2 must be exactly one character");
+        assertRejected(validWith("'kind': 'char'", "'kind': 'word'"), "unknown vocabulary kind word");
+        assertRejected(validWith("'kind': 'char'", "'kind': 'byte'"), "a byte vocabulary must not list \"chars\"");
+        assertRejected(validWith(", 'chars': ['\\n', ' ', 'a', '\\u00e9', '\\ud83d\\ude00']", ""),
+                "a char vocabulary must list its \"chars\"");
+    }
+
+    @Test
+    public void rejectsMissingOrMismatchedState() {
+        int states = VALID.indexOf("\"state\": [") + "\"state\": [".length();
+        String noStates = VALID.substring(0, states) + VALID.substring(VALID.indexOf("], \"files\""));
+        assertRejected(noStates, "the manifest lists no state tensors");
+        assertRejected(validWith(", {'name': 'layer1_c', 'shape': [1, 3], 'dtype': 'float32'}", ""),
+                "a 2-layer lstm has 4 state tensors, but the manifest lists 3");
+        assertRejected(validWith("{'name': 'layer0_h', 'shape': [1, 3]", "{'name': 'layer0_h', 'shape': [3]"),
+                "state \"layer0_h\" must be float32[1, H], got float32[3]");
+        assertRejected(validWith("'cell': 'lstm'", "'cell': 'transformer'"), "unknown cell \"transformer\"");
+    }
+
+    @Test
+    public void rejectsSignaturesThatDoNotMatchTheState() {
+        assertRejected(validWith(", 'layer1_c': " + tensor("float32", 1, 3) + "}", "}"),
+                "tflite file \"step_fp32.tflite\" inputs are [token, layer0_h, layer0_c, layer1_h], expected "
+                        + "[token, layer0_h, layer0_c, layer1_h, layer1_c]");
+        assertRejected(validWith("'logits': " + tensor("float32", 1, 5), "'logits': " + tensor("float32", 1, 6)),
+                "tflite file \"step_fp32.tflite\" outputs: \"logits\" is float32[1, 6], expected float32[1, 5]");
+        assertRejected(validWith("'token': " + tensor("int32", 1), "'token': " + tensor("int64", 1)),
+                "\"token\" is int64[1], expected int32[1]");
+        assertRejected(validWith("'batch': 1, 'signature': 'step'", "'batch': 8, 'signature': 'step'"),
+                "has batch 8; the sampler runs batch 1");
+    }
+
+    @Test
+    public void namesThePrecisionsABundleHas() {
+        try {
+            validManifest().tfliteFile("fp16");
+            fail("found an fp16 file");
+        } catch (ManifestException e) {
+            assertEquals("the bundle has no fp16 tflite file; it has [fp32, int8]", e.getMessage());
+        }
+        assertRejected(VALID.replace("\"format\": \"tflite\"", "\"format\": \"onnx\""), "the bundle has no tflite file");
+    }
+}
