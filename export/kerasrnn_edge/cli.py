@@ -1,0 +1,47 @@
+"""kerasrnn-edge sample BUNDLE ...: prints the prime, then streams the sampled text (as `kerasrnn sample`)."""
+import argparse
+import sys
+
+from .errors import UserError
+from .runtimes import RUNTIMES
+from .sampler import EdgeSampler
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="kerasrnn-edge", description="Sample text from a kerasrnn edge bundle.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    sample = commands.add_parser("sample", help="generate text (same seed and settings: same text as kerasrnn sample)")
+    sample.add_argument("bundle", help="bundle directory made by kerasrnn export")
+    sample.add_argument("--prime", default="", help="text to start from")
+    sample.add_argument("--length", type=int, default=500, help="tokens to generate")
+    sample.add_argument("--temperature", type=float, default=1.0)
+    sample.add_argument("--top-k", type=int, default=0, help="keep the k most likely tokens (0: all)")
+    sample.add_argument("--top-p", type=float, default=1.0, help="keep the smallest set with probability >= p")
+    sample.add_argument("--seed", type=int, default=0, help="non-negative; the same seed gives the same text")
+    sample.add_argument("--argmax", action="store_true", help="always take the most likely token")
+    sample.add_argument("--runtime", choices=list(RUNTIMES), help="default: the first of these installed")
+    sample.add_argument("--precision", choices=["fp32", "int8"], default="fp32")
+    args = parser.parse_args(argv)
+    try:
+        if args.seed < 0:
+            raise UserError(f"--seed must be >= 0 (got {args.seed})")
+        sampler = EdgeSampler.load(args.bundle, args.runtime, args.precision)
+        pieces = sampler.generate(args.prime, args.length, args.temperature, args.top_k, args.top_p, args.seed,
+                                  args.argmax)
+        first = next(pieces, "")  # bad arguments and prime characters fail here, before any output
+        sys.stdout.write(args.prime + first)
+        sys.stdout.flush()
+        for piece in pieces:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

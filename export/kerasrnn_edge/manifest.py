@@ -1,0 +1,80 @@
+"""The one manifest reader (SPEC.md, "Manifest"): checks a bundle before anything runs it.
+
+The exporter's tests and the Java port follow it: format and version first, then every file's
+presence and size; a file's sha256 is checked when it is opened (`verified_path`).
+"""
+import hashlib
+import json
+import os
+
+from .errors import UserError
+from .vocab import Vocab
+
+MANIFEST = "manifest.json"
+FORMAT = "kerasrnn-bundle"
+FORMAT_VERSION = 1
+SAMPLING_CONTRACT = 1
+ENTRY_FIELDS = ("path", "format", "precision", "batch", "signature", "inputs", "outputs", "sha256", "bytes",
+                "min_runtime")
+
+
+class Manifest:
+    def __init__(self, bundle_dir, doc):
+        self.bundle_dir = bundle_dir
+        self.doc = doc
+        self.vocab = Vocab.from_json(doc["vocab"])
+        self.state = doc["state"]
+        self.files = doc["files"]
+
+    def find(self, signature, precision=None, fmt=None):
+        """File entries with this signature (and precision, format), in manifest order."""
+        return [f for f in self.files if f["signature"] == signature
+                and precision in (None, f["precision"]) and fmt in (None, f["format"])]
+
+    def verified_path(self, entry):
+        """The file's path, after checking its sha256 against the manifest."""
+        path = os.path.join(self.bundle_dir, entry["path"])
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        if digest.hexdigest() != entry["sha256"]:
+            raise UserError(f"{path} does not match its sha256 in {MANIFEST}: the bundle is corrupt, export it again")
+        return path
+
+
+def read_manifest(bundle_dir):
+    path = os.path.join(bundle_dir, MANIFEST)
+    if not os.path.isdir(bundle_dir):
+        raise UserError(f"{bundle_dir} is not a directory: pass a bundle made by kerasrnn export")
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except FileNotFoundError:
+        raise UserError(f"{path} is missing: the bundle is incomplete, export it again (kerasrnn export)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} is not valid JSON ({e}): the bundle is corrupt, export it again") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise UserError(f"{path} is not a kerasrnn bundle manifest (format is not {FORMAT!r})")
+    if doc.get("format_version") != FORMAT_VERSION:
+        raise UserError(f"{path} has bundle format version {doc.get('format_version')!r}; this sampler reads "
+                        f"version {FORMAT_VERSION}: upgrade kerasrnn-edge, or export with a matching kerasrnn")
+    if doc.get("sampling_contract") != SAMPLING_CONTRACT:
+        raise UserError(f"{path} asks for sampling contract {doc.get('sampling_contract')!r}; this sampler "
+                        f"implements contract {SAMPLING_CONTRACT}: upgrade kerasrnn-edge")
+    try:
+        manifest = Manifest(bundle_dir, doc)
+        for entry in manifest.files:
+            file_path = os.path.join(bundle_dir, entry["path"])
+            if not os.path.isfile(file_path):
+                raise UserError(f"{file_path} is missing: the bundle is incomplete, export it again")
+            if os.path.getsize(file_path) != entry["bytes"]:
+                raise UserError(f"{file_path} has {os.path.getsize(file_path)} bytes, not {entry['bytes']} as "
+                                f"{MANIFEST} says: the bundle is incomplete or corrupt, export it again")
+            missing = [key for key in ENTRY_FIELDS if key not in entry]
+            if missing:
+                raise UserError(f"{path} is malformed ({entry['path']} has no {', '.join(missing)}): "
+                                "export the bundle again")
+    except (KeyError, TypeError) as e:
+        raise UserError(f"{path} is malformed (missing or bad field {e}): export the bundle again") from None
+    return manifest

@@ -1,0 +1,126 @@
+"""One step model per runtime, each with `reset()` and `feed(ids) -> logits after the last id`.
+
+Runtimes, in the order they are picked when none is named: ai-edge-litert, tflite-runtime (same
+Python API, TFLite files), onnxruntime (the ONNX file). None of them needs TensorFlow.
+"""
+import importlib
+import importlib.metadata
+import re
+
+import numpy as np
+
+from .errors import UserError
+
+RUNTIMES = {  # name (the pip package) -> (module, file format)
+    "ai-edge-litert": ("ai_edge_litert.interpreter", "tflite"),
+    "tflite-runtime": ("tflite_runtime.interpreter", "tflite"),
+    "onnxruntime": ("onnxruntime", "onnx"),
+}
+
+
+def installed_version(runtime):
+    try:
+        return importlib.metadata.version(runtime)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _version_tuple(version):
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
+
+
+def open_step_model(manifest, runtime=None, precision="fp32", threads=1):
+    """The step model of `manifest` on `runtime` (None: the first one installed that can run it)."""
+    if runtime is not None and runtime not in RUNTIMES:
+        raise UserError(f"unknown runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
+    problems = []
+    for name in [runtime] if runtime else RUNTIMES:
+        module, fmt = RUNTIMES[name]
+        entries = manifest.find("step", precision, fmt)
+        version = installed_version(name)
+        if not entries:
+            problems.append(f"the bundle has no {precision} {fmt} file for {name}")
+        elif version is None:
+            problems.append(f"{name} is not installed (pip install {name})")
+        elif name not in entries[0]["min_runtime"]:
+            needs = ", ".join(f"{k} >= {v}" for k, v in entries[0]["min_runtime"].items())
+            problems.append(f"{entries[0]['path']} cannot run on {name}; it needs {needs}")
+        elif _version_tuple(version) < _version_tuple(entries[0]["min_runtime"][name]):
+            problems.append(f"{entries[0]['path']} needs {name} >= {entries[0]['min_runtime'][name]} "
+                            f"(installed: {version}): pip install -U {name}")
+        else:
+            step_model = TFLiteStep if fmt == "tflite" else OnnxStep
+            return step_model(importlib.import_module(module), manifest, entries[0], threads)
+    raise UserError("; ".join(problems))
+
+
+class TFLiteStep:
+    """Signature "step" is subgraph 0, so the per-token path is the plain set_tensor/invoke/get_tensor
+    (measured faster than a SignatureRunner, which resizes and reallocates on every call); the
+    "steps" signature, when the file has one, primes `chunk` tokens per invoke."""
+
+    def __init__(self, litert, manifest, entry, threads):
+        self.interpreter = litert.Interpreter(model_path=manifest.verified_path(entry), num_threads=threads)
+        self.interpreter.allocate_tensors()
+        runner = self.interpreter.get_signature_runner("step")
+        inputs, outputs = runner.get_input_details(), runner.get_output_details()
+        del runner  # a live SignatureRunner makes Interpreter.invoke() refuse to run
+        self.names = [s["name"] for s in manifest.state]
+        self.token, self.logits = inputs["token"]["index"], outputs["logits"]["index"]
+        self.state_pairs = [(inputs[n]["index"], outputs[f"next_{n}"]["index"]) for n in self.names]
+        self.zeros = [np.zeros(s["shape"], np.float32) for s in manifest.state]
+        steps = [f for f in manifest.find("steps", entry["precision"], "tflite") if f["path"] == entry["path"]]
+        self.chunk = steps[0]["inputs"]["token"]["shape"][0] if steps else 0
+
+    def reset(self):
+        for (index, _), zeros in zip(self.state_pairs, self.zeros):
+            self.interpreter.set_tensor(index, zeros)
+
+    def feed(self, ids):
+        ids = np.asarray(ids, np.int32)
+        fed, logits = self._feed_chunks(ids) if self.chunk and len(ids) >= self.chunk else (0, None)
+        if fed == len(ids):
+            return logits
+        set_tensor, get_tensor, invoke = self.interpreter.set_tensor, self.interpreter.get_tensor, self.interpreter.invoke
+        for i in range(fed, len(ids)):
+            set_tensor(self.token, ids[i:i + 1])
+            invoke()
+            for state_in, state_out in self.state_pairs:
+                set_tensor(state_in, get_tensor(state_out))
+        return get_tensor(self.logits)[0]
+
+    def _feed_chunks(self, ids):
+        """Feeds the whole chunks of `ids` through "steps"; returns (ids fed, logits)."""
+        states = {n: self.interpreter.get_tensor(index) for n, (index, _) in zip(self.names, self.state_pairs)}
+        runner = self.interpreter.get_signature_runner("steps")
+        fed = 0
+        while len(ids) - fed >= self.chunk:
+            out = runner(token=ids[fed:fed + self.chunk], **states)
+            states = {n: out[f"next_{n}"] for n in self.names}
+            fed += self.chunk
+        del runner
+        for n, (index, _) in zip(self.names, self.state_pairs):
+            self.interpreter.set_tensor(index, states[n])
+        return fed, out["logits"][0]
+
+
+class OnnxStep:
+    """The ONNX graph takes any number of tokens, so a prime is one run."""
+
+    def __init__(self, ort, manifest, entry, threads):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = threads
+        self.session = ort.InferenceSession(manifest.verified_path(entry), options,
+                                            providers=["CPUExecutionProvider"])
+        self.names = [s["name"] for s in manifest.state]
+        self.outputs = ["logits", *(f"next_{n}" for n in self.names)]
+        self.zeros = [np.zeros(s["shape"], np.float32) for s in manifest.state]
+        self.reset()
+
+    def reset(self):
+        self.states = dict(zip(self.names, self.zeros))
+
+    def feed(self, ids):
+        logits, *states = self.session.run(self.outputs, {"token": np.asarray(ids, np.int32), **self.states})
+        self.states = dict(zip(self.names, states))
+        return logits[0]

@@ -1,0 +1,47 @@
+"""EdgeSampler: a bundle on a TFLite or ONNX runtime, sampled by the contract (SPEC.md, "Sampling").
+
+    sampler = EdgeSampler.load("bundle/")           # picks ai-edge-litert, tflite-runtime, onnxruntime
+    print("".join(sampler.generate("ROMEO:", 200, temperature=0.8, seed=1)))
+    sampler.reset(); sampler.feed("To be"); sampler.distribution()   # next-character probabilities
+"""
+import numpy as np
+
+from . import sampling
+from .manifest import read_manifest
+from .runtimes import open_step_model
+
+
+class EdgeSampler:
+    def __init__(self, manifest, model):
+        self.manifest, self.model, self.vocab = manifest, model, manifest.vocab
+        self.reset()
+
+    @classmethod
+    def load(cls, bundle_dir, runtime=None, precision="fp32", threads=1):
+        """`runtime`: ai-edge-litert | tflite-runtime | onnxruntime | None (the first installed)."""
+        manifest = read_manifest(bundle_dir)
+        return cls(manifest, open_step_model(manifest, runtime, precision, threads))
+
+    def reset(self):
+        """Back to the start of a text: zero state, uniform next-token distribution."""
+        self.model.reset()
+        self.logits = np.zeros(self.vocab.size, np.float32)
+
+    def feed(self, text):
+        """Reads `text` (continuing from the current state)."""
+        ids = self.vocab.encode(text)
+        if len(ids):
+            self.logits = self.model.feed(ids)
+
+    def distribution(self, temperature=1.0):
+        """Probabilities of each next token (index = token id; `vocab.chars` names them in char mode)."""
+        x = self.logits.astype(np.float64) / temperature
+        p = np.exp(x - x.max())
+        return p / p.sum()
+
+    def generate(self, prime="", length=100, temperature=1.0, top_k=0, top_p=1.0, seed=0, argmax=False):
+        """Yields `length` pieces of text after `prime`, starting from a reset state (the contract's generate).
+
+        Generating moves the model's state; call reset() before using feed() and distribution() again.
+        """
+        return sampling.generate(self.model, self.vocab, prime, length, temperature, top_k, top_p, seed, argmax)

@@ -1,0 +1,70 @@
+"""export_bundle: a run directory's checkpoint -> an edge bundle (SPEC.md, "Bundle").
+
+    manifest.json      what is in the bundle and how to call it; written last
+    step_fp32.tflite   signatures "step" and "steps", float32
+    step_int8.tflite   the same with int8 weights (dynamic-range quantization)
+    step.onnx          one graph; "step" is T = 1, "steps" any T
+"""
+import hashlib
+import os
+
+import kerasrnn
+from kerasrnn.run import atomic_write, load_run, write_json
+from kerasrnn_edge.manifest import FORMAT, FORMAT_VERSION, MANIFEST, SAMPLING_CONTRACT
+
+from . import onnx_graph, tflite
+from .weights import from_model
+
+CHUNK = 64  # tokens per "steps" call in the TFLite files (fixed shapes); ONNX takes any number
+# The oldest runtimes each file was run on (tests/test_edge_venvs.py runs the bundle on these).
+TFLITE_RUNTIMES = {"ai-edge-litert": "1.0.1", "tflite-runtime": "2.14.0"}
+ONNX_RUNTIMES = {"onnxruntime": "1.16.0"}
+
+
+def export_bundle(run_dir, out_dir, which="best", chunk=CHUNK):
+    """Writes the bundle of `run_dir`'s `which` checkpoint (best or last) to `out_dir`; returns the manifest."""
+    model, vocab, config, record = load_run(run_dir, which)
+    weights = from_model(model)
+    os.makedirs(out_dir, exist_ok=True)
+    files = {"step_fp32.tflite": tflite.convert(weights, chunk, int8=False),
+             "step_int8.tflite": tflite.convert(weights, chunk, int8=True),
+             "step.onnx": onnx_graph.build(weights)}
+    for path, data in files.items():
+        atomic_write(os.path.join(out_dir, path), lambda tmp, data=data: _write_bytes(tmp, data))
+
+    def entry(path, signature, tokens, **extra):
+        fmt = "onnx" if path.endswith(".onnx") else "tflite"
+        return {"path": path, "format": fmt, "precision": "int8" if "int8" in path else "fp32", "batch": 1,
+                "signature": signature, **_tensors(weights, vocab.size, tokens),
+                "sha256": hashlib.sha256(files[path]).hexdigest(), "bytes": len(files[path]),
+                "min_runtime": ONNX_RUNTIMES if fmt == "onnx" else TFLITE_RUNTIMES, **extra}
+
+    manifest = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "sampling_contract": SAMPLING_CONTRACT,
+        "vocab": vocab.to_json(),
+        "model": {"cell": weights.cell, "num_layers": len(weights.layers), "rnn_size": weights.rnn_size,
+                  "embedding_size": weights.embedding.shape[1]},
+        "state": [{"name": n, "shape": [1, weights.rnn_size], "dtype": "float32"} for n in weights.state_names],
+        "files": [entry("step_fp32.tflite", "step", 1, subgraph=0),
+                  entry("step_int8.tflite", "step", 1, subgraph=0),
+                  entry("step.onnx", "step", 1, opset=onnx_graph.OPSET),
+                  entry("step_fp32.tflite", "steps", chunk, subgraph=1),
+                  entry("step_int8.tflite", "steps", chunk, subgraph=1),
+                  entry("step.onnx", "steps", -1, opset=onnx_graph.OPSET)],
+        "source": {"config": config.to_json(), "val_loss": record.get("val_loss"), "epoch": record.get("epoch"),
+                   "step": record.get("step"), "checkpoint": which, "kerasrnn_version": kerasrnn.__version__},
+    }
+    write_json(os.path.join(out_dir, MANIFEST), manifest)
+    return manifest
+
+
+def _tensors(weights, vocab_size, tokens):
+    state = {"shape": [1, weights.rnn_size], "dtype": "float32"}
+    return {"inputs": {"token": {"shape": [tokens], "dtype": "int32"}, **{n: state for n in weights.state_names}},
+            "outputs": {"logits": {"shape": [1, vocab_size], "dtype": "float32"},
+                        **{f"next_{n}": state for n in weights.state_names}}}
+
+
+def _write_bytes(path, data):
+    with open(path, "wb") as f:
+        f.write(data)

@@ -1,0 +1,78 @@
+"""TFLite step models, written with plain TF ops on the weights so that they convert to builtin ops.
+
+Converting Keras's LSTM layer needs Flex ops (TensorList); one fixed-batch step of gate math does
+not. One .tflite file holds two signatures sharing the weights:
+
+    step   token int32 [1]       one token
+    steps  token int32 [chunk]   `chunk` tokens in order (fast priming: one invoke, and the input
+                                 projections of all tokens in one matrix product per layer)
+
+both with every state in and `logits` (after the last token) and `next_<state>` out. The converter
+orders subgraphs by signature name, so "step" is subgraph 0: the one `Interpreter.invoke()` runs.
+"""
+import tempfile
+
+import tensorflow as tf
+
+
+def _recur(cell, xw, states, layer):
+    """One step of one layer: `xw` is x @ kernel + bias [1, gates * H]; returns the new states."""
+    hu = tf.matmul(states[0], layer.recurrent_kernel)
+    if cell == "lstm":
+        h, c = states
+        i, f, g, o = tf.split(xw + hu, 4, axis=1)
+        c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+        return [tf.sigmoid(o) * tf.tanh(c), c]
+    if cell == "gru":
+        (h,) = states
+        xz, xr, xh = tf.split(xw, 3, axis=1)
+        hz, hr, hh = tf.split(hu + layer.recurrent_bias, 3, axis=1)
+        z, r = tf.sigmoid(xz + hz), tf.sigmoid(xr + hr)
+        return [z * h + (1 - z) * tf.tanh(xh + r * hh)]
+    return [tf.tanh(xw + hu)]
+
+
+class StepModule(tf.Module):
+    def __init__(self, weights, chunk):
+        super().__init__()
+        self.w = weights
+        per_layer = len(weights.state_names) // len(weights.layers)
+        self.per_layer = per_layer
+        states = [tf.TensorSpec([1, weights.rnn_size], tf.float32, name=n) for n in weights.state_names]
+        self.step = tf.function(self._run, input_signature=[tf.TensorSpec([1], tf.int32, name="token"), *states])
+        self.steps = tf.function(self._run, input_signature=[tf.TensorSpec([chunk], tf.int32, name="token"), *states])
+
+    def _run(self, token, *states):
+        w, n = self.w, self.per_layer
+        x = tf.gather(w.embedding, token)                          # [T, E]
+        out = {}
+        for i, layer in enumerate(w.layers):
+            xw = tf.matmul(x, layer.kernel) + layer.bias           # [T, gates * H], all tokens at once
+            s = list(states[i * n:(i + 1) * n])
+            hs = []
+            for t in range(token.shape[0]):
+                s = _recur(w.cell, xw[t:t + 1], s, layer)
+                hs.append(s[0])
+            x = tf.concat(hs, axis=0) if len(hs) > 1 else hs[0]
+            for name, value in zip(w.state_names[i * n:(i + 1) * n], s):
+                out[f"next_{name}"] = value
+        out["logits"] = tf.matmul(x[-1:], w.dense_kernel) + w.dense_bias
+        return out
+
+
+def convert(weights, chunk, int8):
+    """The .tflite bytes. int8: dynamic-range quantized weights (activations stay float).
+
+    Per-channel quantization of dense layers is turned off: it needs FULLY_CONNECTED version 12,
+    which tflite-runtime 2.14 (its last release) cannot load; per-tensor scales load everywhere.
+    """
+    module = StepModule(weights, chunk)
+    with tempfile.TemporaryDirectory() as saved_model:
+        tf.saved_model.save(module, saved_model, signatures={"step": module.step.get_concrete_function(),
+                                                             "steps": module.steps.get_concrete_function()})
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model, signature_keys=["step", "steps"])
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # fail rather than use Flex
+        if int8:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter._experimental_disable_per_channel_quantization_for_dense_layers = True
+        return converter.convert()
