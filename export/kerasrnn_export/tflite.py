@@ -50,13 +50,13 @@ class StepModule(tf.Module):
             xw = tf.matmul(x, layer.kernel) + layer.bias           # [T, gates * H], all tokens at once
             s = list(states[i * n:(i + 1) * n])
             hs = []
-            for t in range(token.shape[0]):
-                s = _recur(w.cell, xw[t:t + 1], s, layer)
+            for xw_t in tf.split(xw, token.shape[0]) if token.shape[0] > 1 else [xw]:
+                s = _recur(w.cell, xw_t, s, layer)
                 hs.append(s[0])
             x = tf.concat(hs, axis=0) if len(hs) > 1 else hs[0]
             for name, value in zip(w.state_names[i * n:(i + 1) * n], s):
                 out[f"next_{name}"] = value
-        out["logits"] = tf.matmul(x[-1:], w.dense_kernel) + w.dense_bias
+        out["logits"] = tf.matmul(hs[-1], w.dense_kernel) + w.dense_bias
         return out
 
 
