@@ -1,0 +1,92 @@
+package org.kerasrnn.demo;
+
+import android.content.res.AssetFileDescriptor;
+import android.content.res.AssetManager;
+
+import org.kerasrnn.edge.BundleManifest;
+import org.kerasrnn.edge.ModelFile;
+import org.kerasrnn.edge.SignatureStepModel;
+import org.kerasrnn.edge.StepModel;
+import org.tensorflow.lite.Interpreter;
+
+import java.io.Closeable;
+import java.io.FileInputStream;
+import java.io.IOException;
+import java.nio.MappedByteBuffer;
+import java.nio.channels.FileChannel;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.Set;
+
+/**
+ * A bundle's TFLite model run by LiteRT through its "step" signature. The state buffers and the
+ * tensor names come from the manifest and live in the core's {@link SignatureStepModel}; this
+ * class only owns the interpreter. Like the interpreter, it must be used from one thread at a time.
+ */
+final class LiteRtStepModel implements StepModel, Closeable {
+    private final Interpreter interpreter;
+    private final SignatureStepModel steps;
+
+    private LiteRtStepModel(Interpreter interpreter, BundleManifest manifest, final String signature) {
+        this.interpreter = interpreter;
+        this.steps = new SignatureStepModel(manifest,
+                (inputs, outputs) -> interpreter.runSignature(inputs, outputs, signature));
+    }
+
+    /** Loads {@code file} (one of {@code manifest}'s TFLite files) from the assets folder {@code bundleDir}. */
+    static LiteRtStepModel fromAssets(AssetManager assets, String bundleDir, BundleManifest manifest,
+                                      ModelFile file, int threads) throws IOException {
+        Interpreter interpreter = new Interpreter(map(assets, bundleDir + "/" + file.path, file.bytes),
+                new Interpreter.Options().setNumThreads(threads));
+        try {
+            checkSignature(interpreter, file);
+        } catch (IOException e) {
+            interpreter.close();
+            throw e;
+        }
+        return new LiteRtStepModel(interpreter, manifest, file.signature);
+    }
+
+    @Override
+    public void reset() {
+        steps.reset();
+    }
+
+    @Override
+    public float[] feed(int token) {
+        return steps.feed(token);
+    }
+
+    @Override
+    public void close() {
+        interpreter.close();
+    }
+
+    /** Memory-maps an asset; it must be stored uncompressed (app/build.gradle: noCompress 'tflite'). */
+    private static MappedByteBuffer map(AssetManager assets, String path, long expectedBytes) throws IOException {
+        try (AssetFileDescriptor descriptor = assets.openFd(path);
+             FileInputStream input = new FileInputStream(descriptor.getFileDescriptor())) {
+            if (descriptor.getLength() != expectedBytes) {
+                throw new IOException(path + " has " + descriptor.getLength() + " bytes but the manifest says "
+                        + expectedBytes + ": install the whole bundle again with install_bundle.sh");
+            }
+            return input.getChannel().map(FileChannel.MapMode.READ_ONLY, descriptor.getStartOffset(),
+                    descriptor.getDeclaredLength());
+        }
+    }
+
+    /** The model file must have the signature the manifest describes, with the same tensor names. */
+    private static void checkSignature(Interpreter interpreter, ModelFile file) throws IOException {
+        if (!Arrays.asList(interpreter.getSignatureKeys()).contains(file.signature)) {
+            throw new IOException(file.path + " has no signature \"" + file.signature + "\" (it has "
+                    + Arrays.toString(interpreter.getSignatureKeys()) + ")");
+        }
+        Set<String> inputs = new HashSet<>(Arrays.asList(interpreter.getSignatureInputs(file.signature)));
+        Set<String> outputs = new HashSet<>(Arrays.asList(interpreter.getSignatureOutputs(file.signature)));
+        if (!inputs.equals(file.inputs.keySet()) || !outputs.equals(file.outputs.keySet())) {
+            throw new IOException(file.path + " signature \"" + file.signature + "\" takes " + inputs
+                    + " and returns " + outputs + ", but the manifest says " + file.inputs.keySet()
+                    + " and " + file.outputs.keySet());
+        }
+    }
+}
