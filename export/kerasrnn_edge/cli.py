@@ -36,8 +36,10 @@ def main(argv=None):
             sys.stdout.flush()
         sys.stdout.write("\n")
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"kerasrnn-edge: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. piped into head
+        return 1
     except KeyboardInterrupt:
         return 130
     return 0

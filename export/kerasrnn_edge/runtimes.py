@@ -3,8 +3,10 @@
 Runtimes, in the order they are picked when none is named: ai-edge-litert, tflite-runtime (same
 Python API, TFLite files), onnxruntime (the ONNX file). None of them needs TensorFlow.
 """
+import contextlib
 import importlib
 import importlib.metadata
+import os
 import re
 
 import numpy as np
@@ -35,7 +37,7 @@ def open_step_model(manifest, runtime=None, precision="fp32", threads=1):
         raise UserError(f"unknown runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
     problems = []
     for name in [runtime] if runtime else RUNTIMES:
-        module, fmt = RUNTIMES[name]
+        fmt = RUNTIMES[name][1]
         entries = manifest.find("step", precision, fmt)
         version = installed_version(name)
         if not entries:
@@ -50,7 +52,7 @@ def open_step_model(manifest, runtime=None, precision="fp32", threads=1):
                             f"(installed: {version}): pip install -U {name}")
         else:
             step_model = TFLiteStep if fmt == "tflite" else OnnxStep
-            return step_model(importlib.import_module(module), manifest, entries[0], threads)
+            return step_model(name, manifest, entries[0], threads)
     raise UserError("; ".join(problems))
 
 
@@ -59,9 +61,12 @@ class TFLiteStep:
     (measured faster than a SignatureRunner, which resizes and reallocates on every call); the
     "steps" signature, when the file has one, primes `chunk` tokens per invoke."""
 
-    def __init__(self, litert, manifest, entry, threads):
-        self.interpreter = litert.Interpreter(model_path=manifest.verified_path(entry), num_threads=threads)
-        self.interpreter.allocate_tensors()
+    def __init__(self, runtime, manifest, entry, threads):
+        path = manifest.verified_path(entry)
+        with _load_errors(path, runtime), _native_stderr_silenced():  # LiteRT logs "INFO: Created ... delegate"
+            litert = importlib.import_module(RUNTIMES[runtime][0])
+            self.interpreter = litert.Interpreter(model_path=path, num_threads=threads)
+            self.interpreter.allocate_tensors()
         runner = self.interpreter.get_signature_runner("step")
         inputs, outputs = runner.get_input_details(), runner.get_output_details()
         del runner  # a live SignatureRunner makes Interpreter.invoke() refuse to run
@@ -107,11 +112,13 @@ class TFLiteStep:
 class OnnxStep:
     """The ONNX graph takes any number of tokens, so a prime is one run."""
 
-    def __init__(self, ort, manifest, entry, threads):
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = options.inter_op_num_threads = threads
-        self.session = ort.InferenceSession(manifest.verified_path(entry), options,
-                                            providers=["CPUExecutionProvider"])
+    def __init__(self, runtime, manifest, entry, threads):
+        path = manifest.verified_path(entry)
+        with _load_errors(path, runtime):
+            ort = importlib.import_module(RUNTIMES[runtime][0])
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = options.inter_op_num_threads = threads
+            self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         self.names = [s["name"] for s in manifest.state]
         self.outputs = ["logits", *(f"next_{n}" for n in self.names)]
         self.zeros = [np.zeros(s["shape"], np.float32) for s in manifest.state]
@@ -124,3 +131,27 @@ class OnnxStep:
         logits, *states = self.session.run(self.outputs, {"token": np.asarray(ids, np.int32), **self.states})
         self.states = dict(zip(self.names, states))
         return logits[0]
+
+
+@contextlib.contextmanager
+def _load_errors(path, runtime):
+    """A runtime that cannot import, or cannot load the file (too old, damaged), is a user error."""
+    try:
+        yield
+    except Exception as e:  # the runtimes raise ValueError, RuntimeError or their own types
+        reason = " ".join(str(e).split())[:300]
+        raise UserError(f"{runtime} {installed_version(runtime)} cannot load {path} ({reason}): "
+                        f"upgrade it (pip install -U {runtime}) or export the bundle again") from None
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Silences what native code writes to file descriptor 2 (Python's own sys.stderr is untouched)."""
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
