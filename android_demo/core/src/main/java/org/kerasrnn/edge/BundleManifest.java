@@ -18,12 +18,14 @@ public final class BundleManifest {
     public static final String FORMAT = "kerasrnn-bundle";
     public static final int SUPPORTED_FORMAT_VERSION = 1;
     public static final int SUPPORTED_SAMPLING_CONTRACT = 1;
+    /** The signature that feeds one token and returns the logits and the next state. */
+    public static final String STEP_SIGNATURE = "step";
 
     public final Vocab vocab;
     /** "lstm", "gru" or "rnn". */
     public final String cell;
     public final int numLayers;
-    /** In the order the model's signature expects them. */
+    /** In the order the manifest lists them. */
     public final List<StateSpec> states;
     private final List<ModelFile> tfliteFiles;
 
@@ -82,20 +84,23 @@ public final class BundleManifest {
             throw new ManifestException("a " + layers + "-layer " + cell + " has " + expectedStates
                     + " state tensors, but the manifest lists " + states.size());
         }
+        // Only the one-token "step" signature is for sampling; other entries (the exporter's
+        // many-token "steps" signature, ONNX files) are for other runtimes and go unchecked here.
         List<ModelFile> tfliteFiles = new ArrayList<ModelFile>();
         for (Object entry : list(manifest.get("files"), "\"files\"")) {
             Map<?, ?> file = object(entry, "each entry of \"files\"");
-            if ("tflite".equals(file.get("format"))) {
+            if ("tflite".equals(file.get("format")) && STEP_SIGNATURE.equals(file.get("signature"))) {
                 tfliteFiles.add(tfliteFile(file, vocab, states));
             }
         }
         if (tfliteFiles.isEmpty()) {
-            throw new ManifestException("the bundle has no tflite file; export it with the tflite format");
+            throw new ManifestException("the bundle has no tflite file with a \"" + STEP_SIGNATURE
+                    + "\" signature; export it with the tflite format");
         }
         return new BundleManifest(vocab, cell, layers, states, tfliteFiles);
     }
 
-    /** The TFLite file of the given precision ("fp32" or "int8"). */
+    /** The TFLite file of the given precision ("fp32" or "int8"), described by its "step" signature. */
     public ModelFile tfliteFile(String precision) {
         List<String> available = new ArrayList<String>();
         for (ModelFile file : tfliteFiles) {
@@ -129,12 +134,11 @@ public final class BundleManifest {
         return states;
     }
 
-    /** One "files" entry of format tflite, its signature checked against the vocabulary and state. */
+    /** A "files" entry of format tflite and signature "step", checked against the vocabulary and state. */
     private static ModelFile tfliteFile(Map<?, ?> file, Vocab vocab, List<StateSpec> states) {
         String path = string(file, "path", "a tflite file entry");
         String where = "tflite file \"" + path + "\"";
         String precision = string(file, "precision", where);
-        String signature = string(file, "signature", where);
         int batch = integer(file, "batch", where);
         if (batch != 1) {
             throw new ManifestException(where + " has batch " + batch + "; the sampler runs batch 1");
@@ -153,7 +157,7 @@ public final class BundleManifest {
         checkSignature(where + " inputs", inputs, expectedInputs);
         checkSignature(where + " outputs", outputs, expectedOutputs);
         long bytes = integer(file, "bytes", where);
-        return new ModelFile(path, precision, signature, inputs, outputs, bytes);
+        return new ModelFile(path, precision, STEP_SIGNATURE, inputs, outputs, bytes);
     }
 
     private static void checkSignature(String where, Map<String, TensorSpec> actual,

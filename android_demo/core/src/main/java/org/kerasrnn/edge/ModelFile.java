@@ -9,7 +9,7 @@ public final class ModelFile {
     public final String path;
     /** "fp32" or "int8". */
     public final String precision;
-    /** The signature key to run, normally "step". */
+    /** The signature key to run: {@link BundleManifest#STEP_SIGNATURE}. */
     public final String signature;
     public final Map<String, TensorSpec> inputs;
     public final Map<String, TensorSpec> outputs;

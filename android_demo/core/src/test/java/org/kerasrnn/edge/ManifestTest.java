@@ -20,18 +20,19 @@ public class ManifestTest {
         return "{'shape': [" + dims + "], 'dtype': '" + dtype + "'}";
     }
 
-    private static String tfliteFile(String precision) {
+    /** A "files" entry as the exporter writes it; {@code tokens} is the token input's length. */
+    private static String modelFile(String path, String format, String precision, String signature, int tokens) {
         String state = tensor("float32", 1, 3);
-        return "{'path': 'step_" + precision + ".tflite', 'format': 'tflite', 'precision': '" + precision + "',"
-                + " 'batch': 1, 'signature': 'step',"
-                + " 'inputs': {'token': " + tensor("int32", 1) + ", 'layer0_h': " + state + ", 'layer0_c': " + state
+        return "{'path': '" + path + "', 'format': '" + format + "', 'precision': '" + precision + "',"
+                + " 'batch': 1, 'signature': '" + signature + "',"
+                + " 'inputs': {'token': " + tensor("int32", tokens) + ", 'layer0_h': " + state + ", 'layer0_c': " + state
                 + ", 'layer1_h': " + state + ", 'layer1_c': " + state + "},"
                 + " 'outputs': {'logits': " + tensor("float32", 1, 5) + ", 'next_layer0_h': " + state
                 + ", 'next_layer0_c': " + state + ", 'next_layer1_h': " + state + ", 'next_layer1_c': " + state + "},"
                 + " 'sha256': '00ff', 'bytes': 12345, 'min_runtime': {'tflite-runtime': '2.14.0'}}";
     }
 
-    /** A 2-layer LSTM over a 5-character vocabulary, as the exporter writes it. */
+    /** A 2-layer LSTM over a 5-character vocabulary, as the exporter writes it ("steps": 8 tokens per call). */
     private static final String VALID = json("{'format': 'kerasrnn-bundle', 'format_version': 1, 'sampling_contract': 1,"
             + " 'vocab': {'kind': 'char', 'size': 5, 'chars': ['\\n', ' ', 'a', '\\u00e9', '\\ud83d\\ude00']},"
             + " 'model': {'cell': 'lstm', 'num_layers': 2, 'rnn_size': 3, 'embedding_size': 4},"
@@ -39,8 +40,12 @@ public class ManifestTest {
             + " {'name': 'layer0_c', 'shape': [1, 3], 'dtype': 'float32'},"
             + " {'name': 'layer1_h', 'shape': [1, 3], 'dtype': 'float32'},"
             + " {'name': 'layer1_c', 'shape': [1, 3], 'dtype': 'float32'}],"
-            + " 'files': [" + tfliteFile("fp32") + ", " + tfliteFile("int8") + ","
-            + " {'path': 'step.onnx', 'format': 'onnx', 'precision': 'fp32', 'batch': 1}],"
+            + " 'files': [" + modelFile("step_fp32.tflite", "tflite", "fp32", "step", 1) + ", "
+            + modelFile("step_int8.tflite", "tflite", "int8", "step", 1) + ", "
+            + modelFile("step.onnx", "onnx", "fp32", "step", 1) + ", "
+            + modelFile("step_fp32.tflite", "tflite", "fp32", "steps", 8) + ", "
+            + modelFile("step_int8.tflite", "tflite", "int8", "steps", 8) + ", "
+            + modelFile("step.onnx", "onnx", "fp32", "steps", -1) + "],"
             + " 'source': {'config': {}, 'val_loss': 1.52}}");
 
     static BundleManifest validManifest() {
@@ -159,6 +164,7 @@ public class ManifestTest {
         } catch (ManifestException e) {
             assertEquals("the bundle has no fp16 tflite file; it has [fp32, int8]", e.getMessage());
         }
-        assertRejected(VALID.replace("\"format\": \"tflite\"", "\"format\": \"onnx\""), "the bundle has no tflite file");
+        assertRejected(VALID.replace("\"format\": \"tflite\"", "\"format\": \"onnx\""),
+                "the bundle has no tflite file with a \"step\" signature");
     }
 }
