@@ -26,9 +26,4 @@ public final class SamplingParams {
         this.topP = topP;
         this.argmax = argmax;
     }
-
-    /** Plain sampling at the given temperature, every token kept. */
-    public static SamplingParams ofTemperature(double temperature) {
-        return new SamplingParams(temperature, 0, 1.0, false);
-    }
 }
