@@ -95,8 +95,9 @@ class StreamBatches(keras.utils.PyDataset):
         if per_stream < seq_length:
             need = batch_size * seq_length + 1
             hint = "--val-frac" if what == "validation" else "--train-frac"
-            raise UserError(f"the {what} text has {len(ids)} tokens but --batch-size x --seq-length + 1 = {need} "
-                            f"are needed: lower --batch-size or --seq-length, or raise {hint}")
+            raise UserError(f"the {what} text has {len(ids)} tokens but at least batch size {batch_size} x "
+                            f"seq length {seq_length} + 1 = {need} are needed: lower --batch-size or "
+                            f"--seq-length, or raise {hint}")
         self.seq_length = seq_length
         self.inputs = ids[: batch_size * per_stream].reshape(batch_size, per_stream)
         self.targets = ids[1: batch_size * per_stream + 1].reshape(batch_size, per_stream)

@@ -46,6 +46,7 @@ def train(config: Config, run_dir, resume=False, verbose="auto"):
     vocab, ids = data.load_ids(data.corpus_path(config), config.tokens)
     if resume:
         check_resumable(run_dir, config, vocab)
+        remove_temp_files(run_dir)
     train_ids, val_ids, _ = data.split(ids, config.train_frac, config.val_frac)
     probe = data.StreamBatches(train_ids, config.batch_size, config.seq_length)
     batches = data.StreamBatches(train_ids, config.batch_size, config.seq_length,
@@ -101,6 +102,13 @@ def train(config: Config, run_dir, resume=False, verbose="auto"):
         raise UserError(f"training diverged: the loss became nan or inf by step {checkpointer.diverged_at}; {kept}. "
                         "Lower --learning-rate or --grad-clip")
     return checkpointer.records
+
+
+def remove_temp_files(run_dir):
+    """Drops the half-written temporaries a killed process left (the files they were for are intact)."""
+    for name in os.listdir(run_dir):
+        if name.startswith(".") and ".tmp" in name:
+            os.remove(os.path.join(run_dir, name))
 
 
 def _has_tensorboard():

@@ -1,0 +1,32 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHAKESPEARE = os.path.join(REPO, "..", "shared", "data", "tinyshakespeare.txt")
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Token-id caches go to a temporary directory, not the user's."""
+    os.environ["KERASRNN_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+
+
+def shakespeare_slice(tmp_path, chars, name="shakespeare.txt", start=0):
+    """A file with `chars` characters of tiny-shakespeare."""
+    with open(SHAKESPEARE, encoding="utf-8") as f:
+        text = f.read()[start:start + chars]
+    path = os.path.join(tmp_path, name)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return path
+
+
+def run_cli(*args, env=None, timeout=300):
+    """Runs `python -m kerasrnn ARGS` and returns the CompletedProcess."""
+    return subprocess.run([sys.executable, "-m", "kerasrnn", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})}, cwd=REPO)

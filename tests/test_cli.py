@@ -1,0 +1,136 @@
+"""The command line end to end, and every bad input: one line on stderr, no traceback, nothing lost."""
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+
+import pytest
+
+from conftest import REPO, run_cli, shakespeare_slice
+
+TINY = ["--batch-size", "4", "--seq-length", "16", "--rnn-size", "16", "--num-layers", "1", "--embedding-size", "8"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A run directory trained through the CLI on 6,000 characters of tiny-shakespeare."""
+    tmp = tmp_path_factory.mktemp("cli")
+    text = shakespeare_slice(tmp, 6000)
+    run_dir = str(tmp / "run")
+    result = run_cli("train", "--text", text, "--run-dir", run_dir, "--max-epochs", "2", *TINY)
+    assert result.returncode == 0, result.stderr
+    return text, run_dir
+
+
+def test_train_writes_the_run_directory(trained):
+    _, run_dir = trained
+    for name in ["config.json", "vocab.json", "best.keras", "last.keras", "checkpoint.json", "history.csv",
+                 "loss.png", "logs"]:
+        assert os.path.exists(os.path.join(run_dir, name)), name
+    assert open(os.path.join(run_dir, "history.csv")).readline().strip().endswith("val_loss")
+
+
+def test_sample_same_seed_same_text(trained):
+    _, run_dir = trained
+    args = ["sample", run_dir, "--prime", "First", "--length", "60", "--temperature", "0.8", "--seed", "7"]
+    a, b, c = run_cli(*args), run_cli(*args), run_cli(*args[:-1], "8")
+    assert a.returncode == 0, a.stderr
+    assert a.stdout == b.stdout and a.stdout.startswith("First") and len(a.stdout) == len("First") + 60 + 1
+    assert c.stdout != a.stdout
+    greedy = run_cli("sample", run_dir, "--prime", "First", "--length", "30", "--argmax", "--top-k", "3")
+    assert greedy.returncode == 0 and len(greedy.stdout) == 36
+
+
+def digest(directory):
+    return {name: hashlib.sha256(open(os.path.join(directory, name), "rb").read()).hexdigest()
+            for name in sorted(os.listdir(directory)) if os.path.isfile(os.path.join(directory, name))}
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr and lines[0].startswith("kerasrnn: error: ")
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_bad_inputs_get_one_line_and_lose_nothing(trained, tmp_path):
+    text, run_dir = trained
+    before = digest(run_dir)
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "short.txt").write_text("To be or not to be")
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9 au lait".encode("latin-1"))
+    corrupt = tmp_path / "corrupt"
+    os.makedirs(corrupt)
+    for name in ("config.json", "vocab.json"):
+        (corrupt / name).write_bytes(open(os.path.join(run_dir, name), "rb").read())
+    (corrupt / "best.keras").write_bytes(open(os.path.join(run_dir, "best.keras"), "rb").read()[:5000])
+    foreign = tmp_path / "foreign"
+    os.makedirs(foreign)
+    for name in ("config.json", "vocab.json"):
+        (foreign / name).write_bytes(open(os.path.join(run_dir, name), "rb").read())
+    with zipfile.ZipFile(foreign / "best.keras", "w") as z:
+        z.writestr("config.json", '{"class_name": "Sequential", "config": {}}')
+    other_text = shakespeare_slice(tmp_path, 6000, name="other.txt", start=500_000)
+
+    cases = [
+        (["train", "--text", tmp_path / "missing.txt", "--run-dir", tmp_path / "r1"], "does not exist"),
+        (["train", "--text", tmp_path, "--run-dir", tmp_path / "r2"], "is a directory"),
+        (["train", "--text", tmp_path / "empty.txt", "--run-dir", tmp_path / "r3"], "is empty"),
+        (["train", "--text", tmp_path / "short.txt", "--run-dir", tmp_path / "r4", *TINY], "= 65 are needed"),
+        (["train", "--text", tmp_path / "latin1.txt", "--run-dir", tmp_path / "r5"], "byte offset 3"),
+        (["train", "--text", text, "--preset", "huge", "--run-dir", tmp_path / "r6"], "unknown preset"),
+        (["train", "--text", text, "--rnn-size", "0", "--run-dir", tmp_path / "r7"], "--rnn-size must be positive"),
+        (["train", "--text", text, "--batch-size", "-3", "--run-dir", tmp_path / "r8"], "--batch-size must be positive"),
+        (["train", "--text", text, "--run-dir", run_dir], "already holds a run"),
+        (["train", "--text", other_text, "--run-dir", run_dir, "--resume", *TINY], "vocabulary differs"),
+        (["train", "--text", text, "--run-dir", run_dir, "--resume", "--rnn-size", "32"], "rnn_size 16 -> 32"),
+        (["sample", run_dir, "--temperature", "0"], "temperature must be > 0"),
+        (["sample", run_dir, "--temperature", "-1"], "temperature must be > 0"),
+        (["sample", run_dir, "--length", "-5"], "length must be >= 0"),
+        (["sample", run_dir, "--prime", "Жук"], "outside the vocabulary: 'Ж' 'к' 'у'"),
+        (["sample", corrupt], "not a Keras checkpoint"),
+        (["sample", foreign], "could not be loaded as a kerasrnn checkpoint"),
+        (["sample", tmp_path / "nowhere"], "is not a directory"),
+    ]
+    for args, fragment in cases:
+        assert_one_line_error(run_cli(*args), fragment)
+    assert digest(run_dir) == before
+
+
+def test_sigkill_at_three_moments_then_resume(tmp_path):
+    """A killed process leaves every file whole; training resumes from the last complete checkpoint."""
+    import keras  # noqa: F401  (the checks below load checkpoints)
+    from kerasrnn.run import load_checkpoints, load_model
+
+    text = shakespeare_slice(tmp_path, 40_000)
+    run_dir = str(tmp_path / "run")
+    args = ["train", "--text", text, "--run-dir", run_dir, "--max-epochs", "30", "--eval-every", "10", *TINY]
+    for moment, delay in enumerate([0.0, 0.7, 1.9]):
+        resume = ["--resume"] if os.path.exists(os.path.join(run_dir, "last.keras")) else []
+        steps_before = load_checkpoints(run_dir).get("last", {}).get("step", 0) if resume else 0
+        process = subprocess.Popen([sys.executable, "-m", "kerasrnn", *map(str, args), *resume], cwd=REPO,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        record = os.path.join(run_dir, "checkpoint.json")
+        deadline = time.time() + 240
+        while time.time() < deadline and (not os.path.exists(record) or
+                                          load_checkpoints(run_dir)["last"]["step"] <= steps_before):
+            time.sleep(0.05)
+        time.sleep(delay)  # kill at different points of the checkpoint cycle
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        last = load_checkpoints(run_dir)["last"]
+        assert last["step"] > steps_before, f"moment {moment}: no progress was checkpointed"
+        for name in ("best.keras", "last.keras"):  # every file is whole
+            load_model(os.path.join(run_dir, name))
+        history = open(os.path.join(run_dir, "history.csv")).read().splitlines()
+        assert all(len(row.split(",")) == 6 for row in history)
+    steps_before = load_checkpoints(run_dir)["last"]["step"]
+    done = run_cli(*args, "--resume", "--max-seconds", "3")
+    assert done.returncode == 0, done.stderr
+    assert load_checkpoints(run_dir)["last"]["step"] > steps_before
+    assert not [name for name in os.listdir(run_dir) if ".tmp" in name], "resume clears a killed run's temp files"

@@ -1,0 +1,125 @@
+"""Truncated BPTT inside fit: the state, its resets, validation, resume. Runs on the current backend;
+test_backends.py runs this file again under the other one."""
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import shakespeare_slice
+from kerasrnn.callbacks import TBPTTSchedule
+from kerasrnn.config import Config
+from kerasrnn.data import StreamBatches, load_ids, split
+from kerasrnn.model import build_model, copy_weights, get_states, reset_states
+from kerasrnn.run import load_model
+from kerasrnn.train import train
+
+B, T = 3, 5
+
+
+class StateLog(keras.callbacks.Callback):
+    """Records the recurrent state at every point where the schedule acts."""
+
+    def __init__(self):
+        super().__init__()
+        self.events = []
+
+    def _log(self, event, epoch=None):
+        self.events.append((event, epoch, get_states(self.model)))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._log("epoch_begin", epoch)
+
+    def on_test_begin(self, logs=None):
+        self._log("test_begin")
+
+    def on_test_end(self, logs=None):
+        self._log("test_end")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._log("epoch_end", epoch)
+        self.events[-1] += (logs["val_loss"],)
+
+
+def step_streams(model, streams):
+    """Feeds each stream one character at a time through a batch-1 copy of `model` from zero state;
+    returns its final states and the per-character cross-entropy."""
+    stepper = build_model(model.output_shape[-1], 1, 1, **MODEL)
+    copy_weights(model, stepper)
+    finals, losses = [], []
+    for stream in streams:
+        reset_states(stepper)
+        for t in range(len(stream) - 1):
+            logits = keras.ops.convert_to_numpy(stepper(stream[None, t:t + 1].astype(np.int32)))[0, 0]
+            losses.append(np.logaddexp.reduce(logits) - logits[stream[t + 1]])
+        finals.append(get_states(stepper))
+    return [np.concatenate([f[i] for f in finals]) for i in range(len(finals[0]))], np.mean(losses)
+
+
+MODEL = dict(cell="lstm", rnn_size=8, num_layers=2, embedding_size=4)
+
+
+def test_state_after_training_equals_stepping_and_resets_at_epoch_start_and_before_validation(tmp_path):
+    vocab, ids = load_ids(shakespeare_slice(tmp_path, 400), "char")
+    train_ids, val_ids, _ = split(ids, 0.75, 0.25)
+    batches, val_batches = StreamBatches(train_ids, B, T), StreamBatches(val_ids, B, T, what="validation")
+    model = build_model(vocab.size, B, T, **MODEL)
+    # learning rate 0: the weights stay those of the stepping reference, only the state moves
+    model.compile(keras.optimizers.SGD(0.0), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    log = StateLog()
+    model.fit(batches, validation_data=val_batches, epochs=2, callbacks=[TBPTTSchedule(batches), log], verbose=0,
+              shuffle=False)
+
+    events = [(e, epoch) for e, epoch, *_ in log.events]
+    assert events == [("epoch_begin", 0), ("test_begin", None), ("test_end", None), ("epoch_end", 0),
+                      ("epoch_begin", 1), ("test_begin", None), ("test_end", None), ("epoch_end", 1)]
+    per_stream = (len(train_ids) - 1) // B
+    seen = len(batches) * T
+    expected, _ = step_streams(model, [np.asarray(train_ids[i * per_stream: i * per_stream + seen + 1]) for i in range(B)])
+    for epoch_begin, test_begin, test_end, epoch_end in (log.events[0:4], log.events[4:8]):
+        for state in epoch_begin[2]:  # reset when the pass begins
+            np.testing.assert_array_equal(state, 0)
+        for state in test_begin[2]:  # reset before validation
+            np.testing.assert_array_equal(state, 0)
+        for got, want in zip(test_end[2], expected):  # training state put back after validation
+            np.testing.assert_allclose(got, want, atol=1e-5)
+        for got, want in zip(epoch_end[2], expected):
+            np.testing.assert_allclose(got, want, atol=1e-5)
+
+    # validation ran statefully over its own streams: its loss is the stepped cross-entropy
+    val_per_stream = (len(val_ids) - 1) // B
+    val_seen = len(val_batches) * T
+    _, stepped_val_loss = step_streams(
+        model, [np.asarray(val_ids[i * val_per_stream: i * val_per_stream + val_seen + 1]) for i in range(B)])
+    assert log.events[3][3] == pytest.approx(stepped_val_loss, abs=1e-4)
+
+
+def tiny_config(text, **overrides):
+    settings = dict(text=text, batch_size=4, seq_length=16, rnn_size=16, num_layers=2, embedding_size=8,
+                    learning_rate=1e-2, eval_every=1000)
+    return Config(**{**settings, **overrides})
+
+
+def test_two_epochs_equal_one_epoch_then_resume(tmp_path):
+    text = shakespeare_slice(tmp_path, 3000)
+    straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
+    train(tiny_config(text, max_epochs=2), straight, verbose=0)
+    train(tiny_config(text, max_epochs=1), resumed, verbose=0)
+    records = train(tiny_config(text, max_epochs=2), resumed, resume=True, verbose=0)
+    assert records["last"]["keras_epoch"] == 1
+    a, b = load_model(os.path.join(straight, "last.keras")), load_model(os.path.join(resumed, "last.keras"))
+    assert int(a.optimizer.iterations.value) == int(b.optimizer.iterations.value) > 0
+    for wa, wb in zip(a.weights, b.weights):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(wa.value), keras.ops.convert_to_numpy(wb.value),
+                                   atol=1e-5, err_msg=wa.path)
+    history = open(os.path.join(resumed, "history.csv")).read().split()
+    assert history[0] == "epoch,learning_rate,loss,seconds,step,val_loss" and len(history) == 3
+
+
+def test_validation_every_n_steps_checkpoints_each_time(tmp_path):
+    text = shakespeare_slice(tmp_path, 6000)
+    records = train(tiny_config(text, max_epochs=1, eval_every=20), str(tmp_path / "run"), verbose=0)
+    rows = open(tmp_path / "run" / "history.csv").read().split()[1:]
+    assert len(rows) == 4 and records["last"]["step"] == 84
+    assert records["best"]["val_loss"] == min(float(r.split(",")[-1]) for r in rows)
+    assert os.path.exists(tmp_path / "run" / "loss.png")
