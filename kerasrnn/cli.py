@@ -124,14 +124,24 @@ def run(args):
 
 
 def demo(run_dir, seconds):
-    """The README's first command: a small model on Python's standard library, then a sample."""
+    """The README's first command: a small model on Python's standard library, a sample from it, then
+    the same model exported to an edge bundle and sampled there without TensorFlow's help."""
+    from kerasrnn_edge import cli as edge_cli
+    from kerasrnn_export.bundle import export_bundle
+
     from .config import preset
     from .sample import sample
     from .train import train
     config = dataclasses.replace(preset("tiny"), corpus="python-stdlib", max_seconds=seconds)
     train(config, run_dir, resume=os.path.exists(os.path.join(run_dir, "last.keras")))
-    print("\nkerasrnn: a sample from the best checkpoint:\n")
-    sample(run_dir, prime="def ", length=400, temperature=0.7, seed=1)
+    settings = dict(prime="def ", length=300, temperature=0.7, seed=1)
+    print("\nkerasrnn: a sample from the best checkpoint (Keras):\n")
+    sample(run_dir, **settings)
+    bundle = os.path.join(run_dir, "bundle")
+    export_bundle(run_dir, bundle)
+    print(f"\nkerasrnn: exported the edge bundle to {bundle}; the same sample from its TFLite model:\n")
+    edge_cli.main(["sample", bundle, "--prime", settings["prime"], "--length", str(settings["length"]),
+                   "--temperature", str(settings["temperature"]), "--seed", str(settings["seed"])])
 
 
 def main(argv=None):

@@ -85,7 +85,8 @@ def train(config: Config, run_dir, resume=False, verbose="auto"):
         verbose = 1 if sys.stdout.isatty() else 2
     if verbose:
         print(f"kerasrnn: {len(train_ids):,} training and {len(val_ids):,} validation tokens, vocab {vocab.size}, "
-              f"{model.count_params():,} parameters, {batches.steps * batches.chunks} steps per epoch", flush=True)
+              f"{model.count_params():,} parameters; {batches.steps * batches.chunks} steps per pass over the text, "
+              f"validated every {batches.steps} (one Keras epoch)", flush=True)
     try:
         model.fit(batches, validation_data=val_batches, epochs=config.max_epochs * batches.chunks,
                   initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose, shuffle=False)
