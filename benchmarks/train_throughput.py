@@ -1,0 +1,110 @@
+"""Training throughput of kerasrnn over the PyTorch reference's grid, measured after warm-up.
+
+    python benchmarks/train_throughput.py [--grid gpu|cpu] [--steps 60] [--steps-per-execution 16] [--torch]
+
+One JSON line per shape: characters per second through `model.fit` (stateful batches, Adam, clip 5,
+as ../shared/bench/torch_reference.py trains), ms per step and peak accelerator memory. `--torch`
+runs the PyTorch peer on the same shapes in the same process run, on the same device kind, and adds
+the ratio. On the GPU host: KERAS_BACKEND=jax (no TensorFlow there).
+"""
+import argparse
+import importlib.util
+import json
+import os
+import sys
+import time
+
+import keras
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from kerasrnn.data import StreamBatches  # noqa: E402
+from kerasrnn.model import build_model  # noqa: E402
+from kerasrnn_edge.vocab import Vocab  # noqa: E402
+
+SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared")
+DATA = os.path.join(SHARED, "data", "tinyshakespeare.txt")
+GRIDS = {  # the torch reference's grid; the CPU grid is its batch-50 shapes that a 2-core CPU can time
+    "gpu": [dict(B=50, T=50, L=l, H=h) for l in (1, 3) for h in (128, 512)]
+           + [dict(B=128, T=128, L=3, H=1024, E=256), dict(B=256, T=256, L=2, H=1024, E=256)],
+    "cpu": [dict(B=50, T=50, L=1, H=128), dict(B=50, T=50, L=3, H=128), dict(B=50, T=50, L=1, H=512)],
+}
+
+
+class StepTimer(keras.callbacks.Callback):
+    """Wall time of the batches after `warm` warm-up batches (the step that ends the run blocks on results)."""
+
+    def __init__(self, warm):
+        super().__init__()
+        self.warm, self.start, self.batches = warm, None, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches = batch + 1
+        if self.batches == self.warm:
+            keras.ops.convert_to_numpy(logs["loss"])
+            self.start = time.perf_counter()
+
+    def on_train_end(self, logs=None):
+        self.seconds = time.perf_counter() - self.start
+
+
+def peak_memory_mib():
+    if keras.backend.backend() == "jax":
+        import jax
+        stats = jax.devices()[0].memory_stats() or {}
+        return stats.get("peak_bytes_in_use", 0) / 2**20 or None
+    import tensorflow as tf
+    if tf.config.list_physical_devices("GPU"):
+        return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+    return None
+
+
+def kerasrnn_throughput(shape, ids, vocab_size, steps, steps_per_execution):
+    B, T = shape["B"], shape["T"]
+    warm = 2 * steps_per_execution
+    batches = StreamBatches(ids, B, T)
+    model = build_model(vocab_size, B, T, cell="lstm", rnn_size=shape["H"], num_layers=shape["L"],
+                        embedding_size=shape.get("E", 64))
+    model.compile(keras.optimizers.Adam(2e-3, global_clipnorm=5.0),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  steps_per_execution=steps_per_execution)
+    timer = StepTimer(warm)
+    total = warm + steps
+    model.fit(batches, epochs=1, steps_per_epoch=min(total, len(batches)), callbacks=[timer], verbose=0,
+              shuffle=False)
+    timed = timer.batches - warm
+    return dict(chars_per_s=round(B * T * timed / timer.seconds), ms_per_step=round(1000 * timer.seconds / timed, 3),
+                peak_mib=peak_memory_mib())
+
+
+def torch_reference():
+    spec = importlib.util.spec_from_file_location("torch_reference", os.path.join(SHARED, "bench", "torch_reference.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--grid", choices=list(GRIDS), default="cpu")
+    parser.add_argument("--steps", type=int, default=60, help="timed steps per shape")
+    parser.add_argument("--steps-per-execution", type=int, default=1)
+    parser.add_argument("--torch", action="store_true", help="also time the PyTorch peer (fp32, and bf16 on GPU)")
+    args = parser.parse_args()
+    vocab, ids = Vocab.fit(open(DATA, "rb").read(), "char")
+    ids = ids[: int(len(ids) * 0.9)]
+    peer = torch_reference() if args.torch else None
+    device = "cuda" if peer and peer.torch.cuda.is_available() else "cpu"
+    for shape in GRIDS[args.grid]:
+        row = dict(impl=f"kerasrnn-{keras.backend.backend()}", **shape,
+                   **kerasrnn_throughput(shape, ids, vocab.size, args.steps, args.steps_per_execution))
+        if peer:
+            fp32 = peer.throughput(shape, steps=args.steps, dev=device)
+            row.update(torch_fp32=fp32["chars_per_s"], ratio_fp32=round(row["chars_per_s"] / fp32["chars_per_s"], 3))
+            if device == "cuda":
+                bf16 = peer.throughput(shape, steps=args.steps, amp=True, dev=device)
+                row.update(torch_bf16=bf16["chars_per_s"], ratio_bf16=round(row["chars_per_s"] / bf16["chars_per_s"], 3))
+        print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
