@@ -17,7 +17,7 @@ import tensorflow as tf
 
 def _recur(cell, xw, states, layer):
     """One step of one layer: `xw` is x @ kernel + bias [1, gates * H]; returns the new states."""
-    hu = tf.matmul(states[0], layer.recurrent_kernel)
+    hu = tf.matmul(states[0], layer["recurrent_kernel"])
     if cell == "lstm":
         h, c = states
         i, f, g, o = tf.split(xw + hu, 4, axis=1)
@@ -26,37 +26,41 @@ def _recur(cell, xw, states, layer):
     if cell == "gru":
         (h,) = states
         xz, xr, xh = tf.split(xw, 3, axis=1)
-        hz, hr, hh = tf.split(hu + layer.recurrent_bias, 3, axis=1)
+        hz, hr, hh = tf.split(hu + layer["recurrent_bias"], 3, axis=1)
         z, r = tf.sigmoid(xz + hz), tf.sigmoid(xr + hr)
         return [z * h + (1 - z) * tf.tanh(xh + r * hh)]
     return [tf.tanh(xw + hu)]
 
 
 class StepModule(tf.Module):
+    """The weights as variables (one copy, shared by both signatures once frozen) and the two signatures."""
+
     def __init__(self, weights, chunk):
         super().__init__()
-        self.w = weights
-        per_layer = len(weights.state_names) // len(weights.layers)
-        self.per_layer = per_layer
+        self.cell, self.state_names = weights.cell, weights.state_names
+        self.per_layer = len(weights.state_names) // len(weights.layers)
+        self.embedding = tf.Variable(weights.embedding)
+        self.layers = [{k: tf.Variable(v) for k, v in vars(layer).items()} for layer in weights.layers]
+        self.dense_kernel, self.dense_bias = tf.Variable(weights.dense_kernel), tf.Variable(weights.dense_bias)
         states = [tf.TensorSpec([1, weights.rnn_size], tf.float32, name=n) for n in weights.state_names]
         self.step = tf.function(self._run, input_signature=[tf.TensorSpec([1], tf.int32, name="token"), *states])
         self.steps = tf.function(self._run, input_signature=[tf.TensorSpec([chunk], tf.int32, name="token"), *states])
 
     def _run(self, token, *states):
-        w, n = self.w, self.per_layer
-        x = tf.gather(w.embedding, token)                          # [T, E]
+        n = self.per_layer
+        x = tf.gather(self.embedding, token)                       # [T, E]
         out = {}
-        for i, layer in enumerate(w.layers):
-            xw = tf.matmul(x, layer.kernel) + layer.bias           # [T, gates * H], all tokens at once
+        for i, layer in enumerate(self.layers):
+            xw = tf.matmul(x, layer["kernel"]) + layer["bias"]     # [T, gates * H], all tokens at once
             s = list(states[i * n:(i + 1) * n])
             hs = []
             for xw_t in tf.split(xw, token.shape[0]) if token.shape[0] > 1 else [xw]:
-                s = _recur(w.cell, xw_t, s, layer)
+                s = _recur(self.cell, xw_t, s, layer)
                 hs.append(s[0])
             x = tf.concat(hs, axis=0) if len(hs) > 1 else hs[0]
-            for name, value in zip(w.state_names[i * n:(i + 1) * n], s):
+            for name, value in zip(self.state_names[i * n:(i + 1) * n], s):
                 out[f"next_{name}"] = value
-        out["logits"] = tf.matmul(hs[-1], w.dense_kernel) + w.dense_bias
+        out["logits"] = tf.matmul(hs[-1], self.dense_kernel) + self.dense_bias
         return out
 
 
