@@ -1,0 +1,120 @@
+"""Edge sampling speed on one CPU thread: the char-rnn-sized model (3 x 512 LSTM, vocab 65, embedding 128).
+
+Untrained weights (speed does not depend on them). For each runtime: the bare step (invoke only),
+the step model's feed (invoke + token in + state copied back + logits out), and the full sampler loop
+(`EdgeSampler.generate`: feed + choose + decode); then peers (Keras predict, a tf.function step),
+choose() alone, and priming 1,000 characters token by token vs in chunks.
+
+    python benchmarks/edge_sampling.py [--seconds 2]
+"""
+import argparse
+import datetime
+import os
+import platform
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+tf.config.threading.set_intra_op_parallelism_threads(1)
+tf.config.threading.set_inter_op_parallelism_threads(1)
+
+from kerasrnn.config import Config  # noqa: E402
+from kerasrnn.model import build_model, copy_weights, reset_states  # noqa: E402
+from kerasrnn.run import save_model, write_json  # noqa: E402
+from kerasrnn_edge.sampling import SplitMix64, choose  # noqa: E402
+from kerasrnn_edge.sampler import EdgeSampler  # noqa: E402
+from kerasrnn_edge.vocab import Vocab  # noqa: E402
+from kerasrnn_export import export_bundle  # noqa: E402
+
+CHARS = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"  # tiny-shakespeare's 65
+MODEL = dict(cell="lstm", rnn_size=512, num_layers=3, embedding_size=128)
+
+
+def rate(fn, seconds, unit=1):
+    """Calls per second of `fn` (times `unit`), after one warm-up call, for about `seconds`."""
+    fn()
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        fn()
+        n += 1
+    return n * unit / (time.perf_counter() - start)
+
+
+def make_bundle(directory):
+    vocab = Vocab("char", CHARS)
+    run_dir = os.path.join(directory, "run")
+    os.makedirs(run_dir)
+    model = build_model(vocab.size, 1, None, **MODEL)
+    save_model(model, os.path.join(run_dir, "best.keras"))
+    write_json(os.path.join(run_dir, "config.json"), Config(**MODEL).to_json())
+    write_json(os.path.join(run_dir, "vocab.json"), vocab.to_json())
+    export_bundle(run_dir, os.path.join(directory, "bundle"))
+    return model, os.path.join(directory, "bundle")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=2.0, help="per measurement")
+    seconds = parser.parse_args().seconds
+    rows = []
+
+    def report(name, chars_per_second, note=""):
+        rows.append((name, chars_per_second, note))
+        print(f"{name:<52} {chars_per_second:>10,.0f} chars/s  {note}", flush=True)
+
+    print(f"{datetime.date.today()}  {platform.processor() or platform.machine()}  "
+          f"load average {os.getloadavg()[0]:.2f}  one thread each")
+    with tempfile.TemporaryDirectory() as directory:
+        trained, bundle = make_bundle(directory)
+        token = np.array([7], np.int32)
+        prime_ids = np.random.default_rng(0).integers(0, len(CHARS), 1000).astype(np.int32)
+        for runtime, precision in [("ai-edge-litert", "int8"), ("ai-edge-litert", "fp32"), ("onnxruntime", "fp32")]:
+            sampler = EdgeSampler.load(bundle, runtime, precision)
+            step = sampler.model
+            label = f"{runtime} {precision}"
+            feed_one_by_one(step, prime_ids[:100])  # a real state: hybrid int8 kernels skip all-zero inputs
+            if runtime == "onnxruntime":
+                feeds = {"token": token, **step.states}
+                invoke = rate(lambda: step.session.run(None, feeds), seconds)
+            else:
+                invoke = rate(step.interpreter.invoke, seconds)
+            report(f"{label}: bare invoke", invoke)
+            feed = rate(lambda: step.feed(token), seconds)
+            report(f"{label}: step model feed", feed, f"{1 - feed / invoke:.0%} below invoke")
+            loop = rate(lambda: sum(1 for _ in sampler.generate("", 500, seed=1)), seconds, unit=500)
+            report(f"{label}: full sampler loop (generate)", loop, f"{1 - loop / invoke:.0%} below invoke")
+            per_token = rate(lambda: feed_one_by_one(step, prime_ids), seconds, unit=len(prime_ids))
+            report(f"{label}: prime 1000 chars, one token per call", per_token)
+            whole = rate(lambda: (step.reset(), step.feed(prime_ids)), seconds, unit=len(prime_ids))
+            report(f"{label}: prime 1000 chars in one feed", whole,
+                   "chunks of 64 (steps signature) + the rest" if runtime != "onnxruntime" else "one run")
+
+        logits = np.random.default_rng(1).normal(0, 2, len(CHARS)).astype(np.float32)
+        rng = SplitMix64(1)
+        report("choose() alone (temperature 1)", rate(lambda: choose(logits, rng), seconds))
+        report("choose() alone (top-k 10, top-p 0.9)", rate(lambda: choose(logits, rng, 1.0, 10, 0.9), seconds))
+
+        stepper = build_model(len(CHARS), 1, 1, **MODEL)
+        copy_weights(trained, stepper)
+        reset_states(stepper)
+        x = np.array([[7]], np.int32)
+        tf_step = tf.function(lambda x: stepper(x, training=False))
+        report("tf.function step (Keras model, batch 1)", rate(lambda: tf_step(x).numpy(), seconds))
+        report("Keras predict, one char per call", rate(lambda: stepper.predict(x, verbose=0), seconds))
+
+
+def feed_one_by_one(step, ids):
+    step.reset()
+    for i in range(len(ids)):
+        step.feed(ids[i:i + 1])
+    if hasattr(step, "interpreter"):  # the state in the inputs too, for a bare invoke on real values
+        for state_in, state_out in step.state_pairs:
+            step.interpreter.set_tensor(state_in, step.interpreter.get_tensor(state_out))
+
+
+if __name__ == "__main__":
+    main()
