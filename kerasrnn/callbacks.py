@@ -5,7 +5,7 @@ import time
 
 import keras
 
-from .model import get_states, reset_states, set_states
+from .model import get_rng_states, get_states, reset_states, set_states
 from .run import atomic_write, save_model, write_json, write_text
 
 
@@ -56,7 +56,7 @@ class Checkpointer(keras.callbacks.Callback):
             return
         record = {"epoch": round(step / (self.batches.steps * self.batches.chunks), 3), "step": step,
                   "keras_epoch": epoch, "loss": loss, "val_loss": val_loss}
-        self.records = dict(self.records, last=record)
+        self.records = dict(self.records, last={**record, "rng": get_rng_states(self.model)})
         if val_loss < self.best_val:
             self.best_val = val_loss
             save_model(self.model, os.path.join(self.run_dir, "best.keras"))

@@ -67,9 +67,14 @@ def make_parser():
     sample.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which weights (default best)")
     add_sample_options(sample)
 
-    export = commands.add_parser("export", help="write an edge bundle (TFLite, ONNX) from a trained run")
+    export = commands.add_parser("export", help="write an edge bundle (TFLite, ONNX) and/or a TF Serving SavedModel")
     export.add_argument("run_dir", help="a run directory made by kerasrnn train")
-    export.add_argument("--out", required=True, help="bundle directory to write")
+    export.add_argument("--out", help="edge bundle directory to write")
+    export.add_argument("--serving", metavar="BASE_DIR", help="write a SavedModel to BASE_DIR/NAME/VERSION (TF Serving)")
+    export.add_argument("--name", default="kerasrnn", help="the served model's name (default kerasrnn)")
+    export.add_argument("--max-length-cap", type=int, default=1000, help="largest max_length a request may ask for")
+    export.add_argument("--unknown", choices=("error", "skip"), default="error",
+                        help="prompt characters outside the vocabulary: reject the request, or drop them")
     export.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which weights (default best)")
 
     demo = commands.add_parser("demo", help="train a small model on Python's own source code, then sample")
@@ -116,11 +121,23 @@ def run(args):
         sample(args.run_dir, args.prime, args.length, args.temperature, args.top_k, args.top_p, args.seed,
                args.argmax, which=args.checkpoint)
     elif args.command == "export":
-        from kerasrnn_export.bundle import export_bundle
-        export_bundle(args.run_dir, args.out, which=args.checkpoint)
-        print(f"kerasrnn: wrote the bundle to {args.out}")
+        export(args)
     elif args.command == "demo":
         demo(args.run_dir, args.seconds)
+
+
+def export(args):
+    if not (args.out or args.serving):
+        raise UserError("say what to write: --out BUNDLE_DIR (edge bundle), --serving BASE_DIR (TF Serving), or both")
+    if args.out:
+        from kerasrnn_export.bundle import export_bundle
+        export_bundle(args.run_dir, args.out, which=args.checkpoint)
+        print(f"kerasrnn: wrote the edge bundle to {args.out}")
+    if args.serving:
+        from kerasrnn_export.serving import export_serving
+        path = export_serving(args.run_dir, args.serving, name=args.name, which=args.checkpoint,
+                              max_length_cap=args.max_length_cap, unknown=args.unknown)
+        print(f"kerasrnn: wrote the SavedModel to {path}")
 
 
 def demo(run_dir, seconds):

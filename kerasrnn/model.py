@@ -81,6 +81,18 @@ def reset_states(model):
             weight.assign(ops.zeros_like(weight.value))
 
 
+def get_rng_states(model):
+    """The dropout random generators' states. Keras's .keras format does not save them, so checkpoint.json
+    carries them, and a resumed run draws the same dropout masks as one that never stopped."""
+    return [ops.convert_to_numpy(v.value).tolist() for v in model.non_trainable_variables
+            if "seed_generator" in v.path]
+
+
+def set_rng_states(model, states):
+    for variable, value in zip([v for v in model.non_trainable_variables if "seed_generator" in v.path], states):
+        variable.assign(value)
+
+
 def copy_weights(source, target):
     """Copies the trained weights (not the state) between models of different batch sizes."""
     for src, dst in zip(source.trainable_weights, target.trainable_weights):

@@ -10,7 +10,7 @@ from kerasrnn_edge.errors import UserError
 from . import data
 from .callbacks import Checkpointer, TBPTTSchedule, TimeBudget, plot_history, read_history
 from .config import Config
-from .model import build_model, copy_weights
+from .model import build_model, copy_weights, set_rng_states
 from .optim import make_optimizer
 from .run import load_checkpoints, load_config, load_model, load_run, load_vocab, write_json
 
@@ -58,6 +58,7 @@ def train(config: Config, run_dir, resume=False, verbose="auto"):
     if resume:
         model = load_model(last_path)
         records = load_checkpoints(run_dir)
+        set_rng_states(model, records["last"].get("rng", []))
         initial_epoch = records["last"]["keras_epoch"] + 1
         best_val = records.get("best", {}).get("val_loss", math.inf)
         history = read_history(run_dir, records["last"]["step"])
