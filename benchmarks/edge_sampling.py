@@ -3,7 +3,7 @@
 Untrained weights (speed does not depend on them). For each runtime: the bare step (invoke only),
 the step model's feed (invoke + token in + state copied back + logits out), and the full sampler loop
 (`EdgeSampler.generate`: feed + choose + decode); then peers (Keras predict, a tf.function step),
-choose() alone, and priming 1,000 characters token by token vs in chunks.
+choose() alone, and priming 1,000 characters token by token vs in one feed (ONNX: one run).
 
     python benchmarks/edge_sampling.py [--seconds 2]
 """
@@ -90,8 +90,7 @@ def main():
             per_token = rate(lambda: feed_one_by_one(step, prime_ids), seconds, unit=len(prime_ids))
             report(f"{label}: prime 1000 chars, one token per call", per_token)
             whole = rate(lambda: (step.reset(), step.feed(prime_ids)), seconds, unit=len(prime_ids))
-            report(f"{label}: prime 1000 chars in one feed", whole,
-                   "chunks of 64 (steps signature) + the rest" if runtime != "onnxruntime" else "one run")
+            report(f"{label}: prime 1000 chars in one feed", whole, "one run" if runtime == "onnxruntime" else "")
 
         logits = np.random.default_rng(1).normal(0, 2, len(CHARS)).astype(np.float32)
         rng = SplitMix64(1)

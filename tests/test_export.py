@@ -23,7 +23,7 @@ TEXT_CHARS = 20_000
 INT8_LOGIT_BOUND = 0.1  # dynamic-range int8 weights; measured max |error| ~0.01 on these logits (|logits| < 5)
 
 
-def exported_run(tmp_path_factory, cell="lstm", chunk=None):
+def exported_run(tmp_path_factory, cell="lstm"):
     """(run_dir, bundle_dir) of a tiny model trained for one short epoch on Shakespeare; made once per session."""
     base = tmp_path_factory.getbasetemp() / f"edge-{cell}"
     run_dir, bundle_dir = base / "run", base / "bundle"
@@ -33,14 +33,13 @@ def exported_run(tmp_path_factory, cell="lstm", chunk=None):
         config = Config(text=text, cell=cell, rnn_size=32, num_layers=2, embedding_size=16, batch_size=8,
                         seq_length=32, max_epochs=1, eval_every=50, seed=1)
         train(config, str(run_dir), verbose=0)
-        export_bundle(str(run_dir), str(bundle_dir), **({"chunk": chunk} if chunk else {}))
+        export_bundle(str(run_dir), str(bundle_dir))
     return str(run_dir), str(bundle_dir)
 
 
 @pytest.fixture(scope="module", params=["lstm", "gru", "rnn"])
 def run_and_bundle(request, tmp_path_factory):
-    # GRU and SimpleRNN with a short "steps" chunk: conversion time grows with it, the code path does not.
-    return exported_run(tmp_path_factory, request.param, chunk=None if request.param == "lstm" else 8)
+    return exported_run(tmp_path_factory, request.param)
 
 
 def keras_logits(run_dir, ids):
@@ -55,7 +54,7 @@ def edge_logits(bundle_dir, ids, runtime, precision):
     model.reset()
     per_token = np.stack([model.feed(ids[i:i + 1]) for i in range(len(ids))])
     model.reset()
-    return per_token, model.feed(ids)  # the whole text in one call: the "steps" signature / one ONNX run
+    return per_token, model.feed(ids)  # the whole text in one call (one run of the ONNX "steps" signature)
 
 
 def test_logits_agree_over_500_steps(run_and_bundle):
@@ -97,6 +96,7 @@ def test_manifest(run_and_bundle):
     steps = manifest.find("step")
     assert [(f["path"], f["precision"]) for f in steps] == [
         ("step_fp32.tflite", "fp32"), ("step_int8.tflite", "int8"), ("step.onnx", "fp32")]
+    assert [(f["path"], f["inputs"]["token"]["shape"]) for f in manifest.find("steps")] == [("step.onnx", [-1])]
     for entry in steps:
         assert entry["inputs"] == {"token": {"shape": [1], "dtype": "int32"},
                                    **{n: {"shape": [1, hidden], "dtype": "float32"} for n in names}}

@@ -57,9 +57,8 @@ def open_step_model(manifest, runtime=None, precision="fp32", threads=1):
 
 
 class TFLiteStep:
-    """Signature "step" is subgraph 0, so the per-token path is the plain set_tensor/invoke/get_tensor
-    (measured faster than a SignatureRunner, which resizes and reallocates on every call); the
-    "steps" signature, when the file has one, primes `chunk` tokens per invoke."""
+    """The file's one signature, "step", is subgraph 0, so each token is a plain set_tensor / invoke /
+    get_tensor (measured faster than a SignatureRunner, which resizes and reallocates on every call)."""
 
     def __init__(self, runtime, manifest, entry, threads):
         path = manifest.verified_path(entry)
@@ -74,8 +73,6 @@ class TFLiteStep:
         self.token, self.logits = inputs["token"]["index"], outputs["logits"]["index"]
         self.state_pairs = [(inputs[n]["index"], outputs[f"next_{n}"]["index"]) for n in self.names]
         self.zeros = [np.zeros(s["shape"], np.float32) for s in manifest.state]
-        steps = [f for f in manifest.find("steps", entry["precision"], "tflite") if f["path"] == entry["path"]]
-        self.chunk = steps[0]["inputs"]["token"]["shape"][0] if steps else 0
 
     def reset(self):
         for (index, _), zeros in zip(self.state_pairs, self.zeros):
@@ -83,30 +80,13 @@ class TFLiteStep:
 
     def feed(self, ids):
         ids = np.asarray(ids, np.int32)
-        fed, logits = self._feed_chunks(ids) if self.chunk and len(ids) >= self.chunk else (0, None)
-        if fed == len(ids):
-            return logits
         set_tensor, get_tensor, invoke = self.interpreter.set_tensor, self.interpreter.get_tensor, self.interpreter.invoke
-        for i in range(fed, len(ids)):
+        for i in range(len(ids)):
             set_tensor(self.token, ids[i:i + 1])
             invoke()
             for state_in, state_out in self.state_pairs:
                 set_tensor(state_in, get_tensor(state_out))
         return get_tensor(self.logits)[0]
-
-    def _feed_chunks(self, ids):
-        """Feeds the whole chunks of `ids` through "steps"; returns (ids fed, logits)."""
-        states = {n: self.interpreter.get_tensor(index) for n, (index, _) in zip(self.names, self.state_pairs)}
-        runner = self.interpreter.get_signature_runner("steps")
-        fed = 0
-        while len(ids) - fed >= self.chunk:
-            out = runner(token=ids[fed:fed + self.chunk], **states)
-            states = {n: out[f"next_{n}"] for n in self.names}
-            fed += self.chunk
-        del runner
-        for n, (index, _) in zip(self.names, self.state_pairs):
-            self.interpreter.set_tensor(index, states[n])
-        return fed, out["logits"][0]
 
 
 class OnnxStep:

@@ -1,9 +1,9 @@
 """export_bundle: a run directory's checkpoint -> an edge bundle (SPEC.md, "Bundle").
 
     manifest.json      what is in the bundle and how to call it; written last
-    step_fp32.tflite   signatures "step" and "steps", float32
+    step_fp32.tflite   signature "step", float32
     step_int8.tflite   the same with int8 weights (dynamic-range quantization)
-    step.onnx          one graph; "step" is T = 1, "steps" any T
+    step.onnx          one graph; "step" is T = 1 token, "steps" any T (a prime in one run)
 """
 import hashlib
 import os
@@ -15,19 +15,18 @@ from kerasrnn_edge.manifest import FORMAT, FORMAT_VERSION, MANIFEST, SAMPLING_CO
 from . import onnx_graph, tflite
 from .weights import from_model
 
-CHUNK = 64  # tokens per "steps" call in the TFLite files (fixed shapes); ONNX takes any number
 # The oldest runtimes the files run on (the oldest with Python 3.11 wheels; tests/test_edge_venvs.py runs them).
 TFLITE_RUNTIMES = {"ai-edge-litert": "1.0.1", "tflite-runtime": "2.14.0"}
 ONNX_RUNTIMES = {"onnxruntime": "1.15.0"}
 
 
-def export_bundle(run_dir, out_dir, which="best", chunk=CHUNK):
+def export_bundle(run_dir, out_dir, which="best"):
     """Writes the bundle of `run_dir`'s `which` checkpoint (best or last) to `out_dir`; returns the manifest."""
     model, vocab, config, record = load_run(run_dir, which)
     weights = from_model(model)
     os.makedirs(out_dir, exist_ok=True)
-    files = {"step_fp32.tflite": tflite.convert(weights, chunk, int8=False),
-             "step_int8.tflite": tflite.convert(weights, chunk, int8=True),
+    files = {"step_fp32.tflite": tflite.convert(weights, int8=False),
+             "step_int8.tflite": tflite.convert(weights, int8=True),
              "step.onnx": onnx_graph.build(weights)}
     for path, data in files.items():
         atomic_write(os.path.join(out_dir, path), lambda tmp, data=data: _write_bytes(tmp, data))
@@ -48,8 +47,6 @@ def export_bundle(run_dir, out_dir, which="best", chunk=CHUNK):
         "files": [entry("step_fp32.tflite", "step", 1, subgraph=0),
                   entry("step_int8.tflite", "step", 1, subgraph=0),
                   entry("step.onnx", "step", 1, opset=onnx_graph.OPSET),
-                  entry("step_fp32.tflite", "steps", chunk, subgraph=1),
-                  entry("step_int8.tflite", "steps", chunk, subgraph=1),
                   entry("step.onnx", "steps", -1, opset=onnx_graph.OPSET)],
         "source": {"config": config.to_json(), "val_loss": record.get("val_loss"), "epoch": record.get("epoch"),
                    "step": record.get("step"), "checkpoint": which, "kerasrnn_version": kerasrnn.__version__},

@@ -1,14 +1,9 @@
 """TFLite step models, written with plain TF ops on the weights so that they convert to builtin ops.
 
 Converting Keras's LSTM layer needs Flex ops (TensorList); one fixed-batch step of gate math does
-not. One .tflite file holds two signatures sharing the weights:
-
-    step   token int32 [1]       one token
-    steps  token int32 [chunk]   `chunk` tokens in order (fast priming: one invoke, and the input
-                                 projections of all tokens in one matrix product per layer)
-
-both with every state in and `logits` (after the last token) and `next_<state>` out. The converter
-orders subgraphs by signature name, so "step" is subgraph 0: the one `Interpreter.invoke()` runs.
+not. The file has one signature, "step": token int32 [1] and every state in, `logits` and
+`next_<state>` out. (A second signature that primes a fixed chunk of tokens per invoke measured
+slower than one invoke per token on LiteRT: docs/benchmarks.md, "Edge sampling".)
 """
 import tempfile
 
@@ -33,9 +28,9 @@ def _recur(cell, xw, states, layer):
 
 
 class StepModule(tf.Module):
-    """The weights as variables (one copy, shared by both signatures once frozen) and the two signatures."""
+    """The weights as variables (frozen by the converter into one constant each) and the step function."""
 
-    def __init__(self, weights, chunk):
+    def __init__(self, weights):
         super().__init__()
         self.cell, self.state_names = weights.cell, weights.state_names
         self.per_layer = len(weights.state_names) // len(weights.layers)
@@ -43,38 +38,32 @@ class StepModule(tf.Module):
         self.layers = [{k: tf.Variable(v) for k, v in vars(layer).items()} for layer in weights.layers]
         self.dense_kernel, self.dense_bias = tf.Variable(weights.dense_kernel), tf.Variable(weights.dense_bias)
         states = [tf.TensorSpec([1, weights.rnn_size], tf.float32, name=n) for n in weights.state_names]
-        self.step = tf.function(self._run, input_signature=[tf.TensorSpec([1], tf.int32, name="token"), *states])
-        self.steps = tf.function(self._run, input_signature=[tf.TensorSpec([chunk], tf.int32, name="token"), *states])
+        self.step = tf.function(self._step, input_signature=[tf.TensorSpec([1], tf.int32, name="token"), *states])
 
-    def _run(self, token, *states):
+    def _step(self, token, *states):
         n = self.per_layer
-        x = tf.gather(self.embedding, token)                       # [T, E]
+        x = tf.gather(self.embedding, token)                                    # [1, E]
         out = {}
         for i, layer in enumerate(self.layers):
-            xw = tf.matmul(x, layer["kernel"]) + layer["bias"]     # [T, gates * H], all tokens at once
-            s = list(states[i * n:(i + 1) * n])
-            hs = []
-            for xw_t in tf.split(xw, token.shape[0]) if token.shape[0] > 1 else [xw]:
-                s = _recur(self.cell, xw_t, s, layer)
-                hs.append(s[0])
-            x = tf.concat(hs, axis=0) if len(hs) > 1 else hs[0]
-            for name, value in zip(self.state_names[i * n:(i + 1) * n], s):
+            xw = tf.matmul(x, layer["kernel"]) + layer["bias"]                  # [1, gates * H]
+            new = _recur(self.cell, xw, list(states[i * n:(i + 1) * n]), layer)
+            for name, value in zip(self.state_names[i * n:(i + 1) * n], new):
                 out[f"next_{name}"] = value
-        out["logits"] = tf.matmul(hs[-1], self.dense_kernel) + self.dense_bias
+            x = new[0]
+        out["logits"] = tf.matmul(x, self.dense_kernel) + self.dense_bias
         return out
 
 
-def convert(weights, chunk, int8):
+def convert(weights, int8):
     """The .tflite bytes. int8: dynamic-range quantized weights (activations stay float).
 
     Per-channel quantization of dense layers is turned off: it needs FULLY_CONNECTED version 12,
     which tflite-runtime 2.14 (its last release) cannot load; per-tensor scales load everywhere.
     """
-    module = StepModule(weights, chunk)
+    module = StepModule(weights)
     with tempfile.TemporaryDirectory() as saved_model:
-        tf.saved_model.save(module, saved_model, signatures={"step": module.step.get_concrete_function(),
-                                                             "steps": module.steps.get_concrete_function()})
-        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model, signature_keys=["step", "steps"])
+        tf.saved_model.save(module, saved_model, signatures={"step": module.step.get_concrete_function()})
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model, signature_keys=["step"])
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # fail rather than use Flex
         if int8:
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
