@@ -62,10 +62,12 @@ class Checkpointer(keras.callbacks.Callback):
             save_model(self.model, os.path.join(self.run_dir, "best.keras"))
             self.records["best"] = record
         save_model(self.model, os.path.join(self.run_dir, "last.keras"))
-        write_json(os.path.join(self.run_dir, "checkpoint.json"), self.records)
-        self.history.append({"epoch": epoch, "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)), "loss": loss,
+        learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        self.history.append({"epoch": epoch, "learning_rate": learning_rate, "loss": loss,
                              "seconds": round(time.time() - self._start, 2), "step": step, "val_loss": val_loss})
         write_history(self.run_dir, self.history)
+        # written last: it marks the checkpoint complete (a resume reads history up to its step)
+        write_json(os.path.join(self.run_dir, "checkpoint.json"), self.records)
 
 
 HISTORY_COLUMNS = ["epoch", "learning_rate", "loss", "seconds", "step", "val_loss"]
