@@ -9,7 +9,7 @@ import hashlib
 import os
 
 import kerasrnn
-from kerasrnn.run import atomic_write, load_run, write_json
+from kerasrnn.run import load_run, write_bytes, write_json
 from kerasrnn_edge.manifest import FORMAT, FORMAT_VERSION, MANIFEST, SAMPLING_CONTRACT
 
 from . import onnx_graph, tflite
@@ -29,7 +29,7 @@ def export_bundle(run_dir, out_dir, which="best"):
              "step_int8.tflite": tflite.convert(weights, int8=True),
              "step.onnx": onnx_graph.build(weights)}
     for path, data in files.items():
-        atomic_write(os.path.join(out_dir, path), lambda tmp, data=data: _write_bytes(tmp, data))
+        write_bytes(os.path.join(out_dir, path), data)
 
     def entry(path, signature, tokens, **extra):
         fmt = "onnx" if path.endswith(".onnx") else "tflite"
@@ -61,7 +61,3 @@ def _tensors(weights, vocab_size, tokens):
             "outputs": {"logits": {"shape": [1, vocab_size], "dtype": "float32"},
                         **{f"next_{n}": state for n in weights.state_names}}}
 
-
-def _write_bytes(path, data):
-    with open(path, "wb") as f:
-        f.write(data)
