@@ -18,3 +18,20 @@ def test_training_tests_pass_on_the_other_backend():
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "3 passed" in result.stdout
+
+
+def test_training_and_sampling_run_under_jax_without_tensorflow(tmp_path):
+    """The GPU host has JAX but no TensorFlow: the training path must not need it."""
+    from conftest import shakespeare_slice
+    text = shakespeare_slice(tmp_path, 4000)
+    run_dir = tmp_path / "run"
+    code = ("import sys; sys.modules['tensorflow'] = None  # any import of TensorFlow now fails\n"
+            "from kerasrnn.cli import main\n"
+            f"main(['train', '--text', {str(text)!r}, '--run-dir', {str(run_dir)!r}, '--max-epochs', '1',"
+            " '--batch-size', '4', '--seq-length', '16', '--rnn-size', '16', '--num-layers', '1'])\n"
+            f"main(['sample', {str(run_dir)!r}, '--prime', 'First', '--length', '20', '--seed', '1'])\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "KERAS_BACKEND": "jax"})
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1].startswith("First")
+    assert (run_dir / "best.keras").exists() and not (run_dir / "logs").exists()
