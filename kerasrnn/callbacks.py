@@ -39,10 +39,9 @@ class Checkpointer(keras.callbacks.Callback):
     `checkpoint.json` and `history.csv` (CSVLogger's columns). A non-finite loss stops training
     without saving, so the best checkpoint stays intact."""
 
-    def __init__(self, run_dir, batches, history, best_val=math.inf):
+    def __init__(self, run_dir, batches, history, records, best_val=math.inf):
         super().__init__()
-        self.run_dir, self.batches, self.history, self.best_val = run_dir, batches, history, best_val
-        self.records = {}
+        self.run_dir, self.batches, self.history, self.records, self.best_val = run_dir, batches, history, records, best_val
         self.diverged_at = None
         self._start = time.time()
 

@@ -98,17 +98,13 @@ def train_config(args):
 def import_keras_quietly():
     """TensorFlow 2.21 writes start-up notices to stderr before any log setting applies; import it (and
     let it probe for devices) with stderr closed, so that an error stays one line."""
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
+    from kerasrnn_edge.runtimes import native_stderr_silenced
+
+    with native_stderr_silenced():
         import keras
         if keras.backend.backend() == "tensorflow":
             import tensorflow as tf
             tf.config.list_physical_devices()
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def run(args):

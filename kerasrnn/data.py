@@ -85,11 +85,12 @@ class StreamBatches(keras.utils.PyDataset):
     """Batches of B streams x T steps: row i of batch k+1 continues row i of batch k.
 
     The text is cut into B contiguous streams (as char-rnn and torch-rnn do). One pass over the data
-    may be split into `chunks` Keras epochs, so validation can run every few hundred steps;
-    `TBPTTSchedule` sets `chunk` at each Keras epoch and resets the state when a pass begins.
+    may be split into several Keras epochs ("chunks") of about `steps_per_chunk` batches, so that
+    validation can run every few hundred steps; `TBPTTSchedule` sets `chunk` at each Keras epoch and
+    resets the state when a pass begins.
     """
 
-    def __init__(self, ids, batch_size, seq_length, chunks=1, what="training"):
+    def __init__(self, ids, batch_size, seq_length, steps_per_chunk=None, what="training"):
         super().__init__()
         per_stream = (len(ids) - 1) // batch_size
         if per_stream < seq_length:
@@ -102,7 +103,7 @@ class StreamBatches(keras.utils.PyDataset):
         self.inputs = ids[: batch_size * per_stream].reshape(batch_size, per_stream)
         self.targets = ids[1: batch_size * per_stream + 1].reshape(batch_size, per_stream)
         self.batches_per_pass = per_stream // seq_length
-        self.chunks = max(1, min(chunks, self.batches_per_pass))
+        self.chunks = max(1, round(self.batches_per_pass / steps_per_chunk)) if steps_per_chunk else 1
         self.steps = self.batches_per_pass // self.chunks
         self.chunk = 0
 

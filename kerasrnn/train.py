@@ -48,9 +48,7 @@ def train(config: Config, run_dir, resume=False, verbose="auto"):
         check_resumable(run_dir, config, vocab)
         remove_temp_files(run_dir)
     train_ids, val_ids, _ = data.split(ids, config.train_frac, config.val_frac)
-    probe = data.StreamBatches(train_ids, config.batch_size, config.seq_length)
-    batches = data.StreamBatches(train_ids, config.batch_size, config.seq_length,
-                                 chunks=max(1, round(probe.batches_per_pass / config.eval_every)))
+    batches = data.StreamBatches(train_ids, config.batch_size, config.seq_length, steps_per_chunk=config.eval_every)
     val_batches = data.StreamBatches(val_ids, config.batch_size, config.seq_length, what="validation")
 
     os.makedirs(run_dir, exist_ok=True)
@@ -73,8 +71,7 @@ def train(config: Config, run_dir, resume=False, verbose="auto"):
     write_json(os.path.join(run_dir, "config.json"), config.to_json())
     write_json(os.path.join(run_dir, "vocab.json"), vocab.to_json())
 
-    checkpointer = Checkpointer(run_dir, batches, history, best_val)
-    checkpointer.records = records
+    checkpointer = Checkpointer(run_dir, batches, history, records, best_val)
     callbacks = [TBPTTSchedule(batches), checkpointer]
     if config.max_seconds:
         callbacks.append(TimeBudget(config.max_seconds))

@@ -22,7 +22,7 @@ def test_stream_layout_row_i_of_batch_k_plus_1_continues_row_i_of_batch_k():
 
 
 def test_chunks_split_a_pass_into_keras_epochs():
-    batches = StreamBatches(np.arange(1000, dtype=np.uint16), batch_size=2, seq_length=10, chunks=3)
+    batches = StreamBatches(np.arange(1000, dtype=np.uint16), batch_size=2, seq_length=10, steps_per_chunk=16)
     seen = []
     for chunk in range(batches.chunks):
         batches.chunk = chunk

@@ -62,7 +62,7 @@ class TFLiteStep:
 
     def __init__(self, runtime, manifest, entry, threads):
         path = manifest.verified_path(entry)
-        with _load_errors(path, runtime), _native_stderr_silenced():  # LiteRT logs "INFO: Created ... delegate"
+        with _load_errors(path, runtime), native_stderr_silenced():  # LiteRT logs "INFO: Created ... delegate"
             litert = importlib.import_module(RUNTIMES[runtime][0])
             self.interpreter = litert.Interpreter(model_path=path, num_threads=threads)
             self.interpreter.allocate_tensors()
@@ -125,7 +125,7 @@ def _load_errors(path, runtime):
 
 
 @contextlib.contextmanager
-def _native_stderr_silenced():
+def native_stderr_silenced():
     """Silences what native code writes to file descriptor 2 (Python's own sys.stderr is untouched)."""
     saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     try:

@@ -21,43 +21,25 @@ import tensorflow as tf
 from kerasrnn.run import load_run
 from kerasrnn_edge.errors import UserError
 
-from .tflite import _recur
+from .tflite import StepWeights
 from .weights import from_model
 
 UNKNOWN = ("error", "skip")  # what generate does with prompt characters outside the vocabulary
 
 
-class ServingModule(tf.Module):
+class ServingModule(StepWeights):
     def __init__(self, weights, vocab, max_length_cap=1000, unknown="error"):
-        super().__init__()
-        self.embedding = tf.Variable(weights.embedding)  # variables laid out as tflite.StepModule's, for _recur
-        self.layers = [{k: tf.Variable(v) for k, v in vars(layer).items()} for layer in weights.layers]
-        self.dense_kernel, self.dense_bias = tf.Variable(weights.dense_kernel), tf.Variable(weights.dense_bias)
-        self.cell, self.rnn_size, self.state_names = weights.cell, weights.rnn_size, weights.state_names
-        self.vocab_size, self.per_layer = weights.embedding.shape[0], len(weights.state_names) // len(weights.layers)
+        super().__init__(weights)
         self.kind, self.max_length_cap, self.unknown = vocab.kind, max_length_cap, unknown
         if vocab.kind == "char":
             self.code_points = tf.constant([ord(c) for c in vocab.chars], tf.int32)  # sorted, as Vocab keeps them
         states = [tf.TensorSpec([None, self.rnn_size], tf.float32, name=n) for n in self.state_names]
-        self.step = tf.function(self._step_signature,
+        self.step = tf.function(self.step_outputs,
                                 input_signature=[tf.TensorSpec([None], tf.int32, name="token"), *states])
         self.generate = tf.function(self._generate, input_signature=[
             tf.TensorSpec([None], tf.string, name="prompt"), tf.TensorSpec(None, tf.int32, name="max_length"),
             tf.TensorSpec(None, tf.float32, name="temperature"), tf.TensorSpec(None, tf.int32, name="top_k"),
             tf.TensorSpec(None, tf.int64, name="seed")])
-
-    def _step(self, token, states):
-        """(logits [batch, V], new states) after feeding `token` [batch]."""
-        x, new, n = tf.gather(self.embedding, token), [], self.per_layer
-        for i, layer in enumerate(self.layers):
-            s = _recur(self.cell, tf.matmul(x, layer["kernel"]) + layer["bias"], list(states[i * n:(i + 1) * n]), layer)
-            new += s
-            x = s[0]
-        return tf.matmul(x, self.dense_kernel) + self.dense_bias, new
-
-    def _step_signature(self, token, *states):
-        logits, new = self._step(token, states)
-        return {"logits": logits, **{f"next_{n}": s for n, s in zip(self.state_names, new)}}
 
     def _generate(self, prompt, max_length, temperature, top_k, seed):
         batch = tf.size(prompt)
@@ -69,7 +51,7 @@ class ServingModule(tf.Module):
         for n in tf.range(length):
             token = _sample(logits, temperature, top_k, seed, tf.cast(n, tf.int64))
             out = out.write(n, token)
-            logits, states = self._step(token, states)
+            logits, states = self.forward(token, states)
         tokens = tf.transpose(tf.reshape(out.stack(), [length, batch]))
         kept = tf.sequence_mask(max_length, length)
         return {"text": self._decode(tf.ragged.boolean_mask(tokens, kept)), "ids": tf.where(kept, tokens, -1)}
@@ -112,7 +94,7 @@ class ServingModule(tf.Module):
         states = [tf.zeros([batch, self.rnn_size]) for _ in self.state_names]
         for t in tf.range(tf.shape(padded)[1]):
             live = (t >= start)[:, None]
-            new_logits, new_states = self._step(padded[:, t], states)
+            new_logits, new_states = self.forward(padded[:, t], states)
             logits = tf.where(live, new_logits, logits)
             states = [tf.where(live, new, old) for new, old in zip(new_states, states)]
         return logits, states

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 
 def _recur(cell, xw, states, layer):
-    """One step of one layer: `xw` is x @ kernel + bias [1, gates * H]; returns the new states."""
+    """One step of one layer: `xw` is x @ kernel + bias [batch, gates * H]; returns the new states."""
     hu = tf.matmul(states[0], layer["recurrent_kernel"])
     if cell == "lstm":
         h, c = states
@@ -27,31 +27,41 @@ def _recur(cell, xw, states, layer):
     return [tf.tanh(xw + hu)]
 
 
-class StepModule(tf.Module):
-    """The weights as variables (frozen by the converter into one constant each) and the step function."""
+class StepWeights(tf.Module):
+    """The weights as variables and one step of the whole model: shared by the TFLite step model and
+    the TF Serving SavedModel (serving.py), so both run the same math."""
 
     def __init__(self, weights):
         super().__init__()
-        self.cell, self.state_names = weights.cell, weights.state_names
-        self.per_layer = len(weights.state_names) // len(weights.layers)
+        self.cell, self.rnn_size, self.state_names = weights.cell, weights.rnn_size, weights.state_names
+        self.vocab_size, self.per_layer = weights.embedding.shape[0], len(weights.state_names) // len(weights.layers)
         self.embedding = tf.Variable(weights.embedding)
         self.layers = [{k: tf.Variable(v) for k, v in vars(layer).items()} for layer in weights.layers]
         self.dense_kernel, self.dense_bias = tf.Variable(weights.dense_kernel), tf.Variable(weights.dense_bias)
-        states = [tf.TensorSpec([1, weights.rnn_size], tf.float32, name=n) for n in weights.state_names]
-        self.step = tf.function(self._step, input_signature=[tf.TensorSpec([1], tf.int32, name="token"), *states])
 
-    def _step(self, token, *states):
-        n = self.per_layer
-        x = tf.gather(self.embedding, token)                                    # [1, E]
-        out = {}
+    def forward(self, token, states):
+        """(logits [batch, V], new states in `state_names` order) after feeding `token` [batch]."""
+        x, new, n = tf.gather(self.embedding, token), [], self.per_layer
         for i, layer in enumerate(self.layers):
-            xw = tf.matmul(x, layer["kernel"]) + layer["bias"]                  # [1, gates * H]
-            new = _recur(self.cell, xw, list(states[i * n:(i + 1) * n]), layer)
-            for name, value in zip(self.state_names[i * n:(i + 1) * n], new):
-                out[f"next_{name}"] = value
-            x = new[0]
-        out["logits"] = tf.matmul(x, self.dense_kernel) + self.dense_bias
-        return out
+            xw = tf.matmul(x, layer["kernel"]) + layer["bias"]                  # [batch, gates * H]
+            layer_states = _recur(self.cell, xw, list(states[i * n:(i + 1) * n]), layer)
+            new += layer_states
+            x = layer_states[0]
+        return tf.matmul(x, self.dense_kernel) + self.dense_bias, new
+
+    def step_outputs(self, token, *states):
+        """The "step" signature's outputs: `logits` and `next_<state>`."""
+        logits, new = self.forward(token, states)
+        return {"logits": logits, **{f"next_{n}": s for n, s in zip(self.state_names, new)}}
+
+
+class StepModule(StepWeights):
+    """The "step" signature at batch 1 (the converter freezes each variable into one constant)."""
+
+    def __init__(self, weights):
+        super().__init__(weights)
+        states = [tf.TensorSpec([1, self.rnn_size], tf.float32, name=n) for n in self.state_names]
+        self.step = tf.function(self.step_outputs, input_signature=[tf.TensorSpec([1], tf.int32, name="token"), *states])
 
 
 def convert(weights, int8):
