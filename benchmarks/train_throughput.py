@@ -1,11 +1,14 @@
 """Training throughput of kerasrnn over the PyTorch reference's grid, measured after warm-up.
 
     python benchmarks/train_throughput.py [--grid gpu|cpu] [--steps 60] [--steps-per-execution 16] [--torch]
+                                          [--fused on|off|both]
 
 One JSON line per shape: characters per second through `model.fit` (stateful batches, Adam, clip 5,
 as ../shared/bench/torch_reference.py trains), ms per step and peak accelerator memory. `--torch`
 runs the PyTorch peer on the same shapes in the same command (a child process each), on the same
-device kind, and adds the ratios. On the GPU host: KERAS_BACKEND=jax (no TensorFlow there).
+device kind, and adds the ratios. `--fused` picks the LSTM stack's path on JAX with a GPU: one cuDNN
+call for all layers (on), one per layer (off), or a row for each. On the GPU host: KERAS_BACKEND=jax
+(no TensorFlow there).
 """
 import argparse
 import json
@@ -58,12 +61,12 @@ def peak_memory_mib():
     return None
 
 
-def kerasrnn_throughput(shape, ids, vocab_size, steps, steps_per_execution):
+def kerasrnn_throughput(shape, ids, vocab_size, steps, steps_per_execution, fused):
     B, T = shape["B"], shape["T"]
     warm = 2 * steps_per_execution
     batches = StreamBatches(ids, B, T)
     model = build_model(vocab_size, B, T, cell="lstm", rnn_size=shape["H"], num_layers=shape["L"],
-                        embedding_size=shape.get("E", 64))
+                        embedding_size=shape.get("E", 64), fused=fused)
     model.compile(keras.optimizers.Adam(2e-3, global_clipnorm=5.0),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   steps_per_execution=steps_per_execution)
@@ -93,19 +96,26 @@ def main():
     parser.add_argument("--steps", type=int, default=60, help="timed steps per shape")
     parser.add_argument("--steps-per-execution", type=int, default=1)
     parser.add_argument("--torch", action="store_true", help="also time the PyTorch peer (fp32, and bf16 on GPU)")
+    parser.add_argument("--fused", choices=("on", "off", "both"), default="on",
+                        help="JAX on a GPU: the LSTM stack as one cuDNN call (on), one per layer (off), or both")
     args = parser.parse_args()
     vocab, ids = Vocab.fit(open(DATA, "rb").read(), "char")
     ids = ids[: int(len(ids) * 0.9)]
+    fused_choices = {"on": [True], "off": [False], "both": [False, True]}[args.fused]
     for shape in GRIDS[args.grid]:
-        row = dict(impl=f"kerasrnn-{keras.backend.backend()}", **shape,
-                   **kerasrnn_throughput(shape, ids, vocab.size, args.steps, args.steps_per_execution))
+        rows = [dict(impl=f"kerasrnn-{keras.backend.backend()}", **shape, fused=fused,
+                     **kerasrnn_throughput(shape, ids, vocab.size, args.steps, args.steps_per_execution, fused))
+                for fused in fused_choices]
+        peers = {}
         if args.torch:
-            fp32 = torch_peer(shape, args.steps, amp=False)
-            row.update(torch_fp32=fp32["chars_per_s"], ratio_fp32=round(row["chars_per_s"] / fp32["chars_per_s"], 3))
-            if fp32["device"] == "cuda":
-                bf16 = torch_peer(shape, args.steps, amp=True)
-                row.update(torch_bf16=bf16["chars_per_s"], ratio_bf16=round(row["chars_per_s"] / bf16["chars_per_s"], 3))
-        print(json.dumps(row), flush=True)
+            peers["fp32"] = torch_peer(shape, args.steps, amp=False)
+            if peers["fp32"]["device"] == "cuda":
+                peers["bf16"] = torch_peer(shape, args.steps, amp=True)
+        for row in rows:
+            for precision, peer in peers.items():
+                row.update({f"torch_{precision}": peer["chars_per_s"],
+                            f"ratio_{precision}": round(row["chars_per_s"] / peer["chars_per_s"], 3)})
+            print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":

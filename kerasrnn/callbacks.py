@@ -1,4 +1,5 @@
 """Callbacks for the cross-cutting parts of training: state resets, checkpoints, time budget, plots."""
+import contextlib
 import math
 import os
 import time
@@ -34,10 +35,31 @@ class TBPTTSchedule(keras.callbacks.Callback):
         set_states(self.model, self._training_state)
 
 
+@contextlib.contextmanager
+def averaged_weights(model):
+    """Puts the optimizer's moving averages of the weights (`use_ema`) in the model for the block, as
+    keras.callbacks.SwapEMAWeights does around validation; a model without them is left as it is."""
+    optimizer = model.optimizer
+    pairs = list(zip(optimizer._trainable_variables, optimizer._model_variables_moving_average)) if optimizer.use_ema else []
+
+    def swap():
+        for weight, average in pairs:
+            value = keras.ops.convert_to_numpy(weight.value)
+            weight.assign(average.value)
+            average.assign(value)
+    swap()
+    try:
+        yield
+    finally:
+        swap()
+
+
 class Checkpointer(keras.callbacks.Callback):
     """After each validation: `last.keras` always, `best.keras` when validation loss improves,
     `checkpoint.json` and `history.csv` (CSVLogger's columns). A non-finite loss stops training
-    without saving, so the best checkpoint stays intact."""
+    without saving, so the best checkpoint stays intact. With weight averaging, validation ran on the
+    averaged weights, and best.keras holds them; last.keras holds the training weights (and the
+    averages in its optimizer), so a resumed run continues exactly."""
 
     def __init__(self, run_dir, batches, history, records, best_val=math.inf):
         super().__init__()
@@ -58,7 +80,8 @@ class Checkpointer(keras.callbacks.Callback):
         self.records = dict(self.records, last={**record, "rng": get_rng_states(self.model)})
         if val_loss < self.best_val:
             self.best_val = val_loss
-            save_model(self.model, os.path.join(self.run_dir, "best.keras"))
+            with averaged_weights(self.model):
+                save_model(self.model, os.path.join(self.run_dir, "best.keras"))
             self.records["best"] = record
         save_model(self.model, os.path.join(self.run_dir, "last.keras"))
         learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))

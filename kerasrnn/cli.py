@@ -18,7 +18,10 @@ TRAIN_HELP = {
     "val_frac": "fraction for validation (after the training part); the rest is the test split",
     "cell": "recurrent cell: lstm, gru or rnn", "rnn_size": "units per recurrent layer",
     "num_layers": "recurrent layers", "embedding_size": "token embedding size",
-    "dropout": "dropout after each recurrent layer",
+    "dropout": "dropout after each recurrent layer", "input_dropout": "dropout on the token embeddings",
+    "locked_dropout": "true: one dropout mask per sequence for all its steps (variational dropout)",
+    "fused": "JAX on a GPU: run the LSTM stack as one cuDNN call (false: one call per layer)",
+    "ema": "average the weights (this momentum, e.g. 0.999) for validation, best.keras and export; 0: off",
     "batch_size": "parallel streams (B)", "seq_length": "steps of backprop through time per batch (T)",
     "optimizer": "adam, adamw or rmsprop", "learning_rate": "peak learning rate",
     "lr_schedule": "exponential (char-rnn), cosine (to 10%%) or constant",
@@ -36,10 +39,18 @@ TRAIN_HELP = {
 def add_train_options(parser):
     for field in dataclasses.fields(Config):
         flag = "--" + field.name.replace("_", "-")
-        kind = type(field.default) if field.default is not None else str
+        kind = {bool: parse_bool, type(None): str}.get(type(field.default), type(field.default))
         parser.add_argument(flag, type=kind, default=None, metavar=field.name.upper(),
                             help=f"{TRAIN_HELP[field.name]} (default: from the preset; tiny: "
                                  f"{PRESETS['tiny'].get(field.name, field.default)})")
+
+
+def parse_bool(text):
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def add_sample_options(parser):

@@ -18,7 +18,10 @@ class Config:
     rnn_size: int = 128
     num_layers: int = 2
     embedding_size: int = 64
-    dropout: float = 0.0
+    dropout: float = 0.0          # after each recurrent layer
+    input_dropout: float = 0.0    # on the token embeddings
+    locked_dropout: bool = False  # one dropout mask per sequence, shared by its time steps (variational)
+    fused: bool = True            # JAX + GPU: one cuDNN call for the whole LSTM stack
     # truncated BPTT
     batch_size: int = 50          # parallel streams
     seq_length: int = 50          # steps per batch
@@ -32,6 +35,8 @@ class Config:
     weight_decay: float = 0.0     # adamw only
     rmsprop_decay: float = 0.95   # rmsprop only
     grad_clip: float = 5.0        # global gradient norm; 0 turns clipping off
+    ema: float = 0.0              # weight averaging: momentum of the weights' moving average, which
+                                  # validation, best.keras and export use; 0 turns it off
     # schedule
     max_epochs: int = 50
     max_seconds: float = 0.0      # 0: no time budget
@@ -53,8 +58,9 @@ class Config:
         for name in ["max_seconds", "patience", "warmup_steps", "weight_decay", "grad_clip", "lr_decay_after"]:
             if getattr(self, name) < 0:
                 raise UserError(f"--{name.replace('_', '-')} must be >= 0 (got {getattr(self, name)})")
-        if not 0 <= self.dropout < 1:
-            raise UserError(f"--dropout must be in [0, 1) (got {self.dropout})")
+        for name in ["dropout", "input_dropout", "ema"]:
+            if not 0 <= getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be in [0, 1) (got {getattr(self, name)})")
         if self.train_frac + self.val_frac > 1 + 1e-9:
             raise UserError(f"--train-frac + --val-frac must be at most 1 (got {self.train_frac + self.val_frac})")
         choices = {"tokens": ("char", "byte"), "cell": ("lstm", "gru", "rnn"),
@@ -67,7 +73,8 @@ class Config:
         return self
 
     def model_args(self):
-        return {k: getattr(self, k) for k in ("cell", "rnn_size", "num_layers", "embedding_size", "dropout")}
+        return {k: getattr(self, k) for k in ("cell", "rnn_size", "num_layers", "embedding_size", "dropout",
+                                              "input_dropout", "locked_dropout", "fused")}
 
     def to_json(self):
         return dataclasses.asdict(self)

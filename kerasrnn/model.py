@@ -1,9 +1,12 @@
-"""The model: Embedding -> N stateful recurrent layers (dropout between) -> Dense logits.
+"""The model: Embedding -> a stack of stateful recurrent layers (dropout after each) -> Dense logits.
 
 Truncated BPTT needs each batch to start from the state the previous batch ended in. Keras's own
 `stateful=True` keeps that state in untracked variables: under JAX's stateless `fit` it silently
 stays zero, and it is not saved. `StatefulRecurrent` holds the state in tracked, non-trainable
 weights instead, so every backend carries it through `fit`, and checkpoints save it.
+
+On JAX with a GPU, an LSTM stack runs as one cuDNN call for all its layers (`fused_lstm`), as
+PyTorch's nn.LSTM does, rather than one call per layer with a round trip through XLA between them.
 """
 import keras
 from keras import layers, ops
@@ -13,50 +16,103 @@ CELLS = {"lstm": layers.LSTM, "gru": layers.GRU, "rnn": layers.SimpleRNN}
 
 @keras.saving.register_keras_serializable(package="kerasrnn")
 class StatefulRecurrent(layers.Layer):
-    """A recurrent layer whose final state becomes the next call's initial state.
+    """`num_layers` recurrent layers whose final states become the next call's initial states.
 
-    The state lives in `self.state_weights` ([batch, units] each: h, and c for an LSTM). Gradients
-    stop at the batch boundary (truncated backprop through time).
+    The state lives in `self.state_weights`, [batch, units] each, in layer order: h (and c for an
+    LSTM) of layer 0, then layer 1, ... Gradients stop at the batch boundary (truncated BPTT).
+    Dropout follows each layer; `locked` dropout draws one mask per sequence, shared by all time steps.
     """
 
-    def __init__(self, cell="lstm", units=128, **kwargs):
+    def __init__(self, cell="lstm", units=128, num_layers=1, dropout=0.0, locked=False, fused=True, **kwargs):
         super().__init__(**kwargs)
         if cell not in CELLS:
             raise ValueError(f"unknown cell {cell!r}: use one of {', '.join(CELLS)}")
-        self.cell, self.units = cell, units
-        self.rnn = CELLS[cell](units, return_sequences=True, return_state=True, name=cell)
+        self.cell, self.units, self.num_layers, self.dropout, self.locked, self.fused = (
+            cell, units, num_layers, dropout, locked, fused)
+        self.rnns = [CELLS[cell](units, return_sequences=True, return_state=True, name=f"{cell}_{i}")
+                     for i in range(num_layers)]
+        noise_shape = (None, 1, units) if locked else None
+        self.dropouts = [layers.Dropout(dropout, noise_shape=noise_shape, name=f"dropout_{i}")
+                         for i in range(num_layers)] if dropout else []
 
     def build(self, input_shape):
         if input_shape[0] is None:
             raise ValueError("StatefulRecurrent needs a fixed batch size (keras.Input(batch_shape=...))")
-        self.rnn.build(input_shape)
+        shape = input_shape
+        for rnn in self.rnns:
+            rnn.build(shape)
+            shape = (*shape[:-1], self.units)
         names = ("h", "c") if self.cell == "lstm" else ("h",)
         self.state_weights = [
-            self.add_weight(shape=(input_shape[0], self.units), initializer="zeros", trainable=False, name=n)
-            for n in names]
+            self.add_weight(shape=(input_shape[0], self.units), initializer="zeros", trainable=False,
+                            name=f"{name}_{i}")
+            for i in range(self.num_layers) for name in names]
 
     def call(self, inputs, training=None):
-        outputs, *states = self.rnn(inputs, initial_state=[w.value for w in self.state_weights], training=training)
+        initial = [w.value for w in self.state_weights]
+        if self._runs_fused(training):
+            from jax.experimental.rnn import lstm as cudnn_lstm
+            weights = [(rnn.cell.kernel.value, rnn.cell.recurrent_kernel.value, rnn.cell.bias.value) for rnn in self.rnns]
+            outputs, states = fused_lstm(inputs, initial, weights, cudnn_lstm)
+            if self.dropouts:
+                outputs = self.dropouts[-1](outputs, training=training)
+        else:
+            outputs, states, per_layer = inputs, [], len(initial) // self.num_layers
+            for i, rnn in enumerate(self.rnns):
+                outputs, *layer_states = rnn(outputs, initial_state=initial[i * per_layer:(i + 1) * per_layer],
+                                             training=training)
+                states += layer_states
+                if self.dropouts:
+                    outputs = self.dropouts[i](outputs, training=training)
         for weight, state in zip(self.state_weights, states):
             weight.assign(ops.stop_gradient(state))
         return outputs
+
+    def _runs_fused(self, training):
+        """The fused path applies no dropout between layers, so training with dropout takes the per-layer one."""
+        if not (self.fused and self.cell == "lstm" and keras.backend.backend() == "jax"):
+            return False
+        if training and self.dropout and self.num_layers > 1:
+            return False
+        import jax
+        return jax.default_backend() == "gpu"
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.units)
 
     def get_config(self):
-        return {**super().get_config(), "cell": self.cell, "units": self.units}
+        return {**super().get_config(), "cell": self.cell, "units": self.units, "num_layers": self.num_layers,
+                "dropout": self.dropout, "locked": self.locked, "fused": self.fused}
+
+
+def fused_lstm(inputs, states, weights, cudnn_lstm):
+    """Runs a stack of LSTM layers, given their Keras (kernel, recurrent_kernel, bias) in `weights`, as one
+    call of `cudnn_lstm` (jax.experimental.rnn.lstm's signature).
+
+    cuDNN's flat weights are every layer's [W_ih, W_hh] (PyTorch layout: [4H, inputs], gates i, f, g, o,
+    the order Keras uses), then every layer's [b_ih, b_hh]; Keras has one bias, so b_hh is zero.
+    Returns the last layer's outputs and the final states in `states`' order (h0, c0, h1, c1, ...).
+    """
+    import jax.numpy as jnp
+
+    matrices = [jnp.ravel(jnp.transpose(w)) for kernel, recurrent, _ in weights for w in (kernel, recurrent)]
+    biases = [b for _, _, bias in weights for b in (jnp.ravel(bias), jnp.zeros_like(bias))]
+    flat = jnp.concatenate(matrices + biases)
+    h0, c0 = jnp.stack(states[0::2]), jnp.stack(states[1::2])
+    batch, length, features = inputs.shape
+    outputs, h, c = cudnn_lstm(inputs, h0, c0, flat, jnp.full((batch,), length, jnp.int32), input_size=features,
+                               hidden_size=h0.shape[-1], num_layers=len(weights), dropout=0.0, bidirectional=False)
+    return outputs, [s for i in range(len(weights)) for s in (h[i], c[i])]
 
 
 def build_model(vocab_size, batch_size, seq_length=None, cell="lstm", rnn_size=128, num_layers=2,
-                embedding_size=64, dropout=0.0, **_ignored):
+                embedding_size=64, dropout=0.0, input_dropout=0.0, locked_dropout=False, fused=True, **_ignored):
     """The language model at a fixed batch size (streams); `seq_length=None` accepts any length."""
     tokens = keras.Input(batch_shape=(batch_size, seq_length), dtype="int32", name="tokens")
     x = layers.Embedding(vocab_size, embedding_size, name="embedding")(tokens)
-    for i in range(num_layers):
-        x = StatefulRecurrent(cell, rnn_size, name=f"recurrent_{i}")(x)
-        if dropout:
-            x = layers.Dropout(dropout, name=f"dropout_{i}")(x)
+    if input_dropout:
+        x = layers.Dropout(input_dropout, noise_shape=(None, 1, embedding_size) if locked_dropout else None, name="input_dropout")(x)
+    x = StatefulRecurrent(cell, rnn_size, num_layers, dropout, locked_dropout, fused, name="recurrent")(x)
     logits = layers.Dense(vocab_size, name="logits")(x)
     return keras.Model(tokens, logits, name="kerasrnn")
 
@@ -65,20 +121,28 @@ def recurrent_layers(model):
     return [layer for layer in model.layers if isinstance(layer, StatefulRecurrent)]
 
 
+def recurrent_cells(model):
+    """The Keras cells of every recurrent layer, bottom to top (what export reads the weights of)."""
+    return [rnn.cell for layer in recurrent_layers(model) for rnn in layer.rnns]
+
+
+def state_weights(model):
+    return [w for layer in recurrent_layers(model) for w in layer.state_weights]
+
+
 def get_states(model):
     """Every layer's state as numpy arrays, in layer order (h, then c for an LSTM)."""
-    return [ops.convert_to_numpy(w.value) for layer in recurrent_layers(model) for w in layer.state_weights]
+    return [ops.convert_to_numpy(w.value) for w in state_weights(model)]
 
 
 def set_states(model, states):
-    for weight, value in zip([w for layer in recurrent_layers(model) for w in layer.state_weights], states):
+    for weight, value in zip(state_weights(model), states):
         weight.assign(value)
 
 
 def reset_states(model):
-    for layer in recurrent_layers(model):
-        for weight in layer.state_weights:
-            weight.assign(ops.zeros_like(weight.value))
+    for weight in state_weights(model):
+        weight.assign(ops.zeros_like(weight.value))
 
 
 def get_rng_states(model):

@@ -34,9 +34,11 @@ def make_optimizer(config, steps_per_epoch):
     schedule = WarmupDecay(config.learning_rate, config.lr_schedule, steps_per_epoch,
                            steps_per_epoch * config.max_epochs, config.warmup_steps, config.lr_decay,
                            config.lr_decay_after)
-    clip = dict(global_clipnorm=config.grad_clip) if config.grad_clip else {}
+    options = dict(global_clipnorm=config.grad_clip) if config.grad_clip else {}
+    if config.ema:
+        options.update(use_ema=True, ema_momentum=config.ema)
     if config.optimizer == "adamw":
-        return keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, **clip)
+        return keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, **options)
     if config.optimizer == "rmsprop":
-        return keras.optimizers.RMSprop(schedule, rho=config.rmsprop_decay, **clip)
-    return keras.optimizers.Adam(schedule, **clip)
+        return keras.optimizers.RMSprop(schedule, rho=config.rmsprop_decay, **options)
+    return keras.optimizers.Adam(schedule, **options)

@@ -73,6 +73,8 @@ def train(config: Config, run_dir, resume=False, verbose="auto"):
 
     checkpointer = Checkpointer(run_dir, batches, history, records, best_val)
     callbacks = [TBPTTSchedule(batches), checkpointer]
+    if config.ema:
+        callbacks.insert(0, keras.callbacks.SwapEMAWeights())  # validation on the averaged weights
     if config.max_seconds:
         callbacks.append(TimeBudget(config.max_seconds))
     if config.patience:

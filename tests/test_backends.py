@@ -12,12 +12,13 @@ OTHER = {"tensorflow": "jax", "jax": "tensorflow"}.get(keras.backend.backend())
 
 @pytest.mark.skipif(OTHER is None, reason="training supports the tensorflow and jax backends only")
 def test_training_tests_pass_on_the_other_backend():
-    """test_training.py runs in this process's backend; here it runs again under the other one."""
+    """test_training.py and test_model.py run in this process's backend; here they run again under the other one."""
     env = {**os.environ, "KERAS_BACKEND": OTHER}
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_training.py"],
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_training.py",
+                             "tests/test_model.py"],
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "3 passed" in result.stdout
+    assert "7 passed" in result.stdout
 
 
 def test_training_and_sampling_run_under_jax_without_tensorflow(tmp_path):

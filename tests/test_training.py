@@ -100,16 +100,20 @@ def tiny_config(text, **overrides):
     return Config(**{**settings, **overrides})
 
 
+REGULARIZED = dict(dropout=0.2, input_dropout=0.1, locked_dropout=True, ema=0.9)
+
+
 def test_two_epochs_equal_one_epoch_then_resume(tmp_path):
     text = shakespeare_slice(tmp_path, 3000)
     straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
-    train(tiny_config(text, max_epochs=2, dropout=0.2), straight, verbose=0)
-    train(tiny_config(text, max_epochs=1, dropout=0.2), resumed, verbose=0)
-    records = train(tiny_config(text, max_epochs=2, dropout=0.2), resumed, resume=True, verbose=0)
+    train(tiny_config(text, max_epochs=2, **REGULARIZED), straight, verbose=0)
+    train(tiny_config(text, max_epochs=1, **REGULARIZED), resumed, verbose=0)
+    records = train(tiny_config(text, max_epochs=2, **REGULARIZED), resumed, resume=True, verbose=0)
     assert records["last"]["keras_epoch"] == 1
     a, b = load_model(os.path.join(straight, "last.keras")), load_model(os.path.join(resumed, "last.keras"))
     assert int(a.optimizer.iterations.value) == int(b.optimizer.iterations.value) > 0
-    for wa, wb in zip(a.weights, b.weights):
+    assert len(a.optimizer.variables) == len(b.optimizer.variables) > len(a.trainable_weights) * 3  # + averages
+    for wa, wb in zip(a.weights + a.optimizer.variables, b.weights + b.optimizer.variables):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(wa.value), keras.ops.convert_to_numpy(wb.value),
                                    atol=1e-5, err_msg=wa.path)
     history = open(os.path.join(resumed, "history.csv")).read().split()
@@ -123,3 +127,24 @@ def test_validation_every_n_steps_checkpoints_each_time(tmp_path):
     assert len(rows) == 4 and records["last"]["step"] == 84
     assert records["best"]["val_loss"] == min(float(r.split(",")[-1]) for r in rows)
     assert os.path.exists(tmp_path / "run" / "loss.png")
+
+
+def test_weight_averaging_validates_and_keeps_the_averaged_weights(tmp_path):
+    """With --ema, validation runs on the moving average of the weights and best.keras holds it; the
+    recorded validation loss is what the saved best.keras scores."""
+    text = shakespeare_slice(tmp_path, 6000)
+    config = tiny_config(text, max_epochs=1, ema=0.9)
+    records = train(config, str(tmp_path / "run"), verbose=0)
+    best, last = (load_model(str(tmp_path / "run" / f"{which}.keras")) for which in ("best", "last"))
+    averages = last.optimizer._model_variables_moving_average
+    for saved, average, raw in zip(best.trainable_weights, averages, last.trainable_weights):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(saved), keras.ops.convert_to_numpy(average), atol=1e-6)
+        assert not np.allclose(keras.ops.convert_to_numpy(saved), keras.ops.convert_to_numpy(raw))
+
+    vocab, ids = load_ids(text, "char")
+    _, val_ids, _ = split(ids, config.train_frac, config.val_frac)
+    model = build_model(vocab.size, config.batch_size, config.seq_length, **config.model_args())
+    copy_weights(best, model)
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    val_loss = model.evaluate(StreamBatches(val_ids, config.batch_size, config.seq_length), verbose=0)
+    assert val_loss == pytest.approx(records["best"]["val_loss"], abs=1e-5)

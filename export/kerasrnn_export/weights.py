@@ -8,7 +8,7 @@ import dataclasses
 
 import numpy as np
 
-from kerasrnn.model import recurrent_layers
+from kerasrnn.model import recurrent_cells, recurrent_layers
 
 
 @dataclasses.dataclass
@@ -44,19 +44,17 @@ def from_model(model):
     def numpy(variable):
         return np.asarray(keras.ops.convert_to_numpy(variable), dtype=np.float32)
 
-    layers, cells = [], set()
-    for recurrent in recurrent_layers(model):
-        cell = recurrent.rnn.cell
-        cells.add(recurrent.cell)
+    (kind,) = {layer.cell for layer in recurrent_layers(model)}
+    layers = []
+    for cell in recurrent_cells(model):
         bias = numpy(cell.bias)
-        if recurrent.cell == "gru":
+        if kind == "gru":
             if not cell.reset_after:
                 raise ValueError("only GRUs with reset_after=True (the Keras default) can be exported")
             bias, recurrent_bias = bias[0], bias[1]
         else:
             recurrent_bias = np.zeros_like(bias)
         layers.append(Layer(numpy(cell.kernel), numpy(cell.recurrent_kernel), bias, recurrent_bias))
-    (cell,) = cells
     dense = model.get_layer("logits")
-    return Weights(cell, numpy(model.get_layer("embedding").embeddings), layers, numpy(dense.kernel),
+    return Weights(kind, numpy(model.get_layer("embedding").embeddings), layers, numpy(dense.kernel),
                    numpy(dense.bias))
