@@ -19,12 +19,14 @@ import time
 
 import keras
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path[:0] = [REPO, os.path.join(REPO, "export")]  # runs from a plain checkout (the GPU host installs nothing)
 from kerasrnn.data import StreamBatches  # noqa: E402
 from kerasrnn.model import build_model  # noqa: E402
 from kerasrnn_edge.vocab import Vocab  # noqa: E402
 
-SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared")
+# ../shared beside the checkout; on the GPU host, a copy carried inside it (shared/, ignored by git)
+SHARED = next(p for p in (os.path.join(REPO, "shared"), os.path.join(REPO, "..", "shared")) if os.path.isdir(p))
 DATA = os.path.join(SHARED, "data", "tinyshakespeare.txt")
 GRIDS = {  # the torch reference's grid; the CPU grid is its batch-50 shapes that a 2-core CPU can time
     "gpu": [dict(B=50, T=50, L=l, H=h) for l in (1, 3) for h in (128, 512)]

@@ -148,3 +148,16 @@ def test_weight_averaging_validates_and_keeps_the_averaged_weights(tmp_path):
     model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     val_loss = model.evaluate(StreamBatches(val_ids, config.batch_size, config.seq_length), verbose=0)
     assert val_loss == pytest.approx(records["best"]["val_loss"], abs=1e-5)
+
+
+def test_steps_per_execution_trains_the_same_model(tmp_path):
+    """Several steps per compiled call (the GPU speed setting) keep truncated BPTT's state semantics:
+    the same weights, state and validation loss as one step per call."""
+    text = shakespeare_slice(tmp_path, 3000)
+    runs = {spe: train(tiny_config(text, max_epochs=2, steps_per_execution=spe), str(tmp_path / f"spe{spe}"), verbose=0)
+            for spe in (1, 4)}
+    assert runs[1]["last"]["val_loss"] == pytest.approx(runs[4]["last"]["val_loss"], abs=1e-5)
+    a, b = (load_model(str(tmp_path / f"spe{spe}" / "last.keras")) for spe in (1, 4))
+    for wa, wb in zip(a.weights, b.weights):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(wa.value), keras.ops.convert_to_numpy(wb.value),
+                                   atol=1e-5, err_msg=wa.path)
