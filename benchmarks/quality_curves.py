@@ -1,8 +1,8 @@
 """Validation loss against wall time for training runs (and the PyTorch reference), as a plot and a table.
 
-    python benchmarks/quality_curves.py RUN_DIR [RUN_DIR ...] [--torch-log FILE] [--out curves.png]
+    python benchmarks/quality_curves.py RUN [RUN ...] [--torch-log FILE] [--out curves.png]
 
-Each RUN_DIR is a kerasrnn run (its history.csv); FILE holds the JSON lines that
+Each RUN is a kerasrnn run directory or a copy of its history.csv (NAME.csv); FILE holds the JSON lines that
 `torch_reference.py quality ...` printed. Prints one markdown row per curve: best validation loss,
 when it was reached, and the validations run.
 """
@@ -17,8 +17,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def run_curve(run_dir):
-    with open(os.path.join(run_dir, "history.csv"), encoding="utf-8") as f:
+def run_name(path):
+    return os.path.splitext(os.path.basename(os.path.normpath(path)))[0]
+
+
+def run_curve(path):
+    with open(os.path.join(path, "history.csv") if os.path.isdir(path) else path, encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     return [(float(r["seconds"]), float(r["val_loss"]), int(r["step"])) for r in rows]
 
@@ -35,7 +39,7 @@ def main():
     parser.add_argument("--torch-log", help="JSON lines from torch_reference.py quality")
     parser.add_argument("--out", default="curves.png")
     args = parser.parse_args()
-    curves = {os.path.basename(os.path.normpath(r)): run_curve(r) for r in args.runs}
+    curves = {run_name(r): run_curve(r) for r in args.runs}
     if args.torch_log:
         curves["PyTorch reference"] = torch_curve(args.torch_log)
 
