@@ -44,6 +44,8 @@ def main():
         curves["PyTorch reference"] = torch_curve(args.torch_log)
 
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    lowest = min(loss for points in curves.values() for _, loss, _ in points)
+    ax.set_ylim(lowest - 0.05, lowest + 0.5)  # the region where the runs differ; the first validations are far above
     print("| run | best val loss | at (s) | step | validations |\n|---|---|---|---|---|")
     for name, points in curves.items():
         seconds, losses, steps = zip(*points)

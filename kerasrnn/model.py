@@ -50,9 +50,9 @@ class StatefulRecurrent(layers.Layer):
 
     def call(self, inputs, training=None):
         initial = [w.value for w in self.state_weights]
-        if self._runs_fused(training):
+        if self.runs_fused(training):
             from jax.experimental.rnn import lstm as cudnn_lstm
-            weights = [(rnn.cell.kernel.value, rnn.cell.recurrent_kernel.value, rnn.cell.bias.value) for rnn in self.rnns]
+            weights = [(r.cell.kernel.value, r.cell.recurrent_kernel.value, r.cell.bias.value) for r in self.rnns]
             outputs, states = fused_lstm(inputs, initial, weights, cudnn_lstm)
             if self.dropouts:
                 outputs = self.dropouts[-1](outputs, training=training)
@@ -68,8 +68,9 @@ class StatefulRecurrent(layers.Layer):
             weight.assign(ops.stop_gradient(state))
         return outputs
 
-    def _runs_fused(self, training):
-        """The fused path applies no dropout between layers, so training with dropout takes the per-layer one."""
+    def runs_fused(self, training):
+        """Whether a call takes the fused path: an LSTM on JAX with a GPU, and no dropout between layers to
+        apply (the fused call has none), so training with dropout takes the per-layer path."""
         if not (self.fused and self.cell == "lstm" and keras.backend.backend() == "jax"):
             return False
         if training and self.dropout and self.num_layers > 1:
@@ -111,7 +112,8 @@ def build_model(vocab_size, batch_size, seq_length=None, cell="lstm", rnn_size=1
     tokens = keras.Input(batch_shape=(batch_size, seq_length), dtype="int32", name="tokens")
     x = layers.Embedding(vocab_size, embedding_size, name="embedding")(tokens)
     if input_dropout:
-        x = layers.Dropout(input_dropout, noise_shape=(None, 1, embedding_size) if locked_dropout else None, name="input_dropout")(x)
+        noise_shape = (None, 1, embedding_size) if locked_dropout else None
+        x = layers.Dropout(input_dropout, noise_shape=noise_shape, name="input_dropout")(x)
     x = StatefulRecurrent(cell, rnn_size, num_layers, dropout, locked_dropout, fused, name="recurrent")(x)
     logits = layers.Dense(vocab_size, name="logits")(x)
     return keras.Model(tokens, logits, name="kerasrnn")
