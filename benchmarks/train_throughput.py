@@ -22,7 +22,7 @@ import keras
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path[:0] = [REPO, os.path.join(REPO, "export")]  # runs from a plain checkout (the GPU host installs nothing)
 from kerasrnn.data import StreamBatches  # noqa: E402
-from kerasrnn.model import build_model  # noqa: E402
+from kerasrnn.model import build_model, recurrent  # noqa: E402
 from kerasrnn_edge.vocab import Vocab  # noqa: E402
 
 # ../shared beside the checkout; on the GPU host, a copy carried inside it (shared/, ignored by git)
@@ -69,7 +69,7 @@ def build(shape, vocab_size, fused):
 
 
 def lstm_path(model):
-    return "fused" if model.get_layer("recurrent").runs_fused(training=True) else "per-layer"
+    return "fused" if recurrent(model).runs_fused(training=True) else "per-layer"
 
 
 def kerasrnn_throughput(model, shape, ids, steps, steps_per_execution):

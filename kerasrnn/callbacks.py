@@ -40,8 +40,8 @@ def averaged_weights(model):
     """Puts the optimizer's moving averages of the weights (`use_ema`) in the model for the block, as
     keras.callbacks.SwapEMAWeights does around validation; a model without them is left as it is."""
     optimizer = model.optimizer
-    pairs = zip(optimizer._trainable_variables, optimizer._model_variables_moving_average) if optimizer.use_ema else []
-    pairs = list(pairs)
+    pairs = list(zip(optimizer._trainable_variables, optimizer._model_variables_moving_average)
+                 if optimizer.use_ema else [])
 
     def swap():
         for weight, average in pairs:

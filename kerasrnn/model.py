@@ -107,7 +107,7 @@ def fused_lstm(inputs, states, weights, cudnn_lstm):
 
 
 def build_model(vocab_size, batch_size, seq_length=None, cell="lstm", rnn_size=128, num_layers=2,
-                embedding_size=64, dropout=0.0, input_dropout=0.0, locked_dropout=False, fused=True, **_ignored):
+                embedding_size=64, dropout=0.0, input_dropout=0.0, locked_dropout=False, fused=True):
     """The language model at a fixed batch size (streams); `seq_length=None` accepts any length."""
     tokens = keras.Input(batch_shape=(batch_size, seq_length), dtype="int32", name="tokens")
     x = layers.Embedding(vocab_size, embedding_size, name="embedding")(tokens)
@@ -119,31 +119,23 @@ def build_model(vocab_size, batch_size, seq_length=None, cell="lstm", rnn_size=1
     return keras.Model(tokens, logits, name="kerasrnn")
 
 
-def recurrent_layers(model):
-    return [layer for layer in model.layers if isinstance(layer, StatefulRecurrent)]
-
-
-def recurrent_cells(model):
-    """The Keras cells of every recurrent layer, bottom to top (what export reads the weights of)."""
-    return [rnn.cell for layer in recurrent_layers(model) for rnn in layer.rnns]
-
-
-def state_weights(model):
-    return [w for layer in recurrent_layers(model) for w in layer.state_weights]
+def recurrent(model):
+    """The model's StatefulRecurrent stack."""
+    return model.get_layer("recurrent")
 
 
 def get_states(model):
     """Every layer's state as numpy arrays, in layer order (h, then c for an LSTM)."""
-    return [ops.convert_to_numpy(w.value) for w in state_weights(model)]
+    return [ops.convert_to_numpy(w.value) for w in recurrent(model).state_weights]
 
 
 def set_states(model, states):
-    for weight, value in zip(state_weights(model), states):
+    for weight, value in zip(recurrent(model).state_weights, states):
         weight.assign(value)
 
 
 def reset_states(model):
-    for weight in state_weights(model):
+    for weight in recurrent(model).state_weights:
         weight.assign(ops.zeros_like(weight.value))
 
 

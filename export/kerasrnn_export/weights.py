@@ -8,7 +8,7 @@ import dataclasses
 
 import numpy as np
 
-from kerasrnn.model import recurrent_cells, recurrent_layers
+from kerasrnn.model import recurrent
 
 
 @dataclasses.dataclass
@@ -44,11 +44,11 @@ def from_model(model):
     def numpy(variable):
         return np.asarray(keras.ops.convert_to_numpy(variable), dtype=np.float32)
 
-    (kind,) = {layer.cell for layer in recurrent_layers(model)}
+    stack = recurrent(model)
     layers = []
-    for cell in recurrent_cells(model):
+    for cell in (rnn.cell for rnn in stack.rnns):
         bias = numpy(cell.bias)
-        if kind == "gru":
+        if stack.cell == "gru":
             if not cell.reset_after:
                 raise ValueError("only GRUs with reset_after=True (the Keras default) can be exported")
             bias, recurrent_bias = bias[0], bias[1]
@@ -56,5 +56,5 @@ def from_model(model):
             recurrent_bias = np.zeros_like(bias)
         layers.append(Layer(numpy(cell.kernel), numpy(cell.recurrent_kernel), bias, recurrent_bias))
     dense = model.get_layer("logits")
-    return Weights(kind, numpy(model.get_layer("embedding").embeddings), layers, numpy(dense.kernel),
+    return Weights(stack.cell, numpy(model.get_layer("embedding").embeddings), layers, numpy(dense.kernel),
                    numpy(dense.bias))
