@@ -19,7 +19,7 @@ from kerasrnn_export import export_bundle
 
 
 def stream_loss(step, ids):
-    """Mean -log p(ids[t+1] | ids[:t+1]), one token per feed, from a zero state."""
+    """Mean -log p(ids[t+1] | ids[:t+1]), one token per feed, from the start state."""
     step.reset()
     losses = np.empty(len(ids) - 1)
     for t in range(len(ids) - 1):

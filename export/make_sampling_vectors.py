@@ -7,7 +7,9 @@ import os
 
 import numpy as np
 
-from kerasrnn_edge.sampling import SplitMix64, choose
+from kerasrnn_edge.manifest import SAMPLING_CONTRACT
+from kerasrnn_edge.sampling import SplitMix64, choose, generate
+from kerasrnn_edge.vocab import Vocab
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -35,6 +37,39 @@ SETTINGS = [
 ]
 
 
+class TableModel:
+    """The step model of the "generate" vectors: a counter for a state. Feed number n after a reset,
+    counting from the start state `start`, of token t returns row (start + n + t) mod rows of `table`,
+    so feeding the wrong tokens, or not feeding the start token, changes the text."""
+
+    def __init__(self, table, start_token, start):
+        self.table, self.start_token, self.start = table, start_token, start
+
+    def reset(self):
+        self.feeds = self.start
+
+    def feed(self, ids):
+        for token in ids:
+            logits = self.table[(self.feeds + int(token)) % len(self.table)]
+            self.feeds += 1
+        return logits
+
+
+def generate_cases():
+    rng = np.random.default_rng(2016)
+    vocab = Vocab("char", sorted("\n !,:AEMORaeors"))
+    table = rng.normal(0, 2, (23, vocab.size)).astype(np.float32)
+    cases = []
+    for prime, start_token, start, settings in [
+            ("", 0, 0, SETTINGS[0]), ("", 5, 11, SETTINGS[1]), ("ROMEO:", 0, 3, SETTINGS[0]),
+            ("ROMEO:", 9, 17, SETTINGS[6]), ("a rose", 2, 7, SETTINGS[7]), ("", 14, 22, SETTINGS[8])]:
+        seed = 7 * len(cases) + 3
+        text = "".join(generate(TableModel(table, start_token, start), vocab, prime, 30, seed=seed, **settings))
+        cases.append(dict(name=f"generate/{len(cases)}", start_token=start_token, start=start, prime=prime,
+                          seed=str(seed), **settings, length=30, text=text))
+    return dict(vocab=vocab.to_json(), table=table.tolist(), cases=cases)
+
+
 def main():
     rng_vectors = []
     for seed in (0, 1, 42, 2**63 + 12345, 2**64 - 1):
@@ -51,10 +86,13 @@ def main():
             ids = [choose(logits, rng, **settings) for _ in range(40)]
             cases.append(dict(name=f"{name}/{i}", seed=str(seed), **settings, draws=40, ids=ids,
                               logits=[float(v) for v in logits]))
-    doc = dict(contract_version=1,
+    doc = dict(contract_version=SAMPLING_CONTRACT,
                about="SplitMix64 outputs, then cases: seed the generator, call choose() `draws` times on the "
-                     "same float32 logits, compare ids. Seeds are decimal strings (unsigned 64-bit).",
-               rng=rng_vectors, cases=cases)
+                     "same float32 logits, compare ids. Seeds are decimal strings (unsigned 64-bit). Then "
+                     "`generate`: the generate loop over a table model (make_sampling_vectors.TableModel: feed "
+                     "number n after a reset, counting from `start`, of token t returns row (start + n + t) mod "
+                     "rows of `table`), compare the text.",
+               rng=rng_vectors, cases=cases, generate=generate_cases())
     with open(os.path.join(HERE, "sampling_vectors.json"), "w") as f:
         json.dump(doc, f, indent=1)
         f.write("\n")

@@ -6,7 +6,7 @@ import time
 
 import keras
 
-from .model import get_rng_states, get_states, reset_states, set_states
+from .model import compute_start, get_rng_states, get_states, reset_states, set_states
 from .run import atomic_write, save_model, write_json, write_text
 
 
@@ -60,11 +60,13 @@ class Checkpointer(keras.callbacks.Callback):
     `checkpoint.json` and `history.csv` (CSVLogger's columns). A non-finite loss stops training
     without saving, so the best checkpoint stays intact. With weight averaging, validation ran on the
     averaged weights, and best.keras holds them; last.keras holds the training weights (and the
-    averages in its optimizer), so a resumed run continues exactly."""
+    averages in its optimizer), so a resumed run continues exactly. Each checkpoint carries the start
+    state of its own weights (`start`: the context and token of `data.start_context`)."""
 
-    def __init__(self, run_dir, batches, history, records, best_val=math.inf):
+    def __init__(self, run_dir, batches, history, records, start, best_val=math.inf):
         super().__init__()
         self.run_dir, self.batches, self.history, self.records, self.best_val = run_dir, batches, history, records, best_val
+        self.start = start
         self.diverged_at = None
         self._start = time.time()
 
@@ -82,8 +84,10 @@ class Checkpointer(keras.callbacks.Callback):
         if val_loss < self.best_val:
             self.best_val = val_loss
             with averaged_weights(self.model):
+                compute_start(self.model, *self.start)
                 save_model(self.model, os.path.join(self.run_dir, "best.keras"))
             self.records["best"] = record
+        compute_start(self.model, *self.start)
         save_model(self.model, os.path.join(self.run_dir, "last.keras"))
         learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         self.history.append({"epoch": epoch, "learning_rate": learning_rate, "loss": loss,

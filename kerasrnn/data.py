@@ -81,6 +81,31 @@ def split(ids, train_frac, val_frac):
     return ids[:n_train], ids[n_train:n_train + n_val], ids[n_train + n_val:]
 
 
+START_CONTEXT = 1024  # tokens read before sampling's start token: enough for the state to forget zeros
+
+
+def start_context(ids, vocab, seq_length, length=START_CONTEXT):
+    """(context ids, start token) of the state sampling starts from (model.compute_start).
+
+    The start token ends the training text's last paragraph break (a blank line; else a line break;
+    else the text's end); the context is the whole `seq_length` chunks of text before it, at most
+    `length` tokens. So a sample begins where a paragraph begins, in a state the model has been in.
+    """
+    newline = vocab.encode("\n")[0] if vocab.kind == "byte" or "\n" in vocab.chars else None
+    tail = np.asarray(ids[-100_000:])
+    offset = len(ids) - len(tail)
+    end = len(ids) - 1
+    if newline is not None:
+        breaks = tail == newline
+        blank = np.flatnonzero(breaks[1:] & breaks[:-1]) + 1
+        candidates = blank if len(blank) else np.flatnonzero(breaks)
+        usable = candidates[candidates + offset >= seq_length]
+        if len(usable):
+            end = offset + int(usable[-1])
+    chunks = min(length, end) // seq_length
+    return np.asarray(ids[end - chunks * seq_length:end], np.int32), int(ids[end])
+
+
 class StreamBatches(keras.utils.PyDataset):
     """Batches of B streams x T steps: row i of batch k+1 continues row i of batch k.
 

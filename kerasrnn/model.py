@@ -5,10 +5,16 @@ Truncated BPTT needs each batch to start from the state the previous batch ended
 stays zero, and it is not saved. `StatefulRecurrent` holds the state in tracked, non-trainable
 weights instead, so every backend carries it through `fit`, and checkpoints save it.
 
+A trained model also carries the state sampling starts from (`start_weights`, `start_token`): the
+state after reading a stretch of training text up to a paragraph break, so that a sample begins where
+text begins, in a state the model knows, rather than in the zero state it meets only when a pass over
+the text begins (with zeros, the first ~100 sampled characters were noise; docs/benchmarks.md).
+
 On JAX with a GPU, an LSTM stack runs as one cuDNN call for all its layers (`fused_lstm`), as
 PyTorch's nn.LSTM does, rather than one call per layer with a round trip through XLA between them.
 """
 import keras
+import numpy as np
 from keras import layers, ops
 
 CELLS = {"lstm": layers.LSTM, "gru": layers.GRU, "rnn": layers.SimpleRNN}
@@ -20,6 +26,8 @@ class StatefulRecurrent(layers.Layer):
 
     The state lives in `self.state_weights`, [batch, units] each, in layer order: h (and c for an
     LSTM) of layer 0, then layer 1, ... Gradients stop at the batch boundary (truncated BPTT).
+    `self.start_weights` ([units] each, same order) and `self.start_token` are where sampling starts:
+    set that state, feed that token, then the prime (export/SPEC.md, "Generating text").
     Dropout follows each layer; `locked` dropout draws one mask per sequence, shared by all time steps.
     """
 
@@ -47,6 +55,11 @@ class StatefulRecurrent(layers.Layer):
             self.add_weight(shape=(input_shape[0], self.units), initializer="zeros", trainable=False,
                             name=f"{name}_{i}")
             for i in range(self.num_layers) for name in names]
+        self.start_weights = [
+            self.add_weight(shape=(self.units,), initializer="zeros", trainable=False, name=f"start_{name}_{i}")
+            for i in range(self.num_layers) for name in names]
+        self.start_token = self.add_weight(shape=(), initializer="zeros", dtype="int32", trainable=False,
+                                           name="start_token")
 
     def call(self, inputs, training=None):
         initial = [w.value for w in self.state_weights]
@@ -139,6 +152,43 @@ def reset_states(model):
         weight.assign(ops.zeros_like(weight.value))
 
 
+def get_start(model):
+    """(start token, start state as [units] numpy arrays in layer order): where sampling starts."""
+    stack = recurrent(model)
+    return (int(ops.convert_to_numpy(stack.start_token.value)),
+            [ops.convert_to_numpy(w.value) for w in stack.start_weights])
+
+
+def set_start(model, token, states):
+    stack = recurrent(model)
+    stack.start_token.assign(token)
+    for weight, value in zip(stack.start_weights, states):
+        weight.assign(value)
+
+
+def reset_to_start(model):
+    """Every stream's state to the start state (sampling's reset; training resets to zeros)."""
+    for weight, start in zip(recurrent(model).state_weights, recurrent(model).start_weights):
+        weight.assign(ops.broadcast_to(start.value, weight.shape))
+
+
+def compute_start(model, context, token):
+    """Sets the start state to the state after reading `context` (token ids) from zeros, and the start
+    token to `token`, leaving the model's own state as it was. Every stream reads the context, so the
+    training model itself serves, in chunks of its fixed sequence length, through its compiled
+    predict function (eager calls took seconds)."""
+    saved = get_states(model)
+    reset_states(model)
+    batch, length = model.input_shape
+    length = length or max(1, len(context))
+    if len(context) % length:
+        raise ValueError(f"the start context ({len(context)} tokens) is not a whole number of {length}-token chunks")
+    for i in range(0, len(context), length):
+        model.predict_on_batch(np.tile(np.asarray(context[i:i + length], np.int32), (batch, 1)))
+    set_start(model, token, [state[0] for state in get_states(model)])
+    set_states(model, saved)
+
+
 def get_rng_states(model):
     """The dropout random generators' states. Keras's .keras format does not save them, so checkpoint.json
     carries them, and a resumed run draws the same dropout masks as one that never stopped."""
@@ -152,6 +202,8 @@ def set_rng_states(model, states):
 
 
 def copy_weights(source, target):
-    """Copies the trained weights (not the state) between models of different batch sizes."""
+    """Copies the trained weights and the start state (not the running state) between models of
+    different batch sizes."""
     for src, dst in zip(source.trainable_weights, target.trainable_weights):
         dst.assign(src.value)
+    set_start(target, *get_start(source))

@@ -5,7 +5,7 @@ import numpy as np
 
 from kerasrnn_edge.sampling import check_params, generate
 
-from .model import build_model, copy_weights, reset_states
+from .model import build_model, copy_weights, get_start, reset_to_start
 from .run import load_run
 
 
@@ -15,9 +15,10 @@ class KerasStepModel:
     def __init__(self, trained, vocab, config):
         self.model = build_model(vocab.size, 1, None, **config.model_args())
         copy_weights(trained, self.model)
+        self.start_token = get_start(self.model)[0]
 
     def reset(self):
-        reset_states(self.model)
+        reset_to_start(self.model)
 
     def feed(self, ids):
         """Feeds the ids in one call (the prime is not one round trip per character); returns the last logits."""

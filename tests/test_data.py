@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from conftest import shakespeare_slice
-from kerasrnn.data import StreamBatches, load_ids, split
+from kerasrnn.data import StreamBatches, load_ids, split, start_context
 from kerasrnn_edge.errors import UserError
 from kerasrnn_edge.vocab import Vocab
 
@@ -76,3 +76,19 @@ def test_prime_outside_vocabulary_lists_the_characters(tmp_path):
     with pytest.raises(UserError, match="'Ж' 'ж'"):
         vocab.encode("Жиж")
     assert Vocab.from_json(vocab.to_json()) == vocab
+
+
+@pytest.mark.parametrize("text, kind, token, context_ends", [
+    ("a\n\nbc\nThe end.\n\nLast words\nno break", "char", "\n", "end.\n"),  # the last blank line
+    ("a b\nc d\ne f\ng h", "char", "\n", "e f"),                             # else the last line break
+    ("no line breaks at all in this text", "char", "t", "is tex"),           # else the text's end
+    ("caf\u00e9\n\nna\u00efve\n", "byte", "\n", "caf\u00e9\n"),                 # bytes: byte 10
+])
+def test_start_context_ends_at_the_last_paragraph_break(text, kind, token, context_ends):
+    vocab, ids = Vocab.fit(text.encode(), kind)
+    context, start_token = start_context(ids, vocab, seq_length=2, length=8)
+    assert vocab.decode([start_token]) == token
+    assert len(context) % 2 == 0 and 0 < len(context) <= 8
+    assert vocab.decode(context).endswith(context_ends)
+    end = len(context)
+    assert any(np.array_equal(ids[i - end:i], context) and ids[i] == start_token for i in range(end, len(ids)))

@@ -80,6 +80,26 @@ def test_unknown_format_version(bundle):
     assert_one_line_error(edge(bundle), "format version 2", "upgrade kerasrnn-edge")
 
 
+def test_contract_1_bundle_is_refused(bundle):
+    def to_contract_1(doc):
+        doc.update(sampling_contract=1)
+        del doc["start"]
+    edit_manifest(bundle, to_contract_1)
+    assert_one_line_error(edge(bundle), "sampling contract 1", "export the bundle again")
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    (lambda doc: doc.pop("start"), "'start'"),
+    (lambda doc: doc["start"].update(token=10_000), "start token 10000"),
+    (lambda doc: doc["start"]["state"].pop("layer0_c"), "'layer0_c'"),
+    (lambda doc: doc["start"]["state"]["layer1_h"].pop(), "layer1_h"),
+    (lambda doc: doc["start"]["state"]["layer0_h"].__setitem__(0, 1e999), "layer0_h is not finite"),
+], ids=["missing", "token", "state-name", "state-length", "not-finite"])
+def test_malformed_start_is_refused(bundle, edit, fragment):
+    edit_manifest(bundle, edit)
+    assert_one_line_error(edge(bundle), "malformed", fragment)
+
+
 @pytest.mark.skipif(installed_version("tflite-runtime") is not None, reason="tflite-runtime is installed here")
 def test_runtime_not_installed(bundle):
     assert_one_line_error(edge(bundle, "--runtime", "tflite-runtime"), "pip install tflite-runtime")

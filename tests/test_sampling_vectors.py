@@ -1,19 +1,26 @@
-"""SplitMix64 and choose() reproduce the contract's test vectors (export/sampling_vectors.json)."""
+"""SplitMix64, choose() and generate() reproduce the contract's test vectors (export/sampling_vectors.json)."""
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
 
-from kerasrnn_edge.sampling import SplitMix64, choose
+from kerasrnn_edge.manifest import SAMPLING_CONTRACT
+from kerasrnn_edge.sampling import SplitMix64, choose, generate
+from kerasrnn_edge.vocab import Vocab
 
-VECTORS = os.path.join(os.path.dirname(__file__), "..", "export", "sampling_vectors.json")
+EXPORT = os.path.join(os.path.dirname(__file__), "..", "export")
+sys.path.insert(0, EXPORT)
+from make_sampling_vectors import TableModel  # noqa: E402
+
+VECTORS = os.path.join(EXPORT, "sampling_vectors.json")
 with open(VECTORS) as f:
     DOC = json.load(f)
 
 
 def test_contract_version():
-    assert DOC["contract_version"] == 1
+    assert DOC["contract_version"] == SAMPLING_CONTRACT == 2
 
 
 @pytest.mark.parametrize("case", DOC["rng"], ids=lambda c: c["seed"])
@@ -31,3 +38,12 @@ def test_choose(case):
     ids = [choose(logits, rng, case["temperature"], case["top_k"], case["top_p"], case["argmax"])
            for _ in range(case["draws"])]
     assert ids == case["ids"]
+
+
+@pytest.mark.parametrize("case", DOC["generate"]["cases"], ids=lambda c: c["name"])
+def test_generate(case):
+    table = np.array(DOC["generate"]["table"], np.float32)
+    model = TableModel(table, case["start_token"], case["start"])
+    text = generate(model, Vocab.from_json(DOC["generate"]["vocab"]), case["prime"], case["length"],
+                    case["temperature"], case["top_k"], case["top_p"], int(case["seed"]), case["argmax"])
+    assert "".join(text) == case["text"]

@@ -126,7 +126,7 @@ def test_batch_rows_equal_each_prompt_alone(client):
     batch, alone = client["batch"], client["alone"]
     assert batch["text"] == [a["text"][0] for a in alone]
     assert batch["ids"] == [a["ids"][0] for a in alone]
-    assert len(batch["text"][1]) == 20  # the empty prompt starts from a uniform draw
+    assert len(batch["text"][1]) == 20  # the empty prompt starts after the start token
 
 
 def test_per_row_max_length(client):

@@ -9,8 +9,8 @@ import pytest
 from conftest import shakespeare_slice
 from kerasrnn.callbacks import TBPTTSchedule
 from kerasrnn.config import Config
-from kerasrnn.data import StreamBatches, load_ids, split
-from kerasrnn.model import build_model, copy_weights, get_states, reset_states
+from kerasrnn.data import StreamBatches, load_ids, split, start_context
+from kerasrnn.model import build_model, copy_weights, get_start, get_states, reset_states
 from kerasrnn.run import load_model
 from kerasrnn.train import train
 
@@ -161,3 +161,28 @@ def test_steps_per_execution_trains_the_same_model(tmp_path):
     for wa, wb in zip(a.weights, b.weights):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(wa.value), keras.ops.convert_to_numpy(wb.value),
                                    atol=1e-5, err_msg=wa.path)
+
+
+def test_each_checkpoint_carries_the_start_state_of_its_own_weights(tmp_path):
+    """best.keras (the averaged weights, with --ema) and last.keras (the training weights) each hold the
+    state their weights reach reading the start context from zeros, one token at a time, and the
+    paragraph break's newline as the start token."""
+    text = shakespeare_slice(tmp_path, 6000)
+    config = tiny_config(text, max_epochs=1, ema=0.9)
+    train(config, str(tmp_path / "run"), verbose=0)
+    vocab, ids = load_ids(text, "char")
+    context, token = start_context(split(ids, config.train_frac, config.val_frac)[0], vocab, config.seq_length)
+    assert vocab.decode([token]) == "\n" and vocab.decode(context[-1:]) == "\n" and len(context) > 0
+    starts = {}
+    for which in ("best", "last"):
+        saved = load_model(str(tmp_path / "run" / f"{which}.keras"))
+        stepper = build_model(vocab.size, 1, 1, **config.model_args())
+        copy_weights(saved, stepper)
+        reset_states(stepper)
+        for t in range(len(context)):
+            stepper(context[None, t:t + 1].astype(np.int32))
+        starts[which] = get_start(saved)
+        assert starts[which][0] == token
+        for start, stepped in zip(starts[which][1], get_states(stepper)):
+            np.testing.assert_allclose(start, stepped[0], atol=1e-5, err_msg=which)
+    assert not np.allclose(starts["best"][1][0], starts["last"][1][0])  # each from its own weights

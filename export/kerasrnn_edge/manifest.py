@@ -7,13 +7,15 @@ import hashlib
 import json
 import os
 
+import numpy as np
+
 from .errors import UserError
 from .vocab import Vocab
 
 MANIFEST = "manifest.json"
 FORMAT = "kerasrnn-bundle"
 FORMAT_VERSION = 1
-SAMPLING_CONTRACT = 1
+SAMPLING_CONTRACT = 2
 ENTRY_FIELDS = ("path", "format", "precision", "batch", "signature", "inputs", "outputs", "sha256", "bytes",
                 "min_runtime")
 
@@ -25,6 +27,7 @@ class Manifest:
         self.vocab = Vocab.from_json(doc["vocab"])
         self.state = doc["state"]
         self.files = doc["files"]
+        self.start_token, self.start_state = _start(doc, self.vocab, self.state)
 
     def find(self, signature, precision=None, fmt=None):
         """File entries with this signature (and precision, format), in manifest order."""
@@ -41,6 +44,24 @@ class Manifest:
         if digest.hexdigest() != entry["sha256"]:
             raise UserError(f"{path} does not match its sha256 in {MANIFEST}: the bundle is corrupt, export it again")
         return path
+
+
+def _start(doc, vocab, state):
+    """The start token and the start state (float32 [1, H] arrays in `state` order), checked."""
+    start = doc["start"]
+    token = start["token"]
+    if not isinstance(token, int) or isinstance(token, bool) or not 0 <= token < vocab.size:
+        raise ValueError(f"start token {token!r} is not a token id of the vocabulary")
+    arrays = []
+    for spec in state:
+        values = np.asarray(start["state"][spec["name"]], np.float32)
+        if values.size != np.prod(spec["shape"]):
+            raise ValueError(f"start state {spec['name']} has {values.size} values, not {np.prod(spec['shape'])}")
+        values = values.reshape(spec["shape"])
+        if not np.isfinite(values).all():
+            raise ValueError(f"start state {spec['name']} is not finite")
+        arrays.append(values)
+    return token, arrays
 
 
 def read_manifest(bundle_dir):
@@ -60,8 +81,10 @@ def read_manifest(bundle_dir):
         raise UserError(f"{path} has bundle format version {doc.get('format_version')!r}; this sampler reads "
                         f"version {FORMAT_VERSION}: upgrade kerasrnn-edge, or export with a matching kerasrnn")
     if doc.get("sampling_contract") != SAMPLING_CONTRACT:
+        older = isinstance(doc.get("sampling_contract"), int) and doc["sampling_contract"] < SAMPLING_CONTRACT
         raise UserError(f"{path} asks for sampling contract {doc.get('sampling_contract')!r}; this sampler "
-                        f"implements contract {SAMPLING_CONTRACT}: upgrade kerasrnn-edge")
+                        f"implements contract {SAMPLING_CONTRACT}: " +
+                        ("export the bundle again with this kerasrnn" if older else "upgrade kerasrnn-edge"))
     try:
         manifest = Manifest(bundle_dir, doc)
         for entry in manifest.files:
@@ -75,6 +98,6 @@ def read_manifest(bundle_dir):
             if missing:
                 raise UserError(f"{path} is malformed ({entry['path']} has no {', '.join(missing)}): "
                                 "export the bundle again")
-    except (KeyError, TypeError) as e:
+    except (KeyError, TypeError, ValueError) as e:
         raise UserError(f"{path} is malformed (missing or bad field {e}): export the bundle again") from None
     return manifest

@@ -1,4 +1,5 @@
-"""One step model per runtime, each with `reset()` and `feed(ids) -> logits after the last id`.
+"""One step model per runtime, each with `start_token`, `reset()` (to the bundle's start state) and
+`feed(ids) -> logits after the last id`.
 
 Runtimes, in the order they are picked when none is named: ai-edge-litert, tflite-runtime (same
 Python API, TFLite files), onnxruntime (the ONNX file). None of them needs TensorFlow.
@@ -72,11 +73,11 @@ class TFLiteStep:
         self.names = [s["name"] for s in manifest.state]
         self.token, self.logits = inputs["token"]["index"], outputs["logits"]["index"]
         self.state_pairs = [(inputs[n]["index"], outputs[f"next_{n}"]["index"]) for n in self.names]
-        self.zeros = [np.zeros(s["shape"], np.float32) for s in manifest.state]
+        self.start_token, self.start = manifest.start_token, manifest.start_state
 
     def reset(self):
-        for (index, _), zeros in zip(self.state_pairs, self.zeros):
-            self.interpreter.set_tensor(index, zeros)
+        for (index, _), start in zip(self.state_pairs, self.start):
+            self.interpreter.set_tensor(index, start)
 
     def feed(self, ids):
         ids = np.asarray(ids, np.int32)
@@ -101,11 +102,11 @@ class OnnxStep:
             self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         self.names = [s["name"] for s in manifest.state]
         self.outputs = ["logits", *(f"next_{n}" for n in self.names)]
-        self.zeros = [np.zeros(s["shape"], np.float32) for s in manifest.state]
+        self.start_token, self.start = manifest.start_token, manifest.start_state
         self.reset()
 
     def reset(self):
-        self.states = dict(zip(self.names, self.zeros))
+        self.states = dict(zip(self.names, self.start))
 
     def feed(self, ids):
         logits, *states = self.session.run(self.outputs, {"token": np.asarray(ids, np.int32), **self.states})

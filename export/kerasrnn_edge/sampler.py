@@ -23,9 +23,9 @@ class EdgeSampler:
         return cls(manifest, open_step_model(manifest, runtime, precision, threads))
 
     def reset(self):
-        """Back to the start of a text: zero state, uniform next-token distribution."""
+        """Back to the start of a text: the start state, with the start token read."""
         self.model.reset()
-        self.logits = np.zeros(self.vocab.size, np.float32)
+        self.logits = self.model.feed([self.model.start_token])
 
     def feed(self, text):
         """Reads `text` (continuing from the current state)."""

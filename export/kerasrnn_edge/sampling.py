@@ -64,9 +64,10 @@ def choose(logits, rng, temperature=1.0, top_k=0, top_p=1.0, argmax=False) -> in
 def generate(model, vocab, prime="", length=100, temperature=1.0, top_k=0, top_p=1.0, seed=0, argmax=False):
     """Returns an iterator over `length` pieces of text sampled from `model` after feeding `prime`.
 
-    `model` is any step model: `reset()`, and `feed(ids) -> logits after the last id` (float32 [V]).
-    With an empty prime the first token is drawn from uniform logits (as char-rnn does). Bad
-    parameters and prime characters outside the vocabulary raise here, before any text is produced.
+    `model` is any step model: `start_token`, `reset()` (to the start state) and
+    `feed(ids) -> logits after the last id` (float32 [V]). The start token is fed before the prime, so
+    even an empty prime gives the model's own first logits. Bad parameters and prime characters
+    outside the vocabulary raise here, before any text is produced.
     """
     check_params(temperature, top_k, top_p, length)
     return _generate(model, vocab, vocab.encode(prime), length, temperature, top_k, top_p, SplitMix64(seed), argmax)
@@ -75,7 +76,7 @@ def generate(model, vocab, prime="", length=100, temperature=1.0, top_k=0, top_p
 def _generate(model, vocab, ids, length, temperature, top_k, top_p, rng, argmax):
     decode = vocab.decoder()
     model.reset()
-    logits = model.feed(ids) if len(ids) else np.zeros(vocab.size, np.float32)
+    logits = model.feed(np.concatenate([[model.start_token], ids]).astype(np.int32))
     for n in range(length):
         token = choose(logits, rng, temperature, top_k, top_p, argmax)
         yield decode(token)

@@ -44,6 +44,8 @@ def export_bundle(run_dir, out_dir, which="best"):
         "model": {"cell": weights.cell, "num_layers": len(weights.layers), "rnn_size": weights.rnn_size,
                   "embedding_size": weights.embedding.shape[1]},
         "state": [{"name": n, "shape": [1, weights.rnn_size], "dtype": "float32"} for n in weights.state_names],
+        "start": {"token": weights.start_token,
+                  "state": {n: s.tolist() for n, s in zip(weights.state_names, weights.start_state)}},
         "files": [entry("step_fp32.tflite", "step", 1, subgraph=0),
                   entry("step_int8.tflite", "step", 1, subgraph=0),
                   entry("step.onnx", "step", 1, opset=onnx_graph.OPSET),

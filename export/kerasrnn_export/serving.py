@@ -31,6 +31,8 @@ class ServingModule(StepWeights):
     def __init__(self, weights, vocab, max_length_cap=1000, unknown="error"):
         super().__init__(weights)
         self.kind, self.max_length_cap, self.unknown = vocab.kind, max_length_cap, unknown
+        self.start_token = tf.constant(weights.start_token, tf.int32)
+        self.start_state = [tf.constant(s) for s in weights.start_state]
         if vocab.kind == "char":
             self.code_points = tf.constant([ord(c) for c in vocab.chars], tf.int32)  # sorted, as Vocab keeps them
         states = [tf.TensorSpec([None, self.rnn_size], tf.float32, name=n) for n in self.state_names]
@@ -83,15 +85,16 @@ class ServingModule(StepWeights):
         return tf.ragged.boolean_mask(points.with_flat_values(index), points.with_flat_values(known))
 
     def _prime(self, ids, batch):
-        """Logits and states after each row's prompt, from zero states; an empty prompt gives zero (uniform) logits.
+        """Logits and states after each row's start token and prompt, from the start state (SPEC.md).
 
         Prompts are right-aligned: a row's state only starts changing at its first token, so every row
         ends exactly where feeding its prompt alone would.
         """
+        ids = tf.concat([tf.RaggedTensor.from_tensor(tf.fill([batch, 1], self.start_token)), ids], axis=1)
         padded = tf.reverse(tf.reverse(ids, axis=[1]).to_tensor(0), axis=[1])  # left-padded [batch, longest]
         start = tf.shape(padded)[1] - tf.cast(ids.row_lengths(), tf.int32)
         logits = tf.zeros([batch, self.vocab_size])
-        states = [tf.zeros([batch, self.rnn_size]) for _ in self.state_names]
+        states = [tf.tile(s[None], [batch, 1]) for s in self.start_state]
         for t in tf.range(tf.shape(padded)[1]):
             live = (t >= start)[:, None]
             new_logits, new_states = self.forward(padded[:, t], states)

@@ -8,7 +8,7 @@ import dataclasses
 
 import numpy as np
 
-from kerasrnn.model import recurrent
+from kerasrnn.model import get_start, recurrent
 
 
 @dataclasses.dataclass
@@ -26,6 +26,8 @@ class Weights:
     layers: list                  # of Layer
     dense_kernel: np.ndarray      # [H, V]
     dense_bias: np.ndarray        # [V]
+    start_token: int              # sampling feeds it first, from the start state
+    start_state: list             # of [H] arrays, in `state_names` order
 
     @property
     def rnn_size(self):
@@ -56,5 +58,6 @@ def from_model(model):
             recurrent_bias = np.zeros_like(bias)
         layers.append(Layer(numpy(cell.kernel), numpy(cell.recurrent_kernel), bias, recurrent_bias))
     dense = model.get_layer("logits")
+    start_token, start_state = get_start(model)
     return Weights(stack.cell, numpy(model.get_layer("embedding").embeddings), layers, numpy(dense.kernel),
-                   numpy(dense.bias))
+                   numpy(dense.bias), start_token, [numpy(s) for s in start_state])
