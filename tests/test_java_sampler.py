@@ -1,8 +1,11 @@
 """The Java sampler core (android_demo/core) against the Python edge sampler: same logits, same seed, same text.
 
-Both run the generate loop of export/SPEC.md over one table of float32 logits instead of a network
-(feed number n of token t returns row (n + t) mod rows, so a wrongly fed token changes the text),
-for 1,000 tokens, in char mode and byte mode, with temperature, top-k and top-p.
+Both run the generate loop of export/SPEC.md (sampling contract 2) over one table of float32 logits
+instead of a network, for 1,000 tokens, in char mode and byte mode, with temperature, top-k and top-p.
+The table model's state is the sum of the ids fed since the reset: feed number n returns row
+(n + that sum, this id included) mod rows, so every wrongly fed id changes all later logits and the
+text. Its start token is not 0, and fed first after every reset: a sampler that skips it, or feeds 0
+in its place, writes another text, whatever the prime.
 """
 import json
 import os
@@ -22,6 +25,8 @@ from kerasrnn_edge.vocab import Vocab  # noqa: E402
 CORE_SOURCES = os.path.join(REPO, "android_demo", "core", "src", "main", "java")
 LENGTH = 1000
 ROWS = 1031
+# Not 0: a sampler that feeds token 0 instead of the start token reads other rows.
+START_TOKEN = 17
 
 # Sorted by code point; escapes, a control character, non-Latin-1 and a non-BMP character test
 # the Java JSON reader and the code point handling on the way.
@@ -29,18 +34,22 @@ CHARS = sorted(set("\n\t !\"'(),-.:;?\\abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNO
 
 
 class TableModel:
-    """A step model whose logits come from a fixed table (the same rule as GenerateFromLogits.LogitsTable)."""
+    """A step model whose logits come from a fixed table (the same rule as GenerateFromLogits.LogitsTable):
+    feed number n (from 0 after a reset) returns row (n + the sum of the ids fed since the reset) mod rows."""
 
-    def __init__(self, table):
+    def __init__(self, table, start_token):
         self.table = table
-        self.feeds = 0
+        self.start_token = start_token
+        self.reset()
 
     def reset(self):
         self.feeds = 0
+        self.fed_sum = 0
 
     def feed(self, ids):
         for token in ids:
-            logits = self.table[(self.feeds + int(token)) % len(self.table)]
+            self.fed_sum += int(token)
+            logits = self.table[(self.feeds + self.fed_sum) % len(self.table)]
             self.feeds += 1
         return logits
 
@@ -65,7 +74,7 @@ def logits_table(vocab_size, table_seed, bias=None):
 
 
 def java_generate(classes, tmp_path, vocab, table, prime, seed, params):
-    spec = dict(vocab=vocab.to_json(), prime=prime, length=LENGTH, seed=str(seed), **params)
+    spec = dict(vocab=vocab.to_json(), start_token=START_TOKEN, prime=prime, length=LENGTH, seed=str(seed), **params)
     spec_path = tmp_path / "spec.json"
     logits_path = tmp_path / "logits.bin"
     spec_path.write_text(json.dumps(spec), encoding="utf-8")
@@ -111,7 +120,8 @@ def test_java_and_python_generate_the_same_text(java_classes, tmp_path, name, ki
                                                 table_seed, bias):
     vocab = Vocab("char", CHARS) if kind == "char" else Vocab("byte")
     table = logits_table(vocab.size, table_seed, byte_bias(bias) if bias else None)
-    python_text = "".join(generate(TableModel(table), vocab, prime=prime, length=LENGTH, seed=seed, **params))
+    python_text = "".join(generate(TableModel(table, START_TOKEN), vocab, prime=prime, length=LENGTH, seed=seed,
+                                   **params))
 
     java_text = java_generate(java_classes, tmp_path, vocab, table, prime, seed, params)
 

@@ -47,9 +47,16 @@ final class LiteRtStepModel implements StepModel, Closeable {
         return new LiteRtStepModel(interpreter, manifest, file.signature);
     }
 
+    /** Sets every state to the manifest's start state. */
     @Override
     public void reset() {
         steps.reset();
+    }
+
+    /** The manifest's start token, fed before the prime. */
+    @Override
+    public int startToken() {
+        return steps.startToken();
     }
 
     @Override

@@ -9,15 +9,20 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * A bundle's manifest.json (format_version 1): the vocabulary, the recurrent state tensors in
- * order, and the TFLite files with their "step" signatures. {@link #parse} checks everything the
- * sampler relies on, so that a wrong or stale bundle fails at load time with a clear message
- * rather than with a tensor error in the middle of generation.
+ * A bundle's manifest.json (format_version 1, sampling_contract 2): the vocabulary, the recurrent
+ * state tensors in order, the start token and start state that every text begins from, and the
+ * TFLite files with their "step" signatures. {@link #parse} checks everything the sampler relies
+ * on, so that a wrong or stale bundle fails at load time with a clear message rather than with a
+ * tensor error in the middle of generation.
  */
 public final class BundleManifest {
     public static final String FORMAT = "kerasrnn-bundle";
     public static final int SUPPORTED_FORMAT_VERSION = 1;
-    public static final int SUPPORTED_SAMPLING_CONTRACT = 1;
+    /**
+     * The sampling contract this sampler implements (export/SPEC.md): contract 2 starts every text
+     * from the manifest's {@code "start"} state and feeds its start token before the prime.
+     */
+    public static final int SUPPORTED_SAMPLING_CONTRACT = 2;
     /** The signature that feeds one token and returns the logits and the next state. */
     public static final String STEP_SIGNATURE = "step";
 
@@ -27,14 +32,20 @@ public final class BundleManifest {
     public final int numLayers;
     /** In the order the manifest lists them. */
     public final List<StateSpec> states;
+    /** {@code "start.token"}: the token id fed after every reset, before the prime (0 <= id < vocabulary size). */
+    public final int startToken;
+    /** {@code "start.state"}: each state's start values, by state name; never handed out (see {@link #startState}). */
+    private final Map<String, float[]> startState;
     private final List<ModelFile> tfliteFiles;
 
-    private BundleManifest(Vocab vocab, String cell, int numLayers, List<StateSpec> states,
-                           List<ModelFile> tfliteFiles) {
+    private BundleManifest(Vocab vocab, String cell, int numLayers, List<StateSpec> states, int startToken,
+                           Map<String, float[]> startState, List<ModelFile> tfliteFiles) {
         this.vocab = vocab;
         this.cell = cell;
         this.numLayers = numLayers;
         this.states = Collections.unmodifiableList(states);
+        this.startToken = startToken;
+        this.startState = startState;
         this.tfliteFiles = Collections.unmodifiableList(tfliteFiles);
     }
 
@@ -61,7 +72,10 @@ public final class BundleManifest {
         int contract = integer(manifest, "sampling_contract", "the manifest");
         if (contract != SUPPORTED_SAMPLING_CONTRACT) {
             throw new ManifestException("sampling_contract " + contract + " is not supported: this sampler "
-                    + "implements contract " + SUPPORTED_SAMPLING_CONTRACT);
+                    + "implements contract " + SUPPORTED_SAMPLING_CONTRACT + "; "
+                    + (contract < SUPPORTED_SAMPLING_CONTRACT
+                            ? "export the bundle again with a current kerasrnn"
+                            : "update the sampler"));
         }
         Vocab vocab;
         try {
@@ -84,6 +98,17 @@ public final class BundleManifest {
             throw new ManifestException("a " + layers + "-layer " + cell + " has " + expectedStates
                     + " state tensors, but the manifest lists " + states.size());
         }
+        if (!manifest.containsKey("start")) {
+            throw new ManifestException("the manifest has no \"start\" (the start token and state of sampling "
+                    + "contract " + SUPPORTED_SAMPLING_CONTRACT + "): export the bundle again with a current kerasrnn");
+        }
+        Map<?, ?> start = object(manifest.get("start"), "\"start\"");
+        int startToken = integer(start, "token", "\"start\"");
+        if (startToken < 0 || startToken >= vocab.size()) {
+            throw new ManifestException("\"start.token\" is " + startToken + ", not a token id of the "
+                    + vocab.size() + "-token vocabulary (0 to " + (vocab.size() - 1) + ")");
+        }
+        Map<String, float[]> startState = startState(start.get("state"), states);
         // Only the one-token "step" signature is for sampling; other entries (the exporter's
         // many-token "steps" signature, ONNX files) are for other runtimes and go unchecked here.
         List<ModelFile> tfliteFiles = new ArrayList<ModelFile>();
@@ -97,7 +122,19 @@ public final class BundleManifest {
             throw new ManifestException("the bundle has no tflite file with a \"" + STEP_SIGNATURE
                     + "\" signature; export it with the tflite format");
         }
-        return new BundleManifest(vocab, cell, layers, states, tfliteFiles);
+        return new BundleManifest(vocab, cell, layers, states, startToken, startState, tfliteFiles);
+    }
+
+    /**
+     * A copy of the start values of the state named {@code name} (one of {@link #states}): its
+     * {@code size} floats, all finite. Each call returns a new array, which the caller may change.
+     */
+    public float[] startState(String name) {
+        float[] values = startState.get(name);
+        if (values == null) {
+            throw new IllegalArgumentException("the manifest has no state \"" + name + "\"");
+        }
+        return values.clone();
     }
 
     /** The TFLite file of the given precision ("fp32" or "int8"), described by its "step" signature. */
@@ -132,6 +169,41 @@ public final class BundleManifest {
             throw new ManifestException("the manifest lists no state tensors under \"state\"");
         }
         return states;
+    }
+
+    /**
+     * {@code "start.state"}: one array of H numbers per state tensor, by name. Names the manifest's
+     * "state" does not list are ignored, as the Python reader does.
+     */
+    private static Map<String, float[]> startState(Object json, List<StateSpec> states) {
+        Map<?, ?> byName = object(json, "\"start.state\"");
+        Map<String, float[]> startState = new LinkedHashMap<String, float[]>();
+        for (StateSpec state : states) {
+            String where = "\"start.state." + state.name + "\"";
+            if (!byName.containsKey(state.name)) {
+                throw new ManifestException("\"start.state\" has no \"" + state.name + "\"; it has "
+                        + byName.keySet());
+            }
+            List<Object> numbers = list(byName.get(state.name), where);
+            if (numbers.size() != state.size) {
+                throw new ManifestException(where + " has " + numbers.size() + " values, expected " + state.size
+                        + " (the size of state \"" + state.name + "\")");
+            }
+            float[] values = new float[state.size];
+            for (int i = 0; i < values.length; i++) {
+                Object number = numbers.get(i);
+                if (!(number instanceof Long) && !(number instanceof Double)) {
+                    throw new ManifestException(where + " must hold numbers, got " + show(number) + " at index " + i);
+                }
+                // As float32, like the model's state tensors: a double beyond float range is not finite.
+                values[i] = ((Number) number).floatValue();
+                if (Float.isNaN(values[i]) || Float.isInfinite(values[i])) {
+                    throw new ManifestException(where + " value " + i + " (" + number + ") is not a finite float32");
+                }
+            }
+            startState.put(state.name, values);
+        }
+        return Collections.unmodifiableMap(startState);
     }
 
     /** A "files" entry of format tflite and signature "step", checked against the vocabulary and state. */

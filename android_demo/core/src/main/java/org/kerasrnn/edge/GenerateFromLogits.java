@@ -16,24 +16,32 @@ import java.util.Map;
  * table and compares the two texts.
  *
  * <p>Usage: {@code GenerateFromLogits SPEC.json LOGITS.bin}. SPEC.json holds {@code vocab} (as in
- * a manifest), {@code prime}, {@code length}, {@code temperature}, {@code top_k}, {@code top_p},
- * {@code argmax} and {@code seed} (a decimal string, unsigned 64-bit). LOGITS.bin is float32
- * little-endian, rows of V values; see {@link LogitsTable} for which row a feed returns.
+ * a manifest), {@code start_token} (the table model's start token, a token id), {@code prime},
+ * {@code length}, {@code temperature}, {@code top_k}, {@code top_p}, {@code argmax} and
+ * {@code seed} (a decimal string, unsigned 64-bit). LOGITS.bin is float32 little-endian, rows of
+ * V values; see {@link LogitsTable} for which row a feed returns.
  */
 public final class GenerateFromLogits {
     private GenerateFromLogits() {
     }
 
-    /** Feed number n (counting from 0 after reset) of token t returns row (n + t) mod rows. */
+    /**
+     * Feed number n (counting from 0 after reset, the start token being feed 0) returns row
+     * (n + s) mod rows, where s is the sum of the ids fed since the reset, this one included: every
+     * fed id, the start token too, changes all later rows.
+     */
     static final class LogitsTable implements StepModel {
         private final float[][] rows;
-        private int feeds;
+        private final int startToken;
+        private long feeds;
+        private long fedSum;
 
-        LogitsTable(float[][] rows) {
+        LogitsTable(float[][] rows, int startToken) {
             this.rows = rows;
+            this.startToken = startToken;
         }
 
-        static LogitsTable read(byte[] data, int vocabSize) {
+        static LogitsTable read(byte[] data, int vocabSize, int startToken) {
             if (data.length == 0 || data.length % (4 * vocabSize) != 0) {
                 throw new IllegalArgumentException("the logits file holds " + data.length
                         + " bytes, not whole rows of " + vocabSize + " float32 values");
@@ -43,17 +51,24 @@ public final class GenerateFromLogits {
             for (float[] row : rows) {
                 values.get(row);
             }
-            return new LogitsTable(rows);
+            return new LogitsTable(rows, startToken);
         }
 
         @Override
         public void reset() {
             feeds = 0;
+            fedSum = 0;
+        }
+
+        @Override
+        public int startToken() {
+            return startToken;
         }
 
         @Override
         public float[] feed(int token) {
-            return rows[(feeds++ + token) % rows.length].clone();
+            fedSum += token;
+            return rows[(int) ((feeds++ + fedSum) % rows.length)].clone();
         }
     }
 
@@ -65,7 +80,11 @@ public final class GenerateFromLogits {
         Map<?, ?> spec = (Map<?, ?>) Json.parse(new String(Files.readAllBytes(Paths.get(args[0])),
                 StandardCharsets.UTF_8));
         Vocab vocab = Vocab.fromJson(spec.get("vocab"));
-        LogitsTable table = LogitsTable.read(Files.readAllBytes(Paths.get(args[1])), vocab.size());
+        if (!(spec.get("start_token") instanceof Long)) {
+            throw new IllegalArgumentException(args[0] + " needs an integer \"start_token\"");
+        }
+        int startToken = ((Long) spec.get("start_token")).intValue();
+        LogitsTable table = LogitsTable.read(Files.readAllBytes(Paths.get(args[1])), vocab.size(), startToken);
         SamplingParams params = new SamplingParams(((Number) spec.get("temperature")).doubleValue(),
                 ((Number) spec.get("top_k")).intValue(), ((Number) spec.get("top_p")).doubleValue(),
                 (Boolean) spec.get("argmax"));

@@ -7,9 +7,10 @@ import java.util.NoSuchElementException;
  * The generate loop of export/SPEC.md as an iterator of text pieces, so that a caller can stream
  * the text and stop between any two tokens simply by not asking for the next one.
  *
- * <p>The constructor resets the model and feeds the prime (the slow part for a long prime);
- * each {@link #next()} feeds the previous token, then chooses and decodes one more. The last
- * token is never fed, as in the Python sampler, so both do the same model calls.
+ * <p>The constructor resets the model to its start state and feeds its start token, then the prime
+ * (the slow part for a long prime); each {@link #next()} feeds the previous token, then chooses and
+ * decodes one more. The last token is never fed, as in the Python sampler, so both do the same
+ * model calls.
  */
 public final class Generation implements Iterator<String> {
     private final StepModel model;
@@ -21,19 +22,29 @@ public final class Generation implements Iterator<String> {
     private int emitted;
     private int lastToken = -1;
 
+    /**
+     * Resets {@code model}, feeds {@link StepModel#startToken()} and then {@code prime}; bad
+     * arguments (a prime outside {@code vocab}, a negative length, a start token that is not a
+     * token id of {@code vocab}) throw {@link IllegalArgumentException} before the model is reset.
+     */
     public Generation(StepModel model, Vocab vocab, String prime, int length, SamplingParams params, long seed) {
         if (length < 0) {
             throw new IllegalArgumentException("length must be >= 0 (got " + length + ")");
         }
         int[] primeIds = vocab.encode(prime);
+        int startToken = model.startToken();
+        if (startToken < 0 || startToken >= vocab.size()) {
+            throw new IllegalArgumentException("the model's start token " + startToken + " is not a token id of the "
+                    + vocab.size() + "-token vocabulary");
+        }
         this.model = model;
         this.params = params;
         this.length = length;
         this.rng = new SplitMix64(seed);
         this.decoder = vocab.newDecoder();
         model.reset();
-        // An empty prime starts from uniform logits: the first token is a uniform draw.
-        logits = new float[vocab.size()];
+        // The start token is always fed, so an empty prime starts from the logits after it.
+        logits = model.feed(startToken);
         for (int id : primeIds) {
             logits = model.feed(id);
         }

@@ -1,5 +1,6 @@
 package org.kerasrnn.edge;
 
+import static org.junit.Assert.assertArrayEquals;
 import static org.junit.Assert.assertEquals;
 import static org.junit.Assert.assertTrue;
 import static org.junit.Assert.fail;
@@ -32,14 +33,22 @@ public class ManifestTest {
                 + " 'sha256': '00ff', 'bytes': 12345, 'min_runtime': {'tflite-runtime': '2.14.0'}}";
     }
 
+    /**
+     * The start token and state of VALID: numbers written as integers, fractions and with exponents.
+     * SignatureStepModelTest relies on these values (layer1_c sums to 7).
+     */
+    static final String START = "'start': {'token': 2, 'state': {'layer0_h': [0.5, -1, 2], 'layer0_c': [1, 2, 3],"
+            + " 'layer1_h': [-0.25, 0, 2.5e-1], 'layer1_c': [1, 2.0, 4E0]}}";
+
     /** A 2-layer LSTM over a 5-character vocabulary, as the exporter writes it ("steps": 8 tokens per call). */
-    private static final String VALID = json("{'format': 'kerasrnn-bundle', 'format_version': 1, 'sampling_contract': 1,"
+    private static final String VALID = json("{'format': 'kerasrnn-bundle', 'format_version': 1, 'sampling_contract': 2,"
             + " 'vocab': {'kind': 'char', 'size': 5, 'chars': ['\\n', ' ', 'a', '\\u00e9', '\\ud83d\\ude00']},"
             + " 'model': {'cell': 'lstm', 'num_layers': 2, 'rnn_size': 3, 'embedding_size': 4},"
             + " 'state': [" + "{'name': 'layer0_h', 'shape': [1, 3], 'dtype': 'float32'},"
             + " {'name': 'layer0_c', 'shape': [1, 3], 'dtype': 'float32'},"
             + " {'name': 'layer1_h', 'shape': [1, 3], 'dtype': 'float32'},"
             + " {'name': 'layer1_c', 'shape': [1, 3], 'dtype': 'float32'}],"
+            + " " + START + ","
             + " 'files': [" + modelFile("step_fp32.tflite", "tflite", "fp32", "step", 1) + ", "
             + modelFile("step_int8.tflite", "tflite", "int8", "step", 1) + ", "
             + modelFile("step.onnx", "onnx", "fp32", "step", 1) + ", "
@@ -89,12 +98,34 @@ public class ManifestTest {
     }
 
     @Test
+    public void readsTheStartTokenAndState() {
+        BundleManifest manifest = validManifest();
+        assertEquals(2, manifest.startToken);
+        assertArrayEquals(new float[] {0.5f, -1, 2}, manifest.startState("layer0_h"), 0f);
+        assertArrayEquals(new float[] {1, 2, 3}, manifest.startState("layer0_c"), 0f);
+        assertArrayEquals(new float[] {-0.25f, 0, 0.25f}, manifest.startState("layer1_h"), 0f);
+        assertArrayEquals(new float[] {1, 2, 4}, manifest.startState("layer1_c"), 0f);
+        // Each call hands out a copy: changing it leaves the manifest's start state as it was.
+        manifest.startState("layer0_h")[0] = 99;
+        assertArrayEquals(new float[] {0.5f, -1, 2}, manifest.startState("layer0_h"), 0f);
+        try {
+            manifest.startState("layer2_h");
+            fail("gave a start state for a state the manifest does not list");
+        } catch (IllegalArgumentException e) {
+            assertEquals("the manifest has no state \"layer2_h\"", e.getMessage());
+        }
+    }
+
+    @Test
     public void readsAByteVocabularyGru() {
         String gru = VALID.replace(json("{'kind': 'char', 'size': 5, 'chars': ['\\n', ' ', 'a', '\\u00e9', '\\ud83d\\ude00']}"),
                 json("{'kind': 'byte', 'size': 256}"))
                 .replace(json("'cell': 'lstm'"), json("'cell': 'gru'"))
                 .replace(json(", {'name': 'layer0_c', 'shape': [1, 3], 'dtype': 'float32'}"), "")
                 .replace(json(", {'name': 'layer1_c', 'shape': [1, 3], 'dtype': 'float32'}"), "")
+                .replace(json(", 'layer0_c': [1, 2, 3]"), "")
+                .replace(json(", 'layer1_c': [1, 2.0, 4E0]"), "")
+                .replace(json("'token': 2,"), json("'token': 200,"))
                 .replace(json(", 'layer0_c': " + tensor("float32", 1, 3)), "")
                 .replace(json(", 'layer1_c': " + tensor("float32", 1, 3)), "")
                 .replace(json(", 'next_layer0_c': " + tensor("float32", 1, 3)), "")
@@ -104,6 +135,8 @@ public class ManifestTest {
         assertEquals(Vocab.Kind.BYTE, manifest.vocab.kind());
         assertEquals(2, manifest.states.size());
         assertEquals(2, manifest.tfliteFile("fp32").inputs.size() - 1);
+        assertEquals(200, manifest.startToken);
+        assertArrayEquals(new float[] {-0.25f, 0, 0.25f}, manifest.startState("layer1_h"), 0f);
     }
 
     @Test
@@ -116,8 +149,51 @@ public class ManifestTest {
                 "bundle format_version 2 is not supported: this sampler reads format_version 1");
         assertRejected(validWith("'format_version': 1", "'format_version': '1'"),
                 "needs an integer \"format_version\", got \"1\"");
-        assertRejected(validWith("'sampling_contract': 1", "'sampling_contract': 2"),
-                "sampling_contract 2 is not supported: this sampler implements contract 1");
+        assertRejected(validWith("'sampling_contract': 2", "'sampling_contract': 1"),
+                "sampling_contract 1 is not supported: this sampler implements contract 2; "
+                        + "export the bundle again with a current kerasrnn");
+        assertRejected(validWith("'sampling_contract': 2", "'sampling_contract': 3"),
+                "sampling_contract 3 is not supported: this sampler implements contract 2; update the sampler");
+    }
+
+    @Test
+    public void rejectsAMissingOrMalformedStart() {
+        assertRejected(validWith(" " + START + ",", ""),
+                "the manifest has no \"start\" (the start token and state of sampling contract 2): "
+                        + "export the bundle again with a current kerasrnn");
+        assertRejected(validWith(START, "'start': [2]"), "\"start\" must be a JSON object, got an array");
+        assertRejected(validWith("'token': 2, ", ""), "\"start\" needs an integer \"token\", got nothing");
+        assertRejected(validWith("'token': 2,", "'token': 2.0,"), "\"start\" needs an integer \"token\", got 2.0");
+        assertRejected(validWith("'token': 2,", "'token': 5,"),
+                "\"start.token\" is 5, not a token id of the 5-token vocabulary (0 to 4)");
+        assertRejected(validWith("'token': 2,", "'token': -1,"),
+                "\"start.token\" is -1, not a token id of the 5-token vocabulary (0 to 4)");
+        assertRejected(validWith("'state': {'layer0_h'", "'states': {'layer0_h'"),
+                "\"start.state\" must be a JSON object, got nothing");
+    }
+
+    @Test
+    public void rejectsAStartStateThatDoesNotMatchTheState() {
+        assertRejected(validWith(", 'layer1_c': [1, 2.0, 4E0]", ""),
+                "\"start.state\" has no \"layer1_c\"; it has [layer0_h, layer0_c, layer1_h]");
+        assertRejected(validWith("'layer0_h': [0.5, -1, 2]", "'layer0_h': [0.5, -1]"),
+                "\"start.state.layer0_h\" has 2 values, expected 3 (the size of state \"layer0_h\")");
+        assertRejected(validWith("'layer0_c': [1, 2, 3]", "'layer0_c': [1, 2, 3, 4]"),
+                "\"start.state.layer0_c\" has 4 values, expected 3");
+        assertRejected(validWith("'layer0_h': [0.5, -1, 2]", "'layer0_h': 0.5"),
+                "\"start.state.layer0_h\" must be a JSON array, got 0.5");
+        assertRejected(validWith("'layer0_h': [0.5, -1, 2]", "'layer0_h': [0.5, '1', 2]"),
+                "\"start.state.layer0_h\" must hold numbers, got \"1\" at index 1");
+        assertRejected(validWith("'layer0_h': [0.5, -1, 2]", "'layer0_h': [0.5, null, 2]"),
+                "\"start.state.layer0_h\" must hold numbers, got nothing at index 1");
+        // JSON has no NaN or Infinity, but a number can overflow a double, or fit one and not a float32.
+        assertRejected(validWith("'layer1_h': [-0.25, 0, 2.5e-1]", "'layer1_h': [-0.25, 0, 1e999]"),
+                "\"start.state.layer1_h\" value 2 (Infinity) is not a finite float32");
+        assertRejected(validWith("'layer1_h': [-0.25, 0, 2.5e-1]", "'layer1_h': [-0.25, -1e39, 0]"),
+                "\"start.state.layer1_h\" value 1 (-1.0E39) is not a finite float32");
+        // Names the manifest's "state" does not list are ignored, as the Python reader ignores them.
+        assertEquals(2, BundleManifest.parse(validWith("'state': {'layer0_h'", "'state': {'layer9_h': [], 'layer0_h'"))
+                .startToken);
     }
 
     @Test
@@ -134,7 +210,7 @@ public class ManifestTest {
     @Test
     public void rejectsMissingOrMismatchedState() {
         int states = VALID.indexOf("\"state\": [") + "\"state\": [".length();
-        String noStates = VALID.substring(0, states) + VALID.substring(VALID.indexOf("], \"files\""));
+        String noStates = VALID.substring(0, states) + VALID.substring(VALID.indexOf("], \"start\""));
         assertRejected(noStates, "the manifest lists no state tensors");
         assertRejected(validWith(", {'name': 'layer1_c', 'shape': [1, 3], 'dtype': 'float32'}", ""),
                 "a 2-layer lstm has 4 state tensors, but the manifest lists 3");

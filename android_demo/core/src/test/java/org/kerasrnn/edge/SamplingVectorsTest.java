@@ -15,13 +15,46 @@ import org.junit.Test;
 
 /** The sampling contract's test vectors, export/sampling_vectors.json, reproduced exactly. */
 public class SamplingVectorsTest {
+    /**
+     * The step model of the "generate" vectors (export/make_sampling_vectors.py's TableModel): feed
+     * number n after a reset, counting from {@code start}, of token t returns row (start + n + t)
+     * mod rows of the table.
+     */
+    private static final class CounterTableModel implements StepModel {
+        private final float[][] table;
+        private final int startToken;
+        private final long start;
+        private long feeds;
+
+        CounterTableModel(float[][] table, int startToken, long start) {
+            this.table = table;
+            this.startToken = startToken;
+            this.start = start;
+        }
+
+        @Override
+        public void reset() {
+            feeds = start;
+        }
+
+        @Override
+        public int startToken() {
+            return startToken;
+        }
+
+        @Override
+        public float[] feed(int token) {
+            return table[(int) ((feeds++ + token) % table.length)].clone();
+        }
+    }
+
     private static Map<?, ?> vectors;
 
     @BeforeClass
     public static void readVectors() throws IOException {
         File file = vectorsFile();
         vectors = (Map<?, ?>) Json.parse(new String(Files.readAllBytes(file.toPath()), StandardCharsets.UTF_8));
-        assertEquals(1L, vectors.get("contract_version"));
+        assertEquals((long) BundleManifest.SUPPORTED_SAMPLING_CONTRACT, vectors.get("contract_version"));
     }
 
     /** The system property run_jvm_tests.sh and Gradle set, else export/ found upward from the working directory. */
@@ -63,14 +96,8 @@ public class SamplingVectorsTest {
         assertTrue("expected dozens of cases, got " + cases.size(), cases.size() >= 50);
         for (Object entry : cases) {
             Map<?, ?> testCase = (Map<?, ?>) entry;
-            List<?> values = (List<?>) testCase.get("logits");
-            float[] logits = new float[values.size()];
-            for (int i = 0; i < logits.length; i++) {
-                logits[i] = (float) ((Number) values.get(i)).doubleValue();  // exact: they are float32 values
-            }
-            SamplingParams params = new SamplingParams(((Number) testCase.get("temperature")).doubleValue(),
-                    ((Number) testCase.get("top_k")).intValue(), ((Number) testCase.get("top_p")).doubleValue(),
-                    (Boolean) testCase.get("argmax"));
+            float[] logits = floats((List<?>) testCase.get("logits"));
+            SamplingParams params = params(testCase);
             SplitMix64 rng = new SplitMix64(Long.parseUnsignedLong((String) testCase.get("seed")));
             List<?> expectedIds = (List<?>) testCase.get("ids");
             int draws = ((Number) testCase.get("draws")).intValue();
@@ -83,5 +110,49 @@ public class SamplingVectorsTest {
             }
             assertArrayEquals("case " + testCase.get("name"), expected, actual);
         }
+    }
+
+    @Test
+    public void generateReproducesEveryText() {
+        Map<?, ?> generate = (Map<?, ?>) vectors.get("generate");
+        Vocab vocab = Vocab.fromJson(generate.get("vocab"));
+        List<?> rows = (List<?>) generate.get("table");
+        float[][] table = new float[rows.size()][];
+        for (int r = 0; r < table.length; r++) {
+            table[r] = floats((List<?>) rows.get(r));
+        }
+        List<?> cases = (List<?>) generate.get("cases");
+        assertTrue("expected several generate cases, got " + cases.size(), cases.size() >= 3);
+        boolean nonzeroStartToken = false;
+        for (Object entry : cases) {
+            Map<?, ?> testCase = (Map<?, ?>) entry;
+            int startToken = ((Number) testCase.get("start_token")).intValue();
+            nonzeroStartToken |= startToken != 0;
+            StepModel model = new CounterTableModel(table, startToken, ((Number) testCase.get("start")).longValue());
+            Generation generation = new Generation(model, vocab, (String) testCase.get("prime"),
+                    ((Number) testCase.get("length")).intValue(), params(testCase),
+                    Long.parseUnsignedLong((String) testCase.get("seed")));
+            StringBuilder text = new StringBuilder();
+            while (generation.hasNext()) {
+                text.append(generation.next());
+            }
+            assertEquals("case " + testCase.get("name"), testCase.get("text"), text.toString());
+        }
+        assertTrue("no case has a nonzero start token", nonzeroStartToken);
+    }
+
+    private static SamplingParams params(Map<?, ?> testCase) {
+        return new SamplingParams(((Number) testCase.get("temperature")).doubleValue(),
+                ((Number) testCase.get("top_k")).intValue(), ((Number) testCase.get("top_p")).doubleValue(),
+                (Boolean) testCase.get("argmax"));
+    }
+
+    /** JSON numbers that are float32 values, as floats (exact). */
+    private static float[] floats(List<?> values) {
+        float[] floats = new float[values.size()];
+        for (int i = 0; i < floats.length; i++) {
+            floats[i] = (float) ((Number) values.get(i)).doubleValue();
+        }
+        return floats;
     }
 }
