@@ -14,6 +14,7 @@ Every file is written to a temporary name and renamed, so a killed process never
 import json
 import os
 import tempfile
+import warnings
 import zipfile
 
 from kerasrnn_edge.errors import UserError
@@ -80,8 +81,14 @@ def load_model(path):
     if not zipfile.is_zipfile(path):
         raise UserError(f"{path} is not a Keras checkpoint (corrupt or foreign file)")
     try:
-        return keras.saving.load_model(path, compile=True, safe_mode=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Keras warns about a mismatched file before it raises
+            return keras.saving.load_model(path, compile=True, safe_mode=True)
     except Exception as e:  # Keras raises many types for foreign or damaged archives
+        if "StatefulRecurrent" in str(e):
+            raise UserError(f"{path} does not match this kerasrnn's recurrent layer: checkpoints saved before "
+                            "they carried a start state for sampling (sampling contract 2) cannot be read; "
+                            "train the run again") from None
         raise UserError(f"{path} could not be loaded as a kerasrnn checkpoint ({type(e).__name__}: "
                         f"{str(e).splitlines()[0][:200] if str(e) else ''})") from None
 
