@@ -3,23 +3,32 @@ import contextlib
 import math
 import os
 import time
+from typing import TYPE_CHECKING
 
 import keras
 
+from .data import start_context
 from .model import compute_start, get_rng_states, get_states, reset_states, set_states
 from .run import atomic_write, save_model, write_json, write_text
+
+if TYPE_CHECKING:
+    from kerasrnn_edge.vocab import Vocab
+
+    from .data import StreamBatches
 
 
 class TBPTTSchedule(keras.callbacks.Callback):
     """Keeps truncated BPTT's state discipline inside `fit`.
 
     The state is reset when a pass over the training text begins, and before validation (which runs
-    statefully over its own streams); the training state is put back after validation.
+    statefully over its own streams); the training state is put back after validation. Given the
+    text's vocabulary, it also sets the model's start state for sampling when training ends (as
+    `kerasrnn train`'s checkpoints do at each save; export/SPEC.md).
     """
 
-    def __init__(self, batches):
+    def __init__(self, batches: "StreamBatches", vocab: "Vocab | None" = None):
         super().__init__()
-        self.batches = batches
+        self.batches, self.vocab = batches, vocab
         self._training_state = None
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -33,6 +42,10 @@ class TBPTTSchedule(keras.callbacks.Callback):
 
     def on_test_end(self, logs=None):
         set_states(self.model, self._training_state)
+
+    def on_train_end(self, logs=None):
+        if self.vocab is not None:
+            compute_start(self.model, *start_context(self.batches.tokens, self.vocab, self.batches.seq_length))
 
 
 @contextlib.contextmanager
@@ -134,11 +147,10 @@ def plot_history(run_dir, rows):
     """Writes loss.png: training and validation loss against steps."""
     if not rows:
         return
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: a notebook's plotting backend stays as it was
 
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    fig = Figure(figsize=(7, 4), dpi=110)
+    ax = fig.subplots()
     steps = [r["step"] for r in rows]
     ax.plot(steps, [r["loss"] for r in rows], label="train", marker=".")
     ax.plot(steps, [r["val_loss"] for r in rows], label="validation", marker=".")
@@ -149,4 +161,3 @@ def plot_history(run_dir, rows):
     ax.set_title(f"{os.path.basename(os.path.abspath(run_dir))}: best val {min(r['val_loss'] for r in rows):.4f}")
     fig.tight_layout()
     atomic_write(os.path.join(run_dir, "loss.png"), lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)

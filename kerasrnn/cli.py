@@ -96,14 +96,9 @@ def make_parser():
 
 def train_config(args):
     """The preset (or, resuming, the saved config) overridden by the options given explicitly."""
-    if args.resume and os.path.exists(os.path.join(args.run_dir, "config.json")):
-        from .run import load_config
-        config = load_config(args.run_dir)
-    else:
-        from .config import preset
-        config = preset(args.preset)
+    from .run import run_config
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if getattr(args, f.name) is not None}
-    return dataclasses.replace(config, **overrides)
+    return run_config(args.run_dir, args.preset, args.resume, overrides)
 
 
 def import_keras_quietly():

@@ -7,6 +7,8 @@ from kerasrnn_edge.errors import UserError
 
 @dataclasses.dataclass
 class Config:
+    """Every training setting, one field per `kerasrnn train` option (saved as a run's config.json)."""
+
     # data
     text: str = None              # path of the training text; None: the embedded corpus (`corpus`)
     corpus: str = "python-stdlib"  # "python-stdlib" (offline, embedded) or "shakespeare" (downloaded)
@@ -107,7 +109,8 @@ PRESETS = {
 }
 
 
-def preset(name):
+def preset(name: str) -> Config:
+    """The Config of a preset: tiny, char-rnn or shakespeare (`kerasrnn train --preset`)."""
     if name not in PRESETS:
         raise UserError(f"unknown preset {name!r}: use one of {', '.join(PRESETS)}")
     return Config(**PRESETS[name])

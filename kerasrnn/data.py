@@ -132,6 +132,11 @@ class StreamBatches(keras.utils.PyDataset):
         self.steps = self.batches_per_pass // self.chunks
         self.chunk = 0
 
+    @property
+    def tokens(self):
+        """The streams' tokens in text order: the text, less the few tokens that fill no stream."""
+        return self.inputs.reshape(-1)
+
     def __len__(self):
         return self.steps
 

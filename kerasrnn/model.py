@@ -119,9 +119,11 @@ def fused_lstm(inputs, states, weights, cudnn_lstm):
     return outputs, [s for i in range(len(weights)) for s in (h[i], c[i])]
 
 
-def build_model(vocab_size, batch_size, seq_length=None, cell="lstm", rnn_size=128, num_layers=2,
-                embedding_size=64, dropout=0.0, input_dropout=0.0, locked_dropout=False, fused=True):
-    """The language model at a fixed batch size (streams); `seq_length=None` accepts any length."""
+def build_model(vocab_size: int, batch_size: int, seq_length: "int | None" = None, cell: str = "lstm",
+                rnn_size: int = 128, num_layers: int = 2, embedding_size: int = 64, dropout: float = 0.0,
+                input_dropout: float = 0.0, locked_dropout: bool = False, fused: bool = True) -> keras.Model:
+    """The language model, Embedding -> StatefulRecurrent -> Dense logits, at a fixed batch size (B streams);
+    `seq_length=None` accepts any length. Compile it with a from-logits sparse cross-entropy."""
     tokens = keras.Input(batch_shape=(batch_size, seq_length), dtype="int32", name="tokens")
     x = layers.Embedding(vocab_size, embedding_size, name="embedding")(tokens)
     if input_dropout:
@@ -130,6 +132,15 @@ def build_model(vocab_size, batch_size, seq_length=None, cell="lstm", rnn_size=1
     x = StatefulRecurrent(cell, rnn_size, num_layers, dropout, locked_dropout, fused, name="recurrent")(x)
     logits = layers.Dense(vocab_size, name="logits")(x)
     return keras.Model(tokens, logits, name="kerasrnn")
+
+
+def model_args(model):
+    """The `build_model` arguments (besides vocabulary and batch) that rebuild `model`, e.g. at batch 1."""
+    stack = recurrent(model)
+    input_dropout = next((layer.rate for layer in model.layers if layer.name == "input_dropout"), 0.0)
+    return dict(cell=stack.cell, rnn_size=stack.units, num_layers=stack.num_layers,
+                embedding_size=model.get_layer("embedding").output_dim, dropout=stack.dropout,
+                input_dropout=input_dropout, locked_dropout=stack.locked, fused=stack.fused)
 
 
 def recurrent(model):

@@ -1,7 +1,11 @@
 """The optimizer and its learning-rate schedule (registered, so checkpoints restore them on resume)."""
 import math
+from typing import TYPE_CHECKING
 
 import keras
+
+if TYPE_CHECKING:
+    from .config import Config
 
 
 @keras.saving.register_keras_serializable(package="kerasrnn")
@@ -30,7 +34,9 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
                     decay_after=self.decay_after)
 
 
-def make_optimizer(config, steps_per_epoch):
+def make_optimizer(config: "Config", steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """The optimizer `kerasrnn train` compiles with: `config`'s optimizer, learning-rate schedule (warmup,
+    then decay by epochs of `steps_per_epoch` steps), gradient clipping and weight averaging."""
     schedule = WarmupDecay(config.learning_rate, config.lr_schedule, steps_per_epoch,
                            steps_per_epoch * config.max_epochs, config.warmup_steps, config.lr_decay,
                            config.lr_decay_after)

@@ -11,6 +11,7 @@
 
 Every file is written to a temporary name and renamed, so a killed process never leaves a torn file.
 """
+import dataclasses
 import json
 import os
 import tempfile
@@ -20,7 +21,7 @@ import zipfile
 from kerasrnn_edge.errors import UserError
 from kerasrnn_edge.vocab import Vocab
 
-from .config import Config, load_json
+from .config import Config, load_json, preset
 
 
 def atomic_write(path, write):
@@ -59,6 +60,13 @@ def save_model(model, path):
 
 def load_config(run_dir):
     return Config.from_json(load_json(os.path.join(run_dir, "config.json"), "run configuration"))
+
+
+def run_config(run_dir, preset_name, resume, overrides):
+    """What a run trains with: the preset, or when resuming the saved config, overridden by `overrides`
+    (Config fields: the options given explicitly)."""
+    resuming = resume and os.path.exists(os.path.join(run_dir, "config.json"))
+    return dataclasses.replace(load_config(run_dir) if resuming else preset(preset_name), **overrides)
 
 
 def load_vocab(run_dir):

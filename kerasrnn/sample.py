@@ -5,15 +5,15 @@ import numpy as np
 
 from kerasrnn_edge.sampling import check_params, generate
 
-from .model import build_model, copy_weights, get_start, reset_to_start
+from .model import build_model, copy_weights, get_start, model_args, reset_to_start
 from .run import load_run
 
 
 class KerasStepModel:
     """The step model of the sampling contract over a trained model, rebuilt at batch 1."""
 
-    def __init__(self, trained, vocab, config):
-        self.model = build_model(vocab.size, 1, None, **config.model_args())
+    def __init__(self, trained, vocab):
+        self.model = build_model(vocab.size, 1, None, **model_args(trained))
         copy_weights(trained, self.model)
         self.start_token = get_start(self.model)[0]
 
@@ -30,8 +30,8 @@ def sample(run_dir, prime="", length=500, temperature=1.0, top_k=0, top_p=1.0, s
            which="best", out=sys.stdout):
     """Prints the prime, then streams `length` sampled tokens of text to `out`."""
     check_params(temperature, top_k, top_p, length)
-    trained, vocab, config, _ = load_run(run_dir, which)
-    pieces = generate(KerasStepModel(trained, vocab, config), vocab, prime, length, temperature, top_k, top_p,
+    trained, vocab, _, _ = load_run(run_dir, which)
+    pieces = generate(KerasStepModel(trained, vocab), vocab, prime, length, temperature, top_k, top_p,
                       seed, argmax)
     out.write(prime)
     for piece in pieces:

@@ -71,7 +71,7 @@ def train(config: Config, run_dir, resume=False, verbose="auto"):
     write_json(os.path.join(run_dir, "config.json"), config.to_json())
     write_json(os.path.join(run_dir, "vocab.json"), vocab.to_json())
 
-    start = data.start_context(train_ids, vocab, config.seq_length)
+    start = data.start_context(batches.tokens, vocab, config.seq_length)
     checkpointer = Checkpointer(run_dir, batches, history, records, start, best_val)
     callbacks = [TBPTTSchedule(batches), checkpointer]
     if config.ema:

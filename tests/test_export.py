@@ -43,8 +43,8 @@ def run_and_bundle(request, tmp_path_factory):
 
 
 def keras_logits(run_dir, ids):
-    model, vocab, config, _ = load_run(run_dir)
-    step = KerasStepModel(model, vocab, config)
+    model, vocab, _, _ = load_run(run_dir)
+    step = KerasStepModel(model, vocab)
     step.reset()
     return np.stack([step.feed(ids[i:i + 1]) for i in range(len(ids))])
 

@@ -171,7 +171,9 @@ def test_each_checkpoint_carries_the_start_state_of_its_own_weights(tmp_path):
     config = tiny_config(text, max_epochs=1, ema=0.9)
     train(config, str(tmp_path / "run"), verbose=0)
     vocab, ids = load_ids(text, "char")
-    context, token = start_context(split(ids, config.train_frac, config.val_frac)[0], vocab, config.seq_length)
+    train_ids = split(ids, config.train_frac, config.val_frac)[0]
+    context, token = start_context(StreamBatches(train_ids, config.batch_size, config.seq_length).tokens, vocab,
+                                   config.seq_length)
     assert vocab.decode([token]) == "\n" and vocab.decode(context[-1:]) == "\n" and len(context) > 0
     starts = {}
     for which in ("best", "last"):

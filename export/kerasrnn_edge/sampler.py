@@ -12,6 +12,8 @@ from .runtimes import open_step_model
 
 
 class EdgeSampler:
+    """An exported bundle on a TFLite or ONNX runtime, sampled by the contract; no TensorFlow needed."""
+
     def __init__(self, manifest, model):
         self.manifest, self.model, self.vocab = manifest, model, manifest.vocab
         self.reset()

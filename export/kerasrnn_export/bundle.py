@@ -20,7 +20,7 @@ TFLITE_RUNTIMES = {"ai-edge-litert": "1.0.1", "tflite-runtime": "2.14.0"}
 ONNX_RUNTIMES = {"onnxruntime": "1.15.0"}
 
 
-def export_bundle(run_dir, out_dir, which="best"):
+def export_bundle(run_dir: str, out_dir: str, which: str = "best") -> dict:
     """Writes the bundle of `run_dir`'s `which` checkpoint (best or last) to `out_dir`; returns the manifest."""
     model, vocab, config, record = load_run(run_dir, which)
     weights = from_model(model)

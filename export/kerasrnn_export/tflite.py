@@ -5,6 +5,7 @@ not. The file has one signature, "step": token int32 [1] and every state in, `lo
 `next_<state>` out. (A second signature that primes a fixed chunk of tokens per invoke measured
 slower than one invoke per token on LiteRT: docs/benchmarks.md, "Edge sampling".)
 """
+import contextlib
 import tempfile
 
 import tensorflow as tf
@@ -64,6 +65,18 @@ class StepModule(StepWeights):
         self.step = tf.function(self.step_outputs, input_signature=[tf.TensorSpec([1], tf.int32, name="token"), *states])
 
 
+@contextlib.contextmanager
+def _tf_info_silenced():
+    """TensorFlow logs "Assets written to ..." for each SavedModel it writes; the temporary one is no news."""
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def convert(weights, int8):
     """The .tflite bytes. int8: dynamic-range quantized weights (activations stay float).
 
@@ -71,7 +84,7 @@ def convert(weights, int8):
     which tflite-runtime 2.14 (its last release) cannot load; per-tensor scales load everywhere.
     """
     module = StepModule(weights)
-    with tempfile.TemporaryDirectory() as saved_model:
+    with tempfile.TemporaryDirectory() as saved_model, _tf_info_silenced():
         tf.saved_model.save(module, saved_model, signatures={"step": module.step.get_concrete_function()})
         converter = tf.lite.TFLiteConverter.from_saved_model(saved_model, signature_keys=["step"])
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # fail rather than use Flex

@@ -1,0 +1,108 @@
+"""The Python API (docs/python.md): a run to train, sample and export in a few lines (`Run`), and the
+pieces for a Keras user's own `compile` and `fit` (`text_datasets`, `build_model`, `make_optimizer`,
+`TBPTTSchedule`, `generate`). The command line is a thin layer over the same functions."""
+from typing import Iterator, Optional
+
+import keras
+
+from kerasrnn_edge import sampling
+from kerasrnn_edge.vocab import Vocab
+
+from . import data
+from .callbacks import read_history
+from .run import load_checkpoints, load_run, run_config
+from .sample import KerasStepModel
+
+
+def text_datasets(path: str, batch_size: int = 50, seq_length: int = 50, tokens: str = "char",
+                  train_frac: float = 0.9, val_frac: float = 0.1,
+                  steps_per_chunk: Optional[int] = None) -> "tuple[Vocab, data.StreamBatches, data.StreamBatches]":
+    """(vocabulary, training batches, validation batches) of a text file, as `kerasrnn train` makes them.
+
+    The batches are keras.utils.PyDataset objects of B streams x T steps, where row i of batch k+1
+    continues row i of batch k. Fit them with `shuffle=False` and `TBPTTSchedule(training_batches)`
+    among the callbacks; `steps_per_chunk` splits a pass over the text into Keras epochs of about that
+    many batches, so that validation runs that often.
+    """
+    vocab, ids = data.load_ids(path, tokens)
+    train_ids, val_ids, _ = data.split(ids, train_frac, val_frac)
+    return (vocab, data.StreamBatches(train_ids, batch_size, seq_length, steps_per_chunk=steps_per_chunk),
+            data.StreamBatches(val_ids, batch_size, seq_length, what="validation"))
+
+
+def generate(model: keras.Model, vocab: Vocab, prime: str = "", length: int = 500, temperature: float = 1.0,
+             top_k: int = 0, top_p: float = 1.0, seed: int = 0, argmax: bool = False) -> str:
+    """`length` tokens of text sampled from a trained kerasrnn model (any batch size) after `prime`, by
+    the sampling contract (export/SPEC.md): the same text as `kerasrnn sample` and every exported runtime
+    for the same weights, prime, settings and seed. The prime is not included."""
+    pieces = sampling.generate(KerasStepModel(model, vocab), vocab, prime, length, temperature, top_k, top_p,
+                               seed, argmax)
+    return "".join(pieces)
+
+
+class Run:
+    """A run directory (config.json, vocab.json, best.keras, last.keras, history.csv; see kerasrnn.run)
+    and one of its checkpoints, loaded: train it, sample it, export it.
+
+        run = kerasrnn.Run.train("runs/shakes", text="input.txt", preset="tiny", max_seconds=300)
+        print(run.sample("ROMEO:", 200, temperature=0.8, seed=1))
+        run.export("bundle/")
+    """
+
+    def __init__(self, run_dir: str, which: str = "best"):
+        self.run_dir, self.which = run_dir, which
+        self.model, self.vocab, self.config, self.record = load_run(run_dir, which)
+        self._step_model = None
+
+    @classmethod
+    def train(cls, run_dir: str, text: Optional[str] = None, preset: str = "tiny", resume: bool = False,
+              verbose="auto", **options) -> "Run":
+        """Trains a new run into `run_dir` (or continues it with `resume=True`) and returns it loaded at its
+        best checkpoint. `preset` is `kerasrnn train --preset`; `options` are Config fields
+        (`max_seconds=300`, `rnn_size=512`, ...), as the command line's options override the preset.
+        `verbose`: 1 for a progress bar, 2 for a line per validation, 0 for silence."""
+        from .train import train
+        config = run_config(run_dir, preset, resume, {**({"text": text} if text else {}), **options})
+        train(config, run_dir, resume=resume, verbose=verbose)
+        return cls(run_dir)
+
+    @classmethod
+    def load(cls, run_dir: str, which: str = "best") -> "Run":
+        """The run in `run_dir` at its `best` (lowest validation loss) or `last` checkpoint."""
+        return cls(run_dir, which)
+
+    @property
+    def history(self) -> "list[dict]":
+        """One dict per validation: epoch, learning_rate, loss, seconds, step, val_loss."""
+        last = load_checkpoints(self.run_dir).get("last", {})
+        return read_history(self.run_dir, last.get("step", 0))
+
+    def generate(self, prime: str = "", length: int = 500, temperature: float = 1.0, top_k: int = 0,
+                 top_p: float = 1.0, seed: int = 0, argmax: bool = False) -> Iterator[str]:
+        """Yields the sampled text piece by piece (one token each), to stream it; the prime is not yielded."""
+        if self._step_model is None:
+            self._step_model = KerasStepModel(self.model, self.vocab)
+        return sampling.generate(self._step_model, self.vocab, prime, length, temperature, top_k, top_p, seed,
+                                 argmax)
+
+    def sample(self, prime: str = "", length: int = 500, temperature: float = 1.0, top_k: int = 0,
+               top_p: float = 1.0, seed: int = 0, argmax: bool = False) -> str:
+        """The prime and `length` sampled tokens of text: what `kerasrnn sample` prints (without its final
+        newline)."""
+        return prime + "".join(self.generate(prime, length, temperature, top_k, top_p, seed, argmax))
+
+    def export(self, out_dir: str) -> dict:
+        """Writes this checkpoint's edge bundle (TFLite fp32/int8, ONNX, manifest.json); returns the manifest.
+        `kerasrnn_edge.EdgeSampler.load(out_dir)` samples it without TensorFlow."""
+        from kerasrnn_export import export_bundle
+        return export_bundle(self.run_dir, out_dir, which=self.which)
+
+    def export_serving(self, base_dir: str, name: str = "kerasrnn") -> str:
+        """Writes this checkpoint as a TF Serving SavedModel, BASE_DIR/NAME/VERSION; returns that path."""
+        from kerasrnn_export.serving import export_serving
+        return export_serving(self.run_dir, base_dir, name=name, which=self.which)
+
+    def __repr__(self):
+        loss = self.record.get("val_loss")
+        return (f"Run({self.run_dir!r}, {self.which}: step {self.record.get('step')}, "
+                f"val_loss {loss:.4f})" if loss is not None else f"Run({self.run_dir!r}, {self.which})")
