@@ -22,7 +22,13 @@ if [[ ${#MODELS[@]} -eq 0 ]]; then
     echo "$BUNDLE/manifest.json names no .tflite file: export the bundle with the tflite format" >&2
     exit 2
 fi
+BUNDLE_REAL="$(realpath "$BUNDLE")"
 for model in "${MODELS[@]}"; do
+    # Every file must stay inside the bundle: no absolute path, no "..", no symbolic link leading out.
+    if [[ "$model" == /* || "/$model/" == */../* || "$(realpath -m "$BUNDLE/$model")" != "$BUNDLE_REAL"/* ]]; then
+        echo "$BUNDLE/manifest.json names $model, which is outside the bundle folder: refusing to install it" >&2
+        exit 2
+    fi
     if [[ ! -f "$BUNDLE/$model" ]]; then
         echo "$BUNDLE/$model is missing: the manifest names it" >&2
         exit 2

@@ -1,5 +1,7 @@
-"""Callbacks for the cross-cutting parts of training: state resets, checkpoints, time budget, plots."""
+"""Callbacks for the cross-cutting parts of training: state resets, checkpoints, stop signals, time
+budget, plots."""
 import contextlib
+import functools
 import math
 import os
 import time
@@ -9,7 +11,8 @@ import keras
 
 from .data import start_context
 from .model import compute_start, get_rng_states, get_states, reset_states, set_states
-from .run import atomic_write, save_model, write_json, write_text
+from .run import Writes, atomic_write
+from .signals import Stopped
 
 if TYPE_CHECKING:
     from kerasrnn_edge.vocab import Vocab
@@ -20,10 +23,11 @@ if TYPE_CHECKING:
 class TBPTTSchedule(keras.callbacks.Callback):
     """Keeps truncated BPTT's state discipline inside `fit`.
 
-    The state is reset when a pass over the training text begins, and before validation (which runs
-    statefully over its own streams); the training state is put back after validation. Given the
-    text's vocabulary, it also sets the model's start state for sampling when training ends (as
-    `kerasrnn train`'s checkpoints do at each save; export/SPEC.md).
+    The state is reset when a pass over the training text begins (not when a run resumes inside its
+    first chunk: the checkpoint holds the state), and before validation (which runs statefully over its
+    own streams); the training state is put back after validation. Given the text's vocabulary, it
+    also sets the model's start state for sampling when training ends (as `kerasrnn train`'s
+    checkpoints do at each save; export/SPEC.md).
     """
 
     def __init__(self, batches: "StreamBatches", vocab: "Vocab | None" = None):
@@ -33,7 +37,7 @@ class TBPTTSchedule(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.batches.chunk = epoch % self.batches.chunks
-        if self.batches.chunk == 0:
+        if self.batches.chunk == 0 and not self.batches.skip:
             reset_states(self.model)
 
     def on_test_begin(self, logs=None):
@@ -70,11 +74,17 @@ def averaged_weights(model):
 
 class Checkpointer(keras.callbacks.Callback):
     """After each validation: `last.keras` always, `best.keras` when validation loss improves,
-    `checkpoint.json` and `history.csv` (CSVLogger's columns). A non-finite loss stops training
-    without saving, so the best checkpoint stays intact. With weight averaging, validation ran on the
-    averaged weights, and best.keras holds them; last.keras holds the training weights (and the
-    averages in its optimizer), so a resumed run continues exactly. Each checkpoint carries the start
-    state of its own weights (`start`: the context and token of `data.start_context`)."""
+    `checkpoint.json` and `history.csv` (CSVLogger's columns); on a stop signal (`Preemption`), `last.keras`
+    at the current step. The files of a checkpoint are renamed into place together, checkpoint.json last
+    (it marks the checkpoint complete), so a failed write or a kill leaves the previous one whole.
+
+    The last record says where in the pass it stands: `chunk` (the Keras epoch's part of the pass) and
+    `batch` (how many of its batches are done); a run resumed inside a chunk trains the rest of it
+    (`resume_point`). A non-finite loss stops training without saving, so the best checkpoint stays
+    intact. With weight averaging, validation ran on the averaged weights, and best.keras holds them;
+    last.keras holds the training weights (and the averages in its optimizer), so a resumed run
+    continues exactly. Each checkpoint carries the start state of its own weights (`start`: the context
+    and token of `data.start_context`)."""
 
     def __init__(self, run_dir, batches, history, records, start, best_val=math.inf):
         super().__init__()
@@ -82,40 +92,95 @@ class Checkpointer(keras.callbacks.Callback):
         self.start = start
         self.diverged_at = None
         self._start = time.time()
+        self._resumed_loss = records.get("last", {}).get("loss")  # mean loss of the chunk's batches before a resume
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch, self._chunk_start = epoch, self._step() - self.batches.skip
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations.value))
-        loss, val_loss = float(logs.get("loss", math.nan)), float(logs.get("val_loss", math.nan))
-        if not (math.isfinite(loss) and math.isfinite(val_loss)):
-            self.diverged_at = step
+        record = self._record(logs)
+        val_loss = float(logs.get("val_loss", math.nan))
+        if not (math.isfinite(record["loss"]) and math.isfinite(val_loss)):
+            self.diverged_at = record["step"]
             self.model.stop_training = True
             return
-        record = {"epoch": round(step / (self.batches.steps * self.batches.chunks), 3), "step": step,
-                  "keras_epoch": epoch, "loss": loss, "val_loss": val_loss}
-        self.records = dict(self.records, last={**record, "rng": get_rng_states(self.model)})
-        if val_loss < self.best_val:
-            self.best_val = val_loss
-            with averaged_weights(self.model):
-                compute_start(self.model, *self.start)
-                save_model(self.model, os.path.join(self.run_dir, "best.keras"))
-            self.records["best"] = record
-        compute_start(self.model, *self.start)
-        save_model(self.model, os.path.join(self.run_dir, "last.keras"))
-        learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-        self.history.append({"epoch": epoch, "learning_rate": learning_rate, "loss": loss,
-                             "seconds": round(time.time() - self._start, 2), "step": step, "val_loss": val_loss})
-        write_history(self.run_dir, self.history)
-        # written last: it marks the checkpoint complete (a resume reads history up to its step)
-        write_json(os.path.join(self.run_dir, "checkpoint.json"), self.records)
+        self._save({**record, "val_loss": val_loss})
+
+    def save_here(self, logs):
+        """last.keras at the current step, inside a chunk: no validation ran, so best.keras and history.csv
+        stay as they are."""
+        self._save(self._record(logs or {}))
+
+    def _step(self):
+        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations.value))
+
+    def _record(self, logs):
+        step = self._step()
+        done = step - self._chunk_start
+        loss = float(logs.get("loss", math.nan))  # the mean over this fit's batches of the chunk
+        if self.batches.skip:
+            loss = (self.batches.skip * self._resumed_loss + (done - self.batches.skip) * loss) / done
+        return {"epoch": round(step / (self.batches.steps * self.batches.chunks), 3), "step": step,
+                "keras_epoch": self._epoch, "chunk": self.batches.chunk, "batch": done, "loss": loss}
+
+    def _save(self, record):
+        records, history = dict(self.records, last={**record, "rng": get_rng_states(self.model)}), self.history
+        path = functools.partial(os.path.join, self.run_dir)
+        with Writes() as writes:
+            validated = "val_loss" in record
+            if validated and record["val_loss"] < self.best_val:
+                with averaged_weights(self.model):
+                    compute_start(self.model, *self.start)
+                    writes.model(path("best.keras"), self.model)
+                records["best"] = record
+            compute_start(self.model, *self.start)
+            writes.model(path("last.keras"), self.model)
+            if validated:
+                learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+                history = history + [{"epoch": record["keras_epoch"], "learning_rate": learning_rate,
+                                      "loss": record["loss"], "seconds": round(time.time() - self._start, 2),
+                                      "step": record["step"], "val_loss": record["val_loss"]}]
+                writes.text(path("history.csv"), history_csv(history))
+            writes.json(path("checkpoint.json"), records)
+        self.records, self.history = records, history
+        if "best" in records:
+            self.best_val = records["best"]["val_loss"]
+
+
+def resume_point(record, batches):
+    """(Keras epoch, batches of its chunk already done) to resume a run from its last checkpoint record."""
+    if record.get("batch", batches.steps) < batches.steps:
+        return record["keras_epoch"], record["batch"]
+    return record["keras_epoch"] + 1, 0
+
+
+class Preemption(keras.callbacks.Callback):
+    """Acts on the first stop signal that `signals` (signals.StopSignals) records: the batch under way
+    finishes, a checkpoint is saved at that step, and training stops, skipping validation. A signal
+    during validation or a checkpoint lets that finish (its checkpoint is at the current step), then
+    training stops. Either way it ends in signals.Stopped."""
+
+    def __init__(self, signals, checkpointer):
+        super().__init__()
+        self.signals, self.checkpointer = signals, checkpointer
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.signals.signum is not None:  # reading a flag: no JAX state sync unless it is set
+            self.checkpointer.save_here(logs)
+            raise Stopped(self.signals.signum)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.signals.signum is not None:
+            raise Stopped(self.signals.signum)
 
 
 HISTORY_COLUMNS = ["epoch", "learning_rate", "loss", "seconds", "step", "val_loss"]
 
 
-def write_history(run_dir, rows):
+def history_csv(rows):
     lines = [",".join(HISTORY_COLUMNS)] + [",".join(str(row[c]) for c in HISTORY_COLUMNS) for row in rows]
-    write_text(os.path.join(run_dir, "history.csv"), "\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 def read_history(run_dir, up_to_step):

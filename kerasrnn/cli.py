@@ -1,5 +1,7 @@
-"""The command line: kerasrnn train | sample | export | demo. User errors are one line, exit code 2."""
+"""The command line: kerasrnn train | sample | export | demo. User errors are one line, exit code 2; a
+training stopped by a signal says how to resume in one line, exit code 128 + the signal's number."""
 import argparse
+import contextlib
 import dataclasses
 import os
 import sys
@@ -9,6 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up
 from kerasrnn_edge.errors import UserError  # noqa: E402
 
 from .config import PRESETS, Config  # noqa: E402
+from .signals import Stopped  # noqa: E402
 
 TRAIN_HELP = {
     "text": "train on this file (any text; any file in byte mode)",
@@ -114,11 +117,10 @@ def import_keras_quietly():
 
 
 def run(args):
-    import_keras_quietly()
     if args.command == "train":
-        from .train import train
-        train(train_config(args), args.run_dir, resume=args.resume)
-    elif args.command == "sample":
+        return train_command(args)
+    import_keras_quietly()
+    if args.command == "sample":
         from .sample import sample
         sample(args.run_dir, args.prime, args.length, args.temperature, args.top_k, args.top_p, args.seed,
                args.argmax, which=args.checkpoint)
@@ -126,6 +128,16 @@ def run(args):
         export(args)
     elif args.command == "demo":
         demo(args.run_dir, args.seconds)
+
+
+def train_command(args):
+    """A run directory that exists may be in use: its lock (which train() takes too) is taken before the
+    slow import of Keras, so that a second writer is refused at once."""
+    from .run import locked
+    with locked(args.run_dir) if os.path.isdir(args.run_dir) else contextlib.nullcontext():
+        import_keras_quietly()
+        from .train import train
+        train(train_config(args), args.run_dir, resume=args.resume)
 
 
 def export(args):
@@ -170,5 +182,10 @@ def main(argv=None):
     except UserError as e:
         print(f"kerasrnn: error: {e}", file=sys.stderr)
         sys.exit(2)
+    except Stopped as e:
+        print(f"kerasrnn: {e}", file=sys.stderr)
+        sys.exit(128 + e.signum)
     except BrokenPipeError:
         sys.exit(1)
+    except KeyboardInterrupt:  # Ctrl-C outside training (which handles it)
+        sys.exit(130)

@@ -112,7 +112,8 @@ class StreamBatches(keras.utils.PyDataset):
     The text is cut into B contiguous streams (as char-rnn and torch-rnn do). One pass over the data
     may be split into several Keras epochs ("chunks") of about `steps_per_chunk` batches, so that
     validation can run every few hundred steps; `TBPTTSchedule` sets `chunk` at each Keras epoch and
-    resets the state when a pass begins.
+    resets the state when a pass begins. `skip` leaves out the first batches of the chunk: a run resumed
+    from a checkpoint inside a chunk trains the rest of it.
     """
 
     def __init__(self, ids, batch_size, seq_length, steps_per_chunk=None, what="training"):
@@ -131,6 +132,7 @@ class StreamBatches(keras.utils.PyDataset):
         self.chunks = max(1, round(self.batches_per_pass / steps_per_chunk)) if steps_per_chunk else 1
         self.steps = self.batches_per_pass // self.chunks
         self.chunk = 0
+        self.skip = 0
 
     @property
     def tokens(self):
@@ -138,9 +140,9 @@ class StreamBatches(keras.utils.PyDataset):
         return self.inputs.reshape(-1)
 
     def __len__(self):
-        return self.steps
+        return self.steps - self.skip
 
     def __getitem__(self, i):
-        k = self.chunk * self.steps + i
+        k = self.chunk * self.steps + self.skip + i
         window = slice(k * self.seq_length, (k + 1) * self.seq_length)
         return self.inputs[:, window].astype(np.int32), self.targets[:, window].astype(np.int32)

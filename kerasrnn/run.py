@@ -4,14 +4,20 @@
     vocab.json       the vocabulary
     best.keras       weights with the lowest validation loss so far
     last.keras       the latest checkpoint, with optimizer state and recurrent state (resume point)
-    checkpoint.json  {"best": {...}, "last": {...}}: epoch, step, val_loss of each
+    checkpoint.json  {"best": {...}, "last": {...}}: epoch, step, val_loss of each, and where in the pass
+                     the last one stopped
     history.csv      one row per validation (Keras CSVLogger columns: epoch, loss, val_loss, ...)
     logs/            TensorBoard logs
     loss.png         the loss curves
+    lock             held by the process training in the directory (its PID inside)
 
-Every file is written to a temporary name and renamed, so a killed process never leaves a torn file.
+Every file is written to a temporary name and renamed, so a killed process never leaves a torn file;
+a checkpoint's files are renamed together, checkpoint.json last.
 """
+import contextlib
 import dataclasses
+import errno
+import fcntl
 import json
 import os
 import tempfile
@@ -22,40 +28,135 @@ from kerasrnn_edge.errors import UserError
 from kerasrnn_edge.vocab import Vocab
 
 from .config import Config, load_json, preset
+from .signals import deferred
+
+WHAT_TO_DO = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space (disk quota exceeded)",
+              errno.EROFS: "the file system is read-only: make it writable or write elsewhere",
+              errno.EACCES: "check the permissions", errno.EPERM: "check the permissions",
+              errno.EIO: "the disk reported an I/O error: check it"}
+
+
+def write_error(path, error):
+    """The UserError for an OSError met writing `path`: the file, the cause, what to do."""
+    cause = error.strerror or str(error)
+    return UserError(f"cannot write {path}: {cause} ({errno.errorcode.get(error.errno, 'error')}); "
+                     f"{WHAT_TO_DO.get(error.errno, 'check the disk')}. The files already there are intact")
+
+
+class Writes:
+    """Files written to temporary names, then renamed over their targets together, in the order written,
+    when the block ends; if anything fails, none of them: the temporaries are removed and the files
+    already there are untouched. A write that fails (no space, read-only file system, permission denied,
+    I/O error) raises the one-line UserError of `write_error`."""
+
+    def __init__(self):
+        self._staged = []
+
+    def __enter__(self):
+        return self
+
+    def file(self, path, write):
+        """Calls `write(tmp_path)` for a temporary beside `path`."""
+        directory, name = os.path.split(os.path.abspath(path))
+        suffix = os.path.splitext(name)[1]  # Keras insists on the .keras suffix
+        try:
+            os.makedirs(directory, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=f".tmp{suffix}", dir=directory)
+            os.close(fd)
+            self._staged.append((tmp, path))
+            write(tmp)
+            os.chmod(tmp, 0o644)
+        except OSError as e:
+            raise write_error(path, e) from None
+
+    def bytes(self, path, data):
+        def write(tmp):
+            with open(tmp, "wb") as f:
+                f.write(data)
+        self.file(path, write)
+
+    def text(self, path, text):
+        self.bytes(path, text.encode("utf-8"))
+
+    def json(self, path, obj):
+        self.text(path, json.dumps(obj, indent=1, ensure_ascii=False) + "\n")
+
+    def model(self, path, model):
+        self.file(path, model.save)
+
+    def __exit__(self, kind, error, traceback):
+        try:
+            if kind is None:
+                with deferred():
+                    for tmp, path in self._staged:
+                        try:
+                            os.replace(tmp, path)
+                        except OSError as e:
+                            raise write_error(path, e) from None
+        finally:
+            for tmp, _ in self._staged:
+                if os.path.exists(tmp):
+                    os.remove(tmp)
 
 
 def atomic_write(path, write):
     """Calls `write(tmp_path)`, then renames tmp_path over `path`."""
-    directory, name = os.path.split(os.path.abspath(path))
-    suffix = os.path.splitext(name)[1]  # Keras insists on the .keras suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=f".tmp{suffix}", dir=directory)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with Writes() as writes:
+        writes.file(path, write)
 
 
 def write_bytes(path, data):
-    def write(tmp):
-        with open(tmp, "wb") as f:
-            f.write(data)
-    atomic_write(path, write)
-
-
-def write_text(path, text):
-    write_bytes(path, text.encode("utf-8"))
+    with Writes() as writes:
+        writes.bytes(path, data)
 
 
 def write_json(path, obj):
-    write_text(path, json.dumps(obj, indent=1, ensure_ascii=False) + "\n")
+    with Writes() as writes:
+        writes.json(path, obj)
 
 
 def save_model(model, path):
-    atomic_write(path, model.save)
+    with Writes() as writes:
+        writes.model(path, model)
+
+
+_LOCKED = set()
+
+
+@contextlib.contextmanager
+def locked(run_dir):
+    """Holds the run directory's lock for the block: one writer per run directory. An advisory flock,
+    which the operating system drops when the process ends, so a killed run never leaves a stale lock.
+    Nested use in one process is free (the command line takes it before its slow import of Keras)."""
+    key = os.path.realpath(run_dir)
+    if key in _LOCKED:
+        yield
+        return
+    path = os.path.join(run_dir, "lock")
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+        f = open(path, "a+")
+    except OSError as e:
+        raise write_error(path, e) from None
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "?"
+            raise UserError(f"{run_dir} is in use by process {holder} (training in it): wait for it to end or "
+                            "stop it, or choose another --run-dir") from None
+        try:
+            f.truncate(0)
+            f.write(f"{os.getpid()}\n")
+            f.flush()
+        except OSError as e:
+            raise write_error(path, e) from None
+        _LOCKED.add(key)
+        try:
+            yield
+        finally:
+            _LOCKED.discard(key)
 
 
 def load_config(run_dir):

@@ -1,6 +1,8 @@
 """Training: a stateful char-level language model through `model.fit`, with resumable checkpoints."""
+import functools
 import math
 import os
+import signal
 import sys
 
 import keras
@@ -8,11 +10,12 @@ import keras
 from kerasrnn_edge.errors import UserError
 
 from . import data
-from .callbacks import Checkpointer, TBPTTSchedule, TimeBudget, plot_history, read_history
+from .callbacks import Checkpointer, Preemption, TBPTTSchedule, TimeBudget, plot_history, read_history, resume_point
 from .config import Config
 from .model import build_model, copy_weights, set_rng_states
 from .optim import make_optimizer
-from .run import load_checkpoints, load_config, load_model, load_run, load_vocab, write_json
+from .run import Writes, load_checkpoints, load_config, load_model, load_run, load_vocab, locked
+from .signals import StopSignals, Stopped
 
 SUPPORTED_BACKENDS = ("tensorflow", "jax")
 SHAPE_KEYS = ("cell", "rnn_size", "num_layers", "embedding_size", "batch_size", "tokens")
@@ -31,7 +34,11 @@ def check_resumable(run_dir, config, vocab):
 
 
 def train(config: Config, run_dir, resume=False, verbose="auto"):
-    """Trains (or resumes) a run in `run_dir`; returns the checkpoint record {"best": ..., "last": ...}."""
+    """Trains (or resumes) a run in `run_dir`; returns the checkpoint record {"best": ..., "last": ...}.
+
+    Holds the run directory's lock throughout (one writer per directory). A first SIGTERM or SIGINT saves
+    a checkpoint at the current step and raises signals.Stopped saying how to resume; a second stops at once.
+    """
     backend = keras.backend.backend()
     if backend not in SUPPORTED_BACKENDS:
         raise UserError(f"the {backend} backend is not supported (stateful training fails on torch+CUDA); "
@@ -44,6 +51,14 @@ def train(config: Config, run_dir, resume=False, verbose="auto"):
         raise UserError(f"{run_dir} has no checkpoint to resume (last.keras is missing)")
 
     vocab, ids = data.load_ids(data.corpus_path(config), config.tokens)
+    with locked(run_dir):
+        try:
+            return _train(config, run_dir, resume, verbose, vocab, ids)
+        except Stopped as stop:
+            raise Stopped(stop.signum, stopped_message(run_dir, stop.signum)) from None
+
+
+def _train(config, run_dir, resume, verbose, vocab, ids):
     if resume:
         check_resumable(run_dir, config, vocab)
         remove_temp_files(run_dir)
@@ -51,13 +66,12 @@ def train(config: Config, run_dir, resume=False, verbose="auto"):
     batches = data.StreamBatches(train_ids, config.batch_size, config.seq_length, steps_per_chunk=config.eval_every)
     val_batches = data.StreamBatches(val_ids, config.batch_size, config.seq_length, what="validation")
 
-    os.makedirs(run_dir, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
     if resume:
-        model = load_model(last_path)
+        model = load_model(os.path.join(run_dir, "last.keras"))
         records = load_checkpoints(run_dir)
         set_rng_states(model, records["last"].get("rng", []))
-        initial_epoch = records["last"]["keras_epoch"] + 1
+        initial_epoch, batches.skip = resume_point(records["last"], batches)
         best_val = records.get("best", {}).get("val_loss", math.inf)
         history = read_history(run_dir, records["last"]["step"])
     else:
@@ -68,12 +82,14 @@ def train(config: Config, run_dir, resume=False, verbose="auto"):
         if config.init_from:
             copy_weights(load_run(config.init_from)[0], model)
         initial_epoch, best_val, records, history = 0, math.inf, {}, []
-    write_json(os.path.join(run_dir, "config.json"), config.to_json())
-    write_json(os.path.join(run_dir, "vocab.json"), vocab.to_json())
+    with Writes() as writes:
+        writes.json(os.path.join(run_dir, "config.json"), config.to_json())
+        writes.json(os.path.join(run_dir, "vocab.json"), vocab.to_json())
 
     start = data.start_context(batches.tokens, vocab, config.seq_length)
     checkpointer = Checkpointer(run_dir, batches, history, records, start, best_val)
-    callbacks = [TBPTTSchedule(batches), checkpointer]
+    signals = StopSignals()
+    callbacks = [TBPTTSchedule(batches), checkpointer, Preemption(signals, checkpointer)]
     if config.ema:
         callbacks.insert(0, keras.callbacks.SwapEMAWeights())  # validation on the averaged weights
     if config.max_seconds:
@@ -88,22 +104,42 @@ def train(config: Config, run_dir, resume=False, verbose="auto"):
         print(f"kerasrnn: {len(train_ids):,} training and {len(val_ids):,} validation tokens, vocab {vocab.size}, "
               f"{model.count_params():,} parameters; {batches.steps * batches.chunks} steps per pass over the text, "
               f"validated every {batches.steps} (one Keras epoch)", flush=True)
+    fit = functools.partial(model.fit, batches, validation_data=val_batches, callbacks=callbacks, verbose=verbose,
+                            shuffle=False)
     try:
-        model.fit(batches, validation_data=val_batches, epochs=config.max_epochs * batches.chunks,
-                  initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose, shuffle=False)
-    except KeyboardInterrupt:
-        last = checkpointer.records.get("last")
-        where = f"step {last['step']}, val loss {last['val_loss']:.4f}" if last else "none yet"
-        raise UserError(f"interrupted; the last checkpoint ({where}) is intact in {run_dir}: "
-                        f"continue with kerasrnn train --run-dir {run_dir} --resume") from None
-    finally:
-        plot_history(run_dir, checkpointer.history)
+        with signals:
+            if batches.skip:  # resumed inside a chunk: its rest is one shorter Keras epoch
+                fit(epochs=initial_epoch + 1, initial_epoch=initial_epoch)
+                batches.skip, initial_epoch = 0, initial_epoch + 1
+            if not model.stop_training:
+                fit(epochs=config.max_epochs * batches.chunks, initial_epoch=initial_epoch)
+    except Stopped as stop:
+        if not stop.at_once:
+            plot_history(run_dir, checkpointer.history)
+        raise
+    except UserError as e:  # a write failed: the last complete checkpoint is intact
+        again = (f"continue with kerasrnn train --run-dir {run_dir} --resume" if "last" in checkpointer.records
+                 else "run the same command again")
+        raise UserError(f"{e}; then {again}") from None
+    plot_history(run_dir, checkpointer.history)
     if checkpointer.diverged_at is not None:
         best = checkpointer.records.get("best")
         kept = f"best.keras (val loss {best['val_loss']:.4f}) is intact" if best else "no checkpoint was saved"
         raise UserError(f"training diverged: the loss became nan or inf by step {checkpointer.diverged_at}; {kept}. "
                         "Lower --learning-rate or --grad-clip")
     return checkpointer.records
+
+
+def stopped_message(run_dir, signum):
+    """The line a run stopped by a signal ends with: where its last complete checkpoint is, how to resume."""
+    last = load_checkpoints(run_dir).get("last")
+    name = signal.Signals(signum).name
+    if not last:
+        return f"stopped by {name} before the first checkpoint: start again with the same command"
+    where = (f"val loss {last['val_loss']:.4f}" if "val_loss" in last
+             else f"inside Keras epoch {last['keras_epoch'] + 1}, after its batch {last['batch']}")
+    return (f"stopped by {name}; the checkpoint at step {last['step']} ({where}) is in {run_dir}: "
+            f"continue with kerasrnn train --run-dir {run_dir} --resume")
 
 
 def remove_temp_files(run_dir):

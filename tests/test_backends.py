@@ -18,7 +18,7 @@ def test_training_tests_pass_on_the_other_backend():
                              "tests/test_model.py"],
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "9 passed" in result.stdout  # 5 in test_training.py, 4 in test_model.py
+    assert "10 passed" in result.stdout  # 6 in test_training.py, 4 in test_model.py
 
 
 def test_training_and_sampling_run_under_jax_without_tensorflow(tmp_path):

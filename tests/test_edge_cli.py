@@ -120,3 +120,26 @@ def test_prime_outside_vocabulary(bundle):
 
 def test_int8_on_onnxruntime(bundle):
     assert_one_line_error(edge(bundle, "--runtime", "onnxruntime", "--precision", "int8"), "no int8 onnx file")
+
+
+def rename_model_file(bundle, name):
+    """Points the manifest's fp32 TFLite entries at `name` instead of step_fp32.tflite."""
+    def edit(doc):
+        for entry in doc["files"]:
+            if entry["path"] == "step_fp32.tflite":
+                entry["path"] = name
+    edit_manifest(bundle, edit)
+
+
+@pytest.mark.parametrize("where", ["absolute", "dotdot", "symlink"])
+def test_paths_leading_out_of_the_bundle_are_refused(bundle, tmp_path, where):
+    """The file outside is the bundle's own model (its sha256 matches): only its place is wrong."""
+    outside = tmp_path / "step_fp32.tflite"
+    shutil.move(bundle / "step_fp32.tflite", outside)
+    if where == "absolute":
+        rename_model_file(bundle, str(outside))
+    elif where == "dotdot":
+        rename_model_file(bundle, "../step_fp32.tflite")
+    else:
+        os.symlink(outside, bundle / "step_fp32.tflite")
+    assert_one_line_error(edge(bundle, "--runtime", "ai-edge-litert"), "outside the bundle folder")

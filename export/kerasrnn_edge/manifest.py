@@ -36,7 +36,7 @@ class Manifest:
 
     def verified_path(self, entry):
         """The file's path, after checking its sha256 against the manifest."""
-        path = os.path.join(self.bundle_dir, entry["path"])
+        path = bundle_file(self.bundle_dir, entry["path"])
         digest = hashlib.sha256()
         with open(path, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
@@ -64,6 +64,18 @@ def _start(doc, vocab, state):
     return token, arrays
 
 
+def bundle_file(bundle_dir, name):
+    """The path of the file `name` (as the manifest names it) in the bundle, which must stay inside the
+    bundle folder: no absolute path, no `..`, no symbolic link leading out."""
+    path = os.path.join(bundle_dir, name)
+    real_dir = os.path.realpath(bundle_dir)
+    if (os.path.isabs(name) or ".." in name.replace("\\", "/").split("/")
+            or os.path.commonpath([real_dir, os.path.realpath(path)]) != real_dir):
+        raise UserError(f"{os.path.join(bundle_dir, MANIFEST)} names {name!r}, which is outside the bundle folder: "
+                        "refusing to read it; use a bundle made by kerasrnn export")
+    return path
+
+
 def read_manifest(bundle_dir):
     path = os.path.join(bundle_dir, MANIFEST)
     if not os.path.isdir(bundle_dir):
@@ -88,7 +100,7 @@ def read_manifest(bundle_dir):
     try:
         manifest = Manifest(bundle_dir, doc)
         for entry in manifest.files:
-            file_path = os.path.join(bundle_dir, entry["path"])
+            file_path = bundle_file(bundle_dir, entry["path"])
             if not os.path.isfile(file_path):
                 raise UserError(f"{file_path} is missing: the bundle is incomplete, export it again")
             if os.path.getsize(file_path) != entry["bytes"]:

@@ -1,6 +1,6 @@
 """export_bundle: a run directory's checkpoint -> an edge bundle (SPEC.md, "Bundle").
 
-    manifest.json      what is in the bundle and how to call it; written last
+    manifest.json      what is in the bundle and how to call it; renamed into place last
     step_fp32.tflite   signature "step", float32
     step_int8.tflite   the same with int8 weights (dynamic-range quantization)
     step.onnx          one graph; "step" is T = 1 token, "steps" any T (a prime in one run)
@@ -9,7 +9,7 @@ import hashlib
 import os
 
 import kerasrnn
-from kerasrnn.run import load_run, write_bytes, write_json
+from kerasrnn.run import Writes, load_run
 from kerasrnn_edge.manifest import FORMAT, FORMAT_VERSION, MANIFEST, SAMPLING_CONTRACT
 
 from . import onnx_graph, tflite
@@ -21,15 +21,14 @@ ONNX_RUNTIMES = {"onnxruntime": "1.15.0"}
 
 
 def export_bundle(run_dir: str, out_dir: str, which: str = "best") -> dict:
-    """Writes the bundle of `run_dir`'s `which` checkpoint (best or last) to `out_dir`; returns the manifest."""
+    """Writes the bundle of `run_dir`'s `which` checkpoint (best or last) to `out_dir`; returns the manifest.
+    Its files are renamed into place together once all are written: a failed write leaves the bundle
+    that was there before."""
     model, vocab, config, record = load_run(run_dir, which)
     weights = from_model(model)
-    os.makedirs(out_dir, exist_ok=True)
     files = {"step_fp32.tflite": tflite.convert(weights, int8=False),
              "step_int8.tflite": tflite.convert(weights, int8=True),
              "step.onnx": onnx_graph.build(weights)}
-    for path, data in files.items():
-        write_bytes(os.path.join(out_dir, path), data)
 
     def entry(path, signature, tokens, **extra):
         fmt = "onnx" if path.endswith(".onnx") else "tflite"
@@ -53,7 +52,10 @@ def export_bundle(run_dir: str, out_dir: str, which: str = "best") -> dict:
         "source": {"config": config.to_json(), "val_loss": record.get("val_loss"), "epoch": record.get("epoch"),
                    "step": record.get("step"), "checkpoint": which, "kerasrnn_version": kerasrnn.__version__},
     }
-    write_json(os.path.join(out_dir, MANIFEST), manifest)
+    with Writes() as writes:
+        for path, data in files.items():
+            writes.bytes(os.path.join(out_dir, path), data)
+        writes.json(os.path.join(out_dir, MANIFEST), manifest)
     return manifest
 
 

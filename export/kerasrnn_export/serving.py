@@ -18,7 +18,7 @@ import tempfile
 
 import tensorflow as tf
 
-from kerasrnn.run import load_run
+from kerasrnn.run import WHAT_TO_DO, load_run, write_error
 from kerasrnn_edge.errors import UserError
 
 from .tflite import StepWeights
@@ -142,13 +142,20 @@ def export_serving(run_dir, base_dir, name="kerasrnn", which="best", max_length_
     model, vocab, _, _ = load_run(run_dir, which)
     module = ServingModule(from_model(model), vocab, max_length_cap, unknown)
     model_dir = os.path.join(base_dir, name)
-    os.makedirs(model_dir, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=model_dir)  # TF Serving ignores names that are not numbers
+    tmp = None
     try:
+        os.makedirs(model_dir, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=".tmp-", dir=model_dir)  # TF Serving ignores names that are not numbers
         tf.saved_model.save(module, tmp, signatures={"serving_default": module.generate, "step": module.step})
         return _publish(tmp, model_dir)
+    except OSError as e:
+        raise write_error(model_dir, e) from None
+    except tf.errors.OpError as e:  # TensorFlow's file system reports the OS error in its message
+        number = next((n for n in WHAT_TO_DO if os.strerror(n) in e.message), None)
+        raise write_error(model_dir, OSError(number, os.strerror(number) if number else e.message)) from None
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _publish(tmp, model_dir):

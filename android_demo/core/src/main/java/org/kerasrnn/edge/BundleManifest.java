@@ -1,6 +1,9 @@
 package org.kerasrnn.edge;
 
+import java.io.File;
+import java.io.IOException;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
@@ -114,6 +117,7 @@ public final class BundleManifest {
         List<ModelFile> tfliteFiles = new ArrayList<ModelFile>();
         for (Object entry : list(manifest.get("files"), "\"files\"")) {
             Map<?, ?> file = object(entry, "each entry of \"files\"");
+            checkInside(string(file, "path", "each entry of \"files\""));
             if ("tflite".equals(file.get("format")) && STEP_SIGNATURE.equals(file.get("signature"))) {
                 tfliteFiles.add(tfliteFile(file, vocab, states));
             }
@@ -147,6 +151,30 @@ public final class BundleManifest {
             available.add(file.precision);
         }
         throw new ManifestException("the bundle has no " + precision + " tflite file; it has " + available);
+    }
+
+    /**
+     * The file {@code path} (as the manifest names it) of the bundle in the folder {@code bundleDir}, which it
+     * must not leave: no absolute path, no "..", no symbolic link leading out.
+     */
+    public static File fileIn(File bundleDir, String path) throws IOException {
+        checkInside(path);
+        File dir = bundleDir.getCanonicalFile();
+        File file = new File(dir, path).getCanonicalFile();
+        if (!file.getPath().startsWith(dir.getPath() + File.separator)) {
+            throw new ManifestException("\"" + path + "\" leads outside the bundle folder " + dir
+                    + " (through a symbolic link): use a bundle made by kerasrnn export");
+        }
+        return file;
+    }
+
+    /** A path the manifest names stays inside the bundle folder: relative, and without "..". */
+    private static void checkInside(String path) {
+        boolean absolute = path.startsWith("/") || path.startsWith("\\") || path.matches("^[A-Za-z]:.*");
+        if (absolute || path.isEmpty() || Arrays.asList(path.split("[/\\\\]")).contains("..")) {
+            throw new ManifestException("\"" + path + "\" leads outside the bundle folder: a bundle names its "
+                    + "files by relative paths inside it; use a bundle made by kerasrnn export");
+        }
     }
 
     private static List<StateSpec> states(Object json) {

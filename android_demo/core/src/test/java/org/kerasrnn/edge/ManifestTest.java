@@ -5,6 +5,11 @@ import static org.junit.Assert.assertEquals;
 import static org.junit.Assert.assertTrue;
 import static org.junit.Assert.fail;
 
+import java.io.File;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
 import org.junit.Test;
 
 public class ManifestTest {
@@ -242,5 +247,41 @@ public class ManifestTest {
         }
         assertRejected(VALID.replace("\"format\": \"tflite\"", "\"format\": \"onnx\""),
                 "the bundle has no tflite file with a \"step\" signature");
+    }
+
+    @Test
+    public void rejectsPathsLeadingOutOfTheBundle() {
+        assertRejected(validWith("'path': 'step.onnx'", "'path': '/data/local/tmp/step.onnx'"),
+                "\"/data/local/tmp/step.onnx\" leads outside the bundle folder");
+        assertRejected(validWith("'path': 'step_fp32.tflite'", "'path': '../step_fp32.tflite'"),
+                "\"../step_fp32.tflite\" leads outside the bundle folder");
+        assertRejected(validWith("'path': 'step_int8.tflite'", "'path': 'models/../../step_int8.tflite'"),
+                "leads outside the bundle folder");
+    }
+
+    @Test
+    public void findsFilesInsideABundleFolderButNotThroughSymbolicLinksOut() throws IOException {
+        Path root = Files.createTempDirectory("bundle-test");
+        try {
+            Path bundle = Files.createDirectory(root.resolve("bundle"));
+            Path inside = Files.write(bundle.resolve("step_int8.tflite"), new byte[] {1, 2, 3});
+            Path outside = Files.write(root.resolve("step_fp32.tflite"), new byte[] {1, 2, 3});
+            Files.createSymbolicLink(bundle.resolve("step_fp32.tflite"), outside);
+            assertEquals(inside.toFile().getCanonicalFile(), BundleManifest.fileIn(bundle.toFile(), "step_int8.tflite"));
+            for (String path : new String[] {"step_fp32.tflite", "../step_fp32.tflite", outside.toString()}) {
+                try {
+                    BundleManifest.fileIn(bundle.toFile(), path);
+                    fail("opened " + path + ", outside the bundle folder");
+                } catch (ManifestException e) {
+                    assertTrue(e.getMessage(), e.getMessage().contains("leads outside the bundle folder"));
+                }
+            }
+        } finally {
+            for (File file : new File[] {root.resolve("bundle/step_fp32.tflite").toFile(),
+                    root.resolve("bundle/step_int8.tflite").toFile(), root.resolve("step_fp32.tflite").toFile(),
+                    root.resolve("bundle").toFile(), root.toFile()}) {
+                file.delete();
+            }
+        }
     }
 }

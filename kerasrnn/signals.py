@@ -1,0 +1,50 @@
+"""SIGTERM and SIGINT during training: schedulers and preemptible machines send SIGTERM before they
+stop a job, Ctrl-C sends SIGINT. The first one asks training to stop at the next step boundary with a
+checkpoint (callbacks.Preemption acts on it); a second one stops at once."""
+import contextlib
+import signal
+import threading
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class Stopped(Exception):
+    """Training stopped on a signal; the command line exits with 128 + its number, as a shell does.
+    `at_once`: on a second signal, without finishing what was under way."""
+
+    def __init__(self, signum, message="", at_once=False):
+        super().__init__(message)
+        self.signum, self.at_once = signum, at_once
+
+
+class StopSignals:
+    """While the block runs, the first SIGTERM or SIGINT is recorded in `signum`; a second one raises
+    Stopped wherever the program is (the write under way is abandoned, its temporary file removed)."""
+
+    def __init__(self):
+        self.signum = None
+
+    def __enter__(self):
+        on_main_thread = threading.current_thread() is threading.main_thread()  # only it may set handlers
+        self._previous = {s: signal.signal(s, self._receive) for s in SIGNALS} if on_main_thread else {}
+        return self
+
+    def __exit__(self, *exc):
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+    def _receive(self, signum, frame):
+        if self.signum is not None:
+            raise Stopped(signum, at_once=True)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def deferred():
+    """Holds SIGTERM and SIGINT back for the block (they are delivered after it): renaming a set of
+    finished files into place is never cut in the middle."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
