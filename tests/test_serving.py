@@ -3,6 +3,7 @@ validation and versioning, checked through saved_model_cli and a Python that has
 import io
 import json
 import os
+import shlex
 import subprocess
 import sys
 import sysconfig
@@ -376,3 +377,40 @@ def test_choose_signature_replays_the_sampling_vectors(case, saved_choose):
         ids.append(int(out["id"][0]))
         rng = out["rng"]
     assert ids == case["ids"]
+
+
+def test_start_step_choose_loop_gives_generates_ids(run_dir, version_dir):
+    """A client's own loop over the start, step and choose signatures draws what generate draws."""
+    signatures = tf.saved_model.load(version_dir).signatures
+    vocab = load_run(run_dir)[1]
+    settings = dict(temperature=tf.constant(0.8, tf.float64), top_k=tf.constant(5), top_p=tf.constant(0.9, tf.float64),
+                    argmax=tf.constant(False))
+    seed = tf.constant(2**64 - 1, tf.uint64)
+    expected = signatures["serving_default"](prompt=tf.constant(["ROMEO:"]), max_length=tf.constant(30), seed=seed,
+                                             **settings)["ids"].numpy()[0].tolist()
+    states = signatures["start"](batch=tf.constant(1))
+    tokens, rng, ids = [states.pop("token"), *(tf.constant([i]) for i in vocab.encode("ROMEO:"))], seed, []
+    while len(ids) < 30:
+        for token in tokens:
+            out = signatures["step"](token=token, **states)
+            states = {name: out[f"next_{name}"] for name in states}
+        chosen = signatures["choose"](logits=out["logits"], rng=rng, **settings)
+        tokens, rng = [chosen["id"]], chosen["rng"]
+        ids.append(int(chosen["id"][0]))
+    assert ids == expected
+
+
+def test_docs_rest_request_writes_the_sample_commands_text(run_dir, version_dir):
+    """docs/serving.md's `kerasrnn sample` command and its REST request write the same text on the test model;
+    the request's JSON values become tensors of the signature's dtypes, as TF Serving converts them."""
+    with open(os.path.join(os.path.dirname(__file__), "..", "docs", "serving.md"), encoding="utf-8") as f:
+        doc = f.read()
+    command = next(line for line in doc.splitlines() if line.startswith("kerasrnn sample "))
+    request = json.loads(doc.split("curl -d '")[1].split("'")[0])["inputs"]
+    result = run_cli("sample", run_dir, *shlex.split(command)[3:])
+    assert result.returncode == 0, result.stderr
+    generate = tf.saved_model.load(version_dir).signatures["serving_default"]
+    out = generate(**{name: tf.constant(request[name], spec.dtype)
+                      for name, spec in generate.structured_input_signature[1].items()})
+    assert result.stdout == request["prompt"][0] + out["text"].numpy()[0].decode() + "\n"
+    assert request["seed"] >= 2**63  # the example shows how a large seed is sent
