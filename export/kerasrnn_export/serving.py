@@ -163,9 +163,9 @@ def _held_back(tokens, lengths):
         return tf.where((lead >= 0xC2) & (lead <= 0xDF), 2, tf.where((lead >= 0xE0) & (lead <= 0xEF), 3,
                         tf.where((lead >= 0xF0) & (lead <= 0xF4), 4, 0)))
 
-    def second(lead, b):  # whether b may follow lead: no overlong, nothing above U+10FFFF (after ED, Python's
-        low = tf.where(lead == 0xE0, 0xA0, tf.where(lead == 0xF0, 0x90, 0x80))  # decoder waits even for a surrogate)
-        high = tf.where(lead == 0xF4, 0x8F, 0xBF)
+    def second(lead, b):  # whether b may follow lead: no overlong form, nothing above U+10FFFF
+        low = tf.where(lead == 0xE0, 0xA0, tf.where(lead == 0xF0, 0x90, 0x80))
+        high = tf.where(lead == 0xF4, 0x8F, 0xBF)  # (after ED, Python's decoder waits even for a surrogate)
         return (b >= low) & (b <= high)
 
     last, before, third = byte(1), byte(2), byte(3)
