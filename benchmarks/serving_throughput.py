@@ -2,12 +2,20 @@
 edge sampler (EdgeSampler on the same weights' bundle), for the `tiny` preset's shape (1 x 256 LSTM,
 embedding 64, vocab 65). Untrained weights (speed does not depend on them); one thread everywhere.
 
-    python benchmarks/serving_throughput.py [--length 200] [--seconds 3]
+    python benchmarks/serving_throughput.py [--length 200] [--seconds 3] [--before REV]
+
+--before REV also exports the same weights with the serving code of git revision REV and measures both,
+in alternating rounds (the median of 3 each), so that both see the same load on a shared machine.
 """
 import argparse
 import datetime
+import functools
+import importlib
 import os
 import platform
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -29,6 +37,8 @@ from kerasrnn_export.serving import export_serving  # noqa: E402
 CHARS = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"  # tiny-shakespeare's 65
 MODEL = {k: PRESETS["tiny"][k] for k in ("cell", "rnn_size", "num_layers", "embedding_size")}
 PROMPT = "ROMEO:"
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REQUEST = dict(max_length=200, temperature=1.0, top_k=0, top_p=1.0, argmax=False, seed=1)
 
 
 def chars_per_second(fn, chars, seconds):
@@ -49,30 +59,65 @@ def make_run(run_dir):
     write_json(os.path.join(run_dir, "vocab.json"), vocab.to_json())
 
 
+def export_serving_at(rev, tmp):
+    """export_serving as of git revision `rev`: its serving, step and weights modules in a package of their own."""
+    package = os.path.join(tmp, "kerasrnn_export_at")
+    os.makedirs(package)
+    open(os.path.join(package, "__init__.py"), "w").close()
+    for name in ("serving.py", "tflite.py", "weights.py"):
+        source = subprocess.run(["git", "show", f"{rev}:export/kerasrnn_export/{name}"], cwd=REPO, check=True,
+                                capture_output=True, text=True).stdout
+        with open(os.path.join(package, name), "w") as f:
+            f.write(source)
+    sys.path.insert(0, tmp)
+    return importlib.import_module("kerasrnn_export_at.serving").export_serving
+
+
+def request(generate, batch, **settings):
+    """generate's inputs for `batch` prompts: REQUEST with `settings`, in the dtypes of the signature (the
+    revision before sampling contract 2 took a float32 temperature and an int64 seed, and had no top_p)."""
+    specs = generate.structured_input_signature[1]
+    values = {"prompt": [PROMPT] * batch, **REQUEST, **settings}
+    return {name: tf.constant(values[name], spec.dtype) for name, spec in specs.items()}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--length", type=int, default=200, help="characters generated per prompt")
     parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
+    parser.add_argument("--before", help="also measure the serving code of this git revision")
     args = parser.parse_args()
+    REQUEST["max_length"] = args.length
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = os.path.join(tmp, "run")
         make_run(run_dir)
-        generate = tf.saved_model.load(export_serving(run_dir, os.path.join(tmp, "models"))).signatures["serving_default"]
+        exports = {"": export_serving}
+        if args.before:
+            exports[f" ({args.before})"] = export_serving_at(args.before, tmp)
+        generates = {label: tf.saved_model.load(export(run_dir, os.path.join(tmp, f"models{i}"))).signatures["serving_default"]
+                     for i, (label, export) in enumerate(exports.items())}
         export_bundle(run_dir, os.path.join(tmp, "bundle"))
 
-        def serving(batch):
-            return lambda: generate(prompt=tf.constant([PROMPT] * batch), max_length=tf.constant(args.length),
-                                    temperature=tf.constant(1.0), top_k=tf.constant(0), seed=tf.constant(1, tf.int64))
-
-        rows = [(f"TF Serving SavedModel generate, batch {b}", chars_per_second(serving(b), b * args.length, args.seconds))
-                for b in (1, 32)]
+        cases = [(1, {}), (32, {}), (32, {"top_k": 5}), (32, {"top_k": 5, "top_p": 0.9})]
+        rows = []
+        for batch, settings in cases:
+            rates = {label: [] for label, generate in generates.items() if "top_p" not in settings
+                     or "top_p" in generate.structured_input_signature[1]}
+            for _ in range(3 if args.before else 1):
+                for label in rates:
+                    call = functools.partial(generates[label], **request(generates[label], batch, **settings))
+                    rates[label].append(chars_per_second(call, batch * args.length, args.seconds))
+            shown = ", ".join(f"{k} {v}" for k, v in settings.items())
+            rows += [(f"TF Serving SavedModel generate{label}, batch {batch}{', ' + shown if shown else ''}",
+                      statistics.median(r)) for label, r in rates.items()]
         for runtime in ("ai-edge-litert", "onnxruntime"):
             sampler = EdgeSampler.load(os.path.join(tmp, "bundle"), runtime=runtime)
             edge = lambda: "".join(sampler.generate(PROMPT, args.length, seed=1))  # noqa: E731
             rows.append((f"EdgeSampler.generate ({runtime}, fp32), batch 1", chars_per_second(edge, args.length, args.seconds)))
     print(f"{datetime.date.today()}  {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible, "
           f"1 thread; tensorflow {tf.__version__}; model {MODEL}, vocab {len(CHARS)}; prompt {PROMPT!r}, "
-          f"{args.length} characters per prompt")
+          f"{args.length} characters per prompt, temperature 1, top_k 0, top_p 1 unless shown; load average "
+          f"{os.getloadavg()[0]:.1f}")
     print("| path | chars/s |\n|---|---|")
     for name, rate in rows:
         print(f"| {name} | {rate:,.0f} |")

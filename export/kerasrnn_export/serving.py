@@ -2,15 +2,20 @@
 
     BASE_DIR/NAME/VERSION/   saved_model.pb + variables/; VERSION = the largest existing + 1
 
-Two signatures share the weights:
+Four signatures share the weights:
 
-    serving_default  prompt string [batch], max_length int32, temperature float32, top_k int32, seed int64
-                     (each a scalar or [batch]) -> text string [batch], ids int32 [batch, max(max_length)]
+    serving_default  prompt string [batch], max_length int32, temperature float64, top_k int32, top_p float64,
+                     argmax bool, seed uint64 (each but prompt a scalar or [batch])
+                     -> text string [batch], ids int32 [batch, max(max_length)]
     step             token int32 [batch], layer0_h (, layer0_c, layer1_h, ...) float32 [batch, H]
                      -> logits float32 [batch, V], next_layer0_h, ...
+    start            batch int32 -> token int32 [batch], layer0_h, ... float32 [batch, H]: where a text starts
+    choose           logits float32 [batch, any V], rng uint64, temperature, top_k, top_p, argmax
+                     -> id int32 [batch], rng uint64 [batch]: one choose() per row
 
 Generation runs entirely in the graph (tokenizing, priming, sampling, decoding), so a server needs
-only the SavedModel. Rows are independent: each row's text equals generating its prompt alone.
+only the SavedModel. It follows export/SPEC.md's sampling contract (contract.py), so a row's text is
+the text `kerasrnn sample` writes for the same prompt, parameters and seed; rows are independent.
 """
 import os
 import shutil
@@ -21,6 +26,7 @@ import tensorflow as tf
 from kerasrnn.run import WHAT_TO_DO, load_run, write_error
 from kerasrnn_edge.errors import UserError
 
+from .contract import choose
 from .tflite import StepWeights
 from .weights import from_model
 
@@ -36,38 +42,71 @@ class ServingModule(StepWeights):
         if vocab.kind == "char":
             self.code_points = tf.constant([ord(c) for c in vocab.chars], tf.int32)  # sorted, as Vocab keeps them
         states = [tf.TensorSpec([None, self.rnn_size], tf.float32, name=n) for n in self.state_names]
+        params = [tf.TensorSpec(None, tf.float64, name="temperature"), tf.TensorSpec(None, tf.int32, name="top_k"),
+                  tf.TensorSpec(None, tf.float64, name="top_p"), tf.TensorSpec(None, tf.bool, name="argmax")]
         self.step = tf.function(self.step_outputs,
                                 input_signature=[tf.TensorSpec([None], tf.int32, name="token"), *states])
+        self.start = tf.function(self._start, input_signature=[tf.TensorSpec([], tf.int32, name="batch")])
+        self.choose = tf.function(self._choose, input_signature=[
+            tf.TensorSpec([None, None], tf.float32, name="logits"), tf.TensorSpec(None, tf.uint64, name="rng"),
+            *params])
         self.generate = tf.function(self._generate, input_signature=[
-            tf.TensorSpec([None], tf.string, name="prompt"), tf.TensorSpec(None, tf.int32, name="max_length"),
-            tf.TensorSpec(None, tf.float32, name="temperature"), tf.TensorSpec(None, tf.int32, name="top_k"),
-            tf.TensorSpec(None, tf.int64, name="seed")])
+            tf.TensorSpec([None], tf.string, name="prompt"), tf.TensorSpec(None, tf.int32, name="max_length"), *params,
+            tf.TensorSpec(None, tf.uint64, name="seed")])
 
-    def _generate(self, prompt, max_length, temperature, top_k, seed):
+    def _generate(self, prompt, max_length, temperature, top_k, top_p, argmax, seed):
         batch = tf.size(prompt)
-        max_length, temperature, top_k, seed = (tf.broadcast_to(x, [batch]) for x in (max_length, temperature, top_k, seed))
-        max_length, temperature, top_k = self._validate(max_length, temperature, top_k)
+        max_length, rng = tf.broadcast_to(max_length, [batch]), tf.broadcast_to(seed, [batch])
+        max_length = self._check_length(max_length)
+        params = self._params(batch, temperature, top_k, top_p, argmax)
         logits, states = self._prime(self._encode(prompt), batch)
         length = tf.reduce_max(tf.concat([max_length, [0]], 0))
         out = tf.TensorArray(tf.int32, size=length)
         for n in tf.range(length):
-            token = _sample(logits, temperature, top_k, seed, tf.cast(n, tf.int64))
+            token, rng = choose(logits, rng, *params)
             out = out.write(n, token)
             logits, states = self.forward(token, states)
         tokens = tf.transpose(tf.reshape(out.stack(), [length, batch]))
         kept = tf.sequence_mask(max_length, length)
         return {"text": self._decode(tf.ragged.boolean_mask(tokens, kept)), "ids": tf.where(kept, tokens, -1)}
 
-    def _validate(self, max_length, temperature, top_k):
-        """The arguments, available only once they pass their checks (else InvalidArgument naming the problem)."""
+    def _start(self, batch):
+        """The "start" signature: the step signature's inputs a text starts from (SPEC.md, "Generating
+        text"): feed `token` with these states, then the prompt's ids."""
+        return {"token": tf.fill([batch], self.start_token), **dict(zip(self.state_names, self._start_states(batch)))}
+
+    def _start_states(self, batch):
+        return [tf.tile(s[None], [batch, 1]) for s in self.start_state]
+
+    def _choose(self, logits, rng, temperature, top_k, top_p, argmax):
+        """The "choose" signature: one choose() per row; `rng` is the generator state (the seed before a
+        text's first draw), and the returned `rng` the state to pass next time."""
+        batch = tf.shape(logits)[0]
+        ids, rng = choose(logits, tf.broadcast_to(rng, [batch]), *self._params(batch, temperature, top_k, top_p, argmax))
+        return {"id": ids, "rng": rng}
+
+    def _check_length(self, max_length):
+        """`max_length`, available only once it passes its checks (else InvalidArgument naming the problem)."""
         checks = [
             tf.debugging.assert_non_negative(max_length, message="max_length must be >= 0"),
             tf.debugging.assert_less_equal(max_length, self.max_length_cap,
-                                           message=f"max_length must be <= {self.max_length_cap} (the cap set at export)"),
-            tf.debugging.assert_positive(temperature, message="temperature must be > 0"),
-            tf.debugging.assert_non_negative(top_k, message="top_k must be >= 0 (0 keeps every token)")]
+                                           message=f"max_length must be <= {self.max_length_cap} (the cap set at export)")]
         with tf.control_dependencies(checks):
-            return tf.identity(max_length), tf.identity(temperature), tf.identity(top_k)
+            return tf.identity(max_length)
+
+    @staticmethod
+    def _params(batch, temperature, top_k, top_p, argmax):
+        """The sampling parameters as [batch] vectors, available only once they pass the checks that every
+        sampler makes (else InvalidArgument naming the problem)."""
+        temperature, top_k, top_p, argmax = (tf.broadcast_to(x, [batch]) for x in (temperature, top_k, top_p, argmax))
+        top_p_range = "top_p must be in (0, 1] (1 keeps every token)"
+        checks = [
+            tf.debugging.assert_positive(temperature, message="temperature must be > 0"),
+            tf.debugging.assert_non_negative(top_k, message="top_k must be >= 0 (0 keeps every token)"),
+            tf.debugging.assert_positive(top_p, message=top_p_range),
+            tf.debugging.assert_less_equal(top_p, tf.constant(1.0, tf.float64), message=top_p_range)]
+        with tf.control_dependencies(checks):
+            return [tf.identity(x) for x in (temperature, top_k, top_p, argmax)]
 
     def _encode(self, prompt):
         """Token ids of each prompt (ragged [batch, None])."""
@@ -94,7 +133,7 @@ class ServingModule(StepWeights):
         padded = tf.reverse(tf.reverse(ids, axis=[1]).to_tensor(0), axis=[1])  # left-padded [batch, longest]
         start = tf.shape(padded)[1] - tf.cast(ids.row_lengths(), tf.int32)
         logits = tf.zeros([batch, self.vocab_size])
-        states = [tf.tile(s[None], [batch, 1]) for s in self.start_state]
+        states = self._start_states(batch)
         for t in tf.range(tf.shape(padded)[1]):
             live = (t >= start)[:, None]
             new_logits, new_states = self.forward(padded[:, t], states)
@@ -103,30 +142,35 @@ class ServingModule(StepWeights):
         return logits, states
 
     def _decode(self, tokens):
-        """UTF-8 text of each row of ragged `tokens`; in byte mode, invalid sequences become U+FFFD."""
+        """UTF-8 text of each row of ragged `tokens`, as the samplers' streaming decoder writes it: in byte
+        mode, invalid sequences become U+FFFD and an incomplete one at the end is held back (not written)."""
         if self.kind == "char":
             return tf.strings.unicode_encode(tokens.with_flat_values(tf.gather(self.code_points, tokens.flat_values)), "UTF-8")
+        padded, lengths = tokens.to_tensor(0), tf.cast(tokens.row_lengths(), tf.int32)
+        tokens = tf.RaggedTensor.from_tensor(padded, lengths=lengths - _held_back(padded, lengths))
         byte_strings = tf.constant([bytes([b]) for b in range(256)])
         text = tf.strings.reduce_join(tokens.with_flat_values(tf.gather(byte_strings, tokens.flat_values)), axis=1)
         return tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace")
 
 
-def _sample(logits, temperature, top_k, seed, n):
-    """One token per row from logits / temperature, keeping the top_k (0: all).
+def _held_back(tokens, lengths):
+    """How many bytes at the end of each row (`tokens` [batch, None], `lengths` [batch]) start a valid UTF-8
+    sequence that is not complete: what an incremental decoder holds back (0 to 3)."""
+    def byte(back):  # the row's byte `back` positions from its end, -1 before its start
+        return tf.where(lengths >= back, tf.gather(tokens, tf.maximum(lengths - back, 0), batch_dims=1), -1)
 
-    Row b draws with seed (seed[b], n) alone, so its token does not depend on the other rows.
-    """
-    vocab_size = tf.shape(logits)[1]
-    x = logits / temperature[:, None]
-    k = tf.where((top_k > 0) & (top_k < vocab_size), top_k, vocab_size)
-    kth = tf.gather(tf.sort(x, direction="DESCENDING"), k - 1, batch_dims=1)
-    x = tf.where(x >= kth[:, None], x, float("-inf"))
+    def needs(lead):  # a lead byte's sequence length; 0 for any other byte
+        return tf.where((lead >= 0xC2) & (lead <= 0xDF), 2, tf.where((lead >= 0xE0) & (lead <= 0xEF), 3,
+                        tf.where((lead >= 0xF0) & (lead <= 0xF4), 4, 0)))
 
-    def draw(row_and_seed):
-        row, s = row_and_seed
-        return tf.random.stateless_categorical(row[None], 1, seed=tf.stack([s, n]), dtype=tf.int32)[0, 0]
+    def second(lead, b):  # whether b may follow lead: no overlong form, nothing above U+10FFFF
+        low = tf.where(lead == 0xE0, 0xA0, tf.where(lead == 0xF0, 0x90, 0x80))
+        high = tf.where(lead == 0xF4, 0x8F, 0xBF)  # (after ED, Python's decoder waits even for a surrogate)
+        return (b >= low) & (b <= high)
 
-    return tf.vectorized_map(draw, (x, seed))
+    last, before, third = byte(1), byte(2), byte(3)
+    return tf.where(needs(last) > 1, 1, tf.where((needs(before) > 2) & second(before, last), 2,
+                    tf.where((needs(third) > 3) & second(third, before) & (last >= 0x80) & (last <= 0xBF), 3, 0)))
 
 
 def export_serving(run_dir, base_dir, name="kerasrnn", which="best", max_length_cap=1000, unknown="error"):
@@ -146,7 +190,8 @@ def export_serving(run_dir, base_dir, name="kerasrnn", which="best", max_length_
     try:
         os.makedirs(model_dir, exist_ok=True)
         tmp = tempfile.mkdtemp(prefix=".tmp-", dir=model_dir)  # TF Serving ignores names that are not numbers
-        tf.saved_model.save(module, tmp, signatures={"serving_default": module.generate, "step": module.step})
+        tf.saved_model.save(module, tmp, signatures={"serving_default": module.generate, "step": module.step,
+                                                     "start": module.start, "choose": module.choose})
         return _publish(tmp, model_dir)
     except OSError as e:
         raise write_error(model_dir, e) from None

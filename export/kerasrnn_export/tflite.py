@@ -11,14 +11,19 @@ import tempfile
 import tensorflow as tf
 
 
-def _recur(cell, xw, states, layer):
-    """One step of one layer: `xw` is x @ kernel + bias [batch, gates * H]; returns the new states."""
+def _recur(cell, xk, states, layer):
+    """One step of one layer: `xk` is x @ kernel [batch, gates * H]; returns the new states.
+
+    Sums in the order of Keras's cells (LSTM: x @ kernel + h @ recurrent_kernel, then the bias), so that
+    the logits equal Keras's to the bit and sampled text does not drift from `kerasrnn sample`'s.
+    """
     hu = tf.matmul(states[0], layer["recurrent_kernel"])
     if cell == "lstm":
         h, c = states
-        i, f, g, o = tf.split(xw + hu, 4, axis=1)
+        i, f, g, o = tf.split(xk + hu + layer["bias"], 4, axis=1)
         c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
         return [tf.sigmoid(o) * tf.tanh(c), c]
+    xw = xk + layer["bias"]
     if cell == "gru":
         (h,) = states
         xz, xr, xh = tf.split(xw, 3, axis=1)
@@ -44,8 +49,8 @@ class StepWeights(tf.Module):
         """(logits [batch, V], new states in `state_names` order) after feeding `token` [batch]."""
         x, new, n = tf.gather(self.embedding, token), [], self.per_layer
         for i, layer in enumerate(self.layers):
-            xw = tf.matmul(x, layer["kernel"]) + layer["bias"]                  # [batch, gates * H]
-            layer_states = _recur(self.cell, xw, list(states[i * n:(i + 1) * n]), layer)
+            xk = tf.matmul(x, layer["kernel"])                                  # [batch, gates * H]
+            layer_states = _recur(self.cell, xk, list(states[i * n:(i + 1) * n]), layer)
             new += layer_states
             x = layer_states[0]
         return tf.matmul(x, self.dense_kernel) + self.dense_bias, new
