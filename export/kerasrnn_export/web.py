@@ -38,7 +38,7 @@ def runtime_dir(source=WEB_SOURCE):
             raise UserError(f"the web sampler needs onnxruntime-web from npm: install Node.js and npm, then run "
                             f"npm ci in {source}")
         print(f"kerasrnn: installing onnxruntime-web (npm ci in {source})", file=sys.stderr)
-        done = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=source, capture_output=True, text=True)
+        done = subprocess.run([npm, "ci", "--omit=dev", "--no-audit", "--no-fund"], cwd=source, capture_output=True, text=True)
         if done.returncode != 0 or not all(os.path.isfile(os.path.join(dist, f)) for f in RUNTIME_FILES):
             last = (done.stderr.strip().splitlines() or ["no output"])[-1]
             raise UserError(f"npm ci in {source} failed ({last}): run it there yourself and fix what it reports")
