@@ -21,6 +21,7 @@ function setState(state) {
 function showError(e) {
   const message = e instanceof UserError ? e.message : `Unexpected error (${e?.message ?? e}): reload the page, or export the site again.`;
   $("error").textContent = message;
+  if (model === null) $("model").textContent = "no model loaded";
   setState("error");
 }
 
@@ -163,16 +164,14 @@ function tokenLabel(vocab, id) {
 
 function showTop5(vocab, piece, temperature) {
   const table = $("top5");
-  table.replaceChildren(...topProbabilities(piece.logits, temperature).map(([id, p]) => {
+  table.replaceChildren();
+  for (const [id, p] of topProbabilities(piece.logits, temperature)) {
     const row = table.insertRow();
     row.className = id === piece.token ? "chosen" : "";
-    row.insertCell().className = "token";
-    row.cells[0].textContent = tokenLabel(vocab, id);
+    Object.assign(row.insertCell(), { className: "token", textContent: tokenLabel(vocab, id) });
     row.insertCell().innerHTML = `<div class="bar" style="width:${(100 * p).toFixed(1)}%"></div>`;
-    row.insertCell().className = "p";
-    row.cells[2].textContent = `${(100 * p).toFixed(1)}%`;
-    return row;
-  }));
+    Object.assign(row.insertCell(), { className: "p", textContent: `${(100 * p).toFixed(1)}%` });
+  }
 }
 
 async function run() {
