@@ -35,7 +35,8 @@ from kerasrnn.run import save_model, write_json  # noqa: E402
 from kerasrnn_edge.sampler import EdgeSampler  # noqa: E402
 from kerasrnn_edge.vocab import Vocab  # noqa: E402
 from kerasrnn_export import export_bundle  # noqa: E402
-from kerasrnn_export.web import WEB_SOURCE, make_server, write_site  # noqa: E402
+from kerasrnn.serve_web import make_server  # noqa: E402
+from kerasrnn_export.web import WEB_SOURCE, write_site  # noqa: E402
 from test_web import open_browser  # noqa: E402
 
 CHARS = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"  # tiny-shakespeare's 65
@@ -169,7 +170,8 @@ def main():
                     reference[runtime, precision] = results[0][1]
                     rows.append((f"Python {runtime} {precision}", max(r[0] for r in results), ""))
                 for label, url, same_as in [
-                        ("page (index.html), onnxruntime-web fp32", f"index.html?{query}&run=1", ("onnxruntime", "fp32")),
+                        ("page (index.html), onnxruntime-web fp32", f"index.html?{query}&run=1",
+                         ("onnxruntime", "fp32")),
                         ("bare loop, onnxruntime-web fp32", f"bench.html?{query}&runtime=ort&file=step.onnx",
                          ("onnxruntime", "fp32")),
                         ("bare loop, LiteRT.js fp32", f"bench.html?{query}&runtime=litert&file=step_fp32.tflite",
@@ -181,11 +183,11 @@ def main():
                     except Exception as e:  # a runtime that cannot run the file is a row, not the end
                         rows.append((label, float("nan"), f"failed: {' '.join(str(e).split())[:150]}"))
                         continue
-                    same = all(text == reference[same_as] for _, text in results)
-                    same_fp32 = all(text == reference["onnxruntime", "fp32"] for _, text in results)
-                    rows.append((label, max(r[0] for r in results),
-                                 f"text {'=' if same else '≠'} Python {' '.join(same_as)}"
-                                 f"{'' if same_as == ('onnxruntime', 'fp32') else f', {chr(61) if same_fp32 else chr(8800)} Python onnxruntime fp32'}"))
+                    notes = []
+                    for key in dict.fromkeys([same_as, ("onnxruntime", "fp32")]):
+                        same = all(text == reference[key] for _, text in results)
+                        notes.append(f"text {'=' if same else '≠'} Python {' '.join(key)}")
+                    rows.append((label, max(r[0] for r in results), ", ".join(notes)))
                 server.shutdown()
                 server.server_close()
                 print(f"\n{name} LSTM ({os.path.getsize(os.path.join(bundle, 'step.onnx')) / 1e6:.1f} MB ONNX)")

@@ -79,7 +79,8 @@ def make_parser():
     sample.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which weights (default best)")
     add_sample_options(sample)
 
-    export = commands.add_parser("export", help="write an edge bundle (TFLite, ONNX), a web sampler, a TF Serving SavedModel")
+    export = commands.add_parser("export", help="write an edge bundle (TFLite, ONNX), a web sampler and/or a "
+                                                 "TF Serving SavedModel")
     export.add_argument("run_dir", help="a run directory made by kerasrnn train")
     export.add_argument("--out", help="edge bundle directory to write")
     export.add_argument("--web", metavar="DIR", help="write a static web sampler (onnxruntime-web) to DIR")
@@ -126,7 +127,7 @@ def import_keras_quietly():
 
 def run(args):
     if args.command == "serve-web":  # needs neither Keras nor TensorFlow
-        from kerasrnn_export.web import serve
+        from .serve_web import serve
         return serve(args.dir, args.port)
     import_keras_quietly()
     if args.command == "train":

@@ -121,7 +121,7 @@ def site(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(site):
-    from kerasrnn_export.web import make_server
+    from kerasrnn.serve_web import make_server
 
     httpd = make_server(str(site), port=0)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
@@ -233,6 +233,22 @@ def test_served_with_the_right_types(server):
                        ("step.onnx", "application/octet-stream"), ("manifest.json", "application/json")]:
         with urllib.request.urlopen(server + path) as response:
             assert response.headers["Content-Type"] == mime, path
+
+
+def test_serve_web_command(site, tmp_path):
+    server = subprocess.Popen([sys.executable, "-m", "kerasrnn", "serve-web", str(site), "--port", "0"], cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        url = re.search(r"http://127\.0\.0\.1:\d+/", server.stdout.readline()).group()
+        with urllib.request.urlopen(url + "ort/ort-wasm-simd-threaded.mjs") as response:
+            assert response.headers["Content-Type"] == "text/javascript"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    done = run_cli("serve-web", tmp_path)
+    assert done.returncode == 2
+    assert done.stderr == (f"kerasrnn: error: {tmp_path} has no index.html: make the site with "
+                           f"kerasrnn export RUN --web {tmp_path}\n")
 
 
 def test_export_web_without_npm_says_what_to_run(tmp_path, monkeypatch):

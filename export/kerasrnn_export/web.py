@@ -1,5 +1,5 @@
-"""The static web sampler: a bundle -> a site (`kerasrnn export RUN --web DIR`), and a server for it
-(`kerasrnn serve-web DIR`).
+"""The static web sampler: a bundle -> a site (`kerasrnn export RUN --web DIR`; kerasrnn/serve_web.py
+serves it).
 
 The site is the page (export/web: index.html, app.mjs, contract.mjs), the bundle's ONNX step model
 with a manifest that lists only it (so the site is itself a bundle `kerasrnn-edge sample` reads), and
@@ -7,7 +7,6 @@ onnxruntime-web's own files from its npm package (export/web/package.json pins i
 nothing beyond its own origin.
 """
 import functools
-import http.server
 import os
 import shutil
 import subprocess
@@ -22,9 +21,6 @@ APP_FILES = ("index.html", "app.mjs", "contract.mjs")
 RUNTIME_DIST = os.path.join("node_modules", "onnxruntime-web", "dist")
 # The wasm build of onnxruntime-web: its module, the Emscripten glue it imports, and the binary.
 RUNTIME_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
-MIME_TYPES = {".html": "text/html; charset=utf-8", ".mjs": "text/javascript", ".js": "text/javascript",
-              ".wasm": "application/wasm", ".json": "application/json", ".onnx": "application/octet-stream",
-              ".tflite": "application/octet-stream", ".png": "image/png", ".txt": "text/plain; charset=utf-8"}
 
 
 def runtime_dir(source=WEB_SOURCE):
@@ -38,7 +34,8 @@ def runtime_dir(source=WEB_SOURCE):
             raise UserError(f"the web sampler needs onnxruntime-web from npm: install Node.js and npm, then run "
                             f"npm ci in {source}")
         print(f"kerasrnn: installing onnxruntime-web (npm ci in {source})", file=sys.stderr)
-        done = subprocess.run([npm, "ci", "--omit=dev", "--no-audit", "--no-fund"], cwd=source, capture_output=True, text=True)
+        done = subprocess.run([npm, "ci", "--omit=dev", "--no-audit", "--no-fund"], cwd=source, capture_output=True,
+                              text=True)
         if done.returncode != 0 or not all(os.path.isfile(os.path.join(dist, f)) for f in RUNTIME_FILES):
             last = (done.stderr.strip().splitlines() or ["no output"])[-1]
             raise UserError(f"npm ci in {source} failed ({last}): run it there yourself and fix what it reports")
@@ -61,40 +58,3 @@ def write_site(bundle_dir, out_dir, source=WEB_SOURCE):
     doc = dict(manifest.doc, files=entries)
     write_json(os.path.join(out_dir, MANIFEST), doc)  # last, as in a bundle
     return doc
-
-
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, **MIME_TYPES}
-
-    def end_headers(self):
-        self.send_header("Cache-Control", "no-cache")  # a re-exported site is seen at once
-        super().end_headers()
-
-    def log_message(self, format, *args):
-        if self.server.verbose:
-            super().log_message(format, *args)
-
-
-def make_server(directory, port=8000, verbose=False):
-    """A static HTTP server for `directory` on 127.0.0.1 (not yet serving: call serve_forever())."""
-    if not os.path.isfile(os.path.join(directory, "index.html")):
-        raise UserError(f"{directory} has no index.html: make the site with kerasrnn export RUN --web {directory}")
-    try:
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", port),
-                                                 functools.partial(_Handler, directory=os.path.abspath(directory)))
-    except OSError as e:
-        raise UserError(f"cannot listen on 127.0.0.1:{port} ({e.strerror}): pick another port with --port") from None
-    server.verbose = verbose
-    return server
-
-
-def serve(directory, port=8000):
-    server = make_server(directory, port, verbose=True)
-    print(f"kerasrnn: serving {directory} at http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C stops)", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-
