@@ -182,14 +182,16 @@ def edge_sample(bundle_dir, prime, seed, temperature, top_k, length):
     return done.stdout[:-1]
 
 
-@pytest.mark.parametrize("bundle", ["", "byte/"], ids=["char-lstm", "byte-gru"])
-def test_page_writes_what_kerasrnn_edge_prints(site, server, browser, bundle, tmp_path):
-    expected = edge_sample(site / bundle, **SAMPLE)
+@pytest.mark.parametrize("bundle, prime", [("", "ROMEO:"), ("byte/", "ROMEO:"), ("byte/", "Ça va?\n\nROMEO:")],
+                         ids=["char-lstm", "byte-gru", "byte-gru-two-line-prime"])
+def test_page_writes_what_kerasrnn_edge_prints(site, server, browser, bundle, prime, tmp_path):
+    sample = dict(SAMPLE, prime=prime)
+    expected = edge_sample(site / bundle, **sample)
     browser.get_log("browser")  # drop what earlier pages logged
-    state = open_page(browser, server + query(**SAMPLE, **({"bundle": bundle} if bundle else {})))
+    state = open_page(browser, server + query(**sample, **({"bundle": bundle} if bundle else {})))
     assert (state, page_text(browser, "error")) == ("done", "")
     assert page_text(browser, "output") == expected
-    assert len(expected) > len(SAMPLE["prime"]) + 150  # (a byte model's 200 bytes may be fewer characters)
+    assert len(expected) > len(prime) + 150  # (a byte model's 200 bytes may be fewer characters)
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []
     assert browser.find_element("id", "top5").text.count("%") == 5

@@ -9,7 +9,7 @@ const FIELDS = ["prime", "temperature", "top_k", "top_p", "length", "seed"];
 const field = (name) => form.elements.namedItem(name); // (form.elements.length is the number of fields)
 const PAINT_MS = 40; // the text is repainted (and Stop can act) this often while generating
 
-let model = null; // {vocab, step, describe}
+let model = null; // {vocab, step}
 let running = null; // {stopped} while generating
 
 function setState(state) {
@@ -139,7 +139,7 @@ function readSettings() {
   };
   if (!/^\d+$/.test(get("seed"))) throw new UserError(`seed must be a whole number >= 0 (got "${get("seed")}").`);
   return {
-    prime: field("prime").value, // not trimmed: spaces and newlines in a prime count
+    prime: field("prime").value, // a textarea, not trimmed: spaces and newlines in a prime count
     temperature: number("temperature", "temperature"),
     topK: number("top_k", "top-k"),
     topP: number("top_p", "top-p"),
