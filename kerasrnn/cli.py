@@ -1,10 +1,11 @@
-"""The command line: kerasrnn train | sample | export | demo. User errors are one line, exit code 2; a
-training stopped by a signal says how to resume in one line, exit code 128 + the signal's number."""
+"""The command line: kerasrnn train | sample | export | serve-web | demo. User errors are one line, exit
+code 2; a training stopped by a signal says how to resume in one line, exit code 128 + the signal's number."""
 import argparse
 import contextlib
 import dataclasses
 import os
 import sys
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter off stderr
 
@@ -81,15 +82,21 @@ def make_parser():
     sample.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which weights (default best)")
     add_sample_options(sample)
 
-    export = commands.add_parser("export", help="write an edge bundle (TFLite, ONNX) and/or a TF Serving SavedModel")
+    export = commands.add_parser("export", help="write an edge bundle (TFLite, ONNX), a web sampler and/or a "
+                                                 "TF Serving SavedModel")
     export.add_argument("run_dir", help="a run directory made by kerasrnn train")
     export.add_argument("--out", help="edge bundle directory to write")
+    export.add_argument("--web", metavar="DIR", help="write a static web sampler (onnxruntime-web) to DIR")
     export.add_argument("--serving", metavar="BASE_DIR", help="write a SavedModel to BASE_DIR/NAME/VERSION (TF Serving)")
     export.add_argument("--name", default="kerasrnn", help="the served model's name (default kerasrnn)")
     export.add_argument("--max-length-cap", type=int, default=1000, help="largest max_length a request may ask for")
     export.add_argument("--unknown", choices=("error", "skip"), default="error",
                         help="prompt characters outside the vocabulary: reject the request, or drop them")
     export.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which weights (default best)")
+
+    serve_web = commands.add_parser("serve-web", help="serve a web sampler (kerasrnn export --web) on 127.0.0.1")
+    serve_web.add_argument("dir", help="the site directory written by kerasrnn export RUN --web DIR")
+    serve_web.add_argument("--port", type=int, default=8000, help="default 8000 (0: any free port)")
 
     demo = commands.add_parser("demo", help="train a small model on Python's own source code, then sample")
     demo.add_argument("--run-dir", default="runs/demo", help="where the run goes (default runs/demo)")
@@ -117,6 +124,9 @@ def import_keras_quietly():
 
 
 def run(args):
+    if args.command == "serve-web":  # needs neither Keras nor TensorFlow
+        from .serve_web import serve
+        return serve(args.dir, args.port)
     if args.command == "train":
         return train_command(args)
     import_keras_quietly()
@@ -141,12 +151,22 @@ def train_command(args):
 
 
 def export(args):
-    if not (args.out or args.serving):
-        raise UserError("say what to write: --out BUNDLE_DIR (edge bundle), --serving BASE_DIR (TF Serving), or both")
-    if args.out:
+    if not (args.out or args.web or args.serving):
+        raise UserError("say what to write: --out BUNDLE_DIR (edge bundle), --web DIR (web sampler), "
+                        "--serving BASE_DIR (TF Serving), or several")
+    if args.web:
+        from kerasrnn_export.web import runtime_dir
+        runtime_dir()  # npm's problems before the conversions
+    if args.out or args.web:
         from kerasrnn_export.bundle import export_bundle
-        export_bundle(args.run_dir, args.out, which=args.checkpoint)
-        print(f"kerasrnn: wrote the edge bundle to {args.out}")
+        with tempfile.TemporaryDirectory() as tmp:
+            export_bundle(args.run_dir, args.out or tmp, which=args.checkpoint)
+            if args.out:
+                print(f"kerasrnn: wrote the edge bundle to {args.out}")
+            if args.web:
+                from kerasrnn_export.web import write_site
+                write_site(args.out or tmp, args.web)
+                print(f"kerasrnn: wrote the web sampler to {args.web}; try it: kerasrnn serve-web {args.web}")
     if args.serving:
         from kerasrnn_export.serving import export_serving
         path = export_serving(args.run_dir, args.serving, name=args.name, which=args.checkpoint,

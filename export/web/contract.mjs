@@ -1,0 +1,210 @@
+// The sampling contract of export/SPEC.md (contract version 2) in JavaScript: SplitMix64, choose,
+// generate, the vocabulary and the manifest checks. The page (app.mjs) and the node tests
+// (contract.test.mjs) both use this one file; it needs no runtime and no DOM.
+
+export const FORMAT = "kerasrnn-bundle";
+export const FORMAT_VERSION = 1;
+export const SAMPLING_CONTRACT = 2;
+
+// A mistake the user can fix, said in one sentence (the page shows it as it is).
+export class UserError extends Error {}
+
+// SplitMix64 on BigInt: every product and sum wrapped to 64 bits.
+export class SplitMix64 {
+  constructor(seed) {
+    this.state = BigInt.asUintN(64, BigInt(seed));
+  }
+
+  nextU64() {
+    this.state = BigInt.asUintN(64, this.state + 0x9e3779b97f4a7c15n);
+    let z = this.state;
+    z = BigInt.asUintN(64, (z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n);
+    z = BigInt.asUintN(64, (z ^ (z >> 27n)) * 0x94d049bb133111ebn);
+    return z ^ (z >> 31n);
+  }
+
+  // 53 random bits: the Number conversion is exact below 2^53.
+  nextDouble() {
+    return Number(this.nextU64() >> 11n) * 2 ** -53;
+  }
+}
+
+export function checkParams({ temperature = 1, topK = 0, topP = 1, length = 0 } = {}) {
+  if (!(temperature > 0)) throw new UserError(`temperature must be > 0 (got ${temperature}); use argmax for greedy decoding`);
+  if (!(Number.isInteger(topK) && topK >= 0)) throw new UserError(`top-k must be a whole number >= 0 (got ${topK}); 0 keeps every token`);
+  if (!(topP > 0 && topP <= 1)) throw new UserError(`top-p must be in (0, 1] (got ${topP}); 1 keeps every token`);
+  if (!(Number.isInteger(length) && length >= 0)) throw new UserError(`length must be a whole number >= 0 (got ${length})`);
+}
+
+// Ids sorted by value descending, ties by smaller id first (numpy's stable argsort of -values).
+function descending(values) {
+  const ids = Array.from(values, (_, i) => i);
+  return ids.sort((a, b) => (values[a] > values[b] ? -1 : values[a] < values[b] ? 1 : a - b));
+}
+
+// One token id from `logits` (V float32 values), drawing at most one number from `rng`.
+// Every step is IEEE double arithmetic in the order SPEC.md gives (Math.exp may differ from numpy's
+// exp by an ulp, as Java's does).
+export function choose(logits, rng, { temperature = 1, topK = 0, topP = 1, argmax = false } = {}) {
+  const V = logits.length;
+  if (argmax) {
+    let best = 0;
+    for (let i = 1; i < V; i++) if (logits[i] > logits[best]) best = i;
+    return best;
+  }
+  let x = Float64Array.from(logits, (v) => v / temperature);
+  if (topK > 0 && topK < V) {
+    const kept = new Float64Array(V).fill(-Infinity);
+    for (const i of descending(x).slice(0, topK)) kept[i] = x[i];
+    x = kept;
+  }
+  let m = -Infinity;
+  for (const v of x) if (v > m) m = v;
+  const w = x.map((v) => Math.exp(v - m));
+  if (topP < 1) {
+    const order = descending(w);
+    const cum = new Float64Array(V);
+    let sum = 0;
+    order.forEach((id, j) => { cum[j] = sum += w[id]; });
+    const target = topP * cum[V - 1];
+    let n = 0;
+    while (n < V && !(cum[n] >= target)) n++;
+    for (const id of order.slice(n + 1)) w[id] = 0;
+  }
+  const cum = new Float64Array(V);
+  let sum = 0;
+  for (let i = 0; i < V; i++) cum[i] = sum += w[i];
+  const target = rng.nextDouble() * cum[V - 1];
+  for (let i = 0; i < V; i++) if (target < cum[i]) return i;
+  for (let i = V - 1; i > 0; i--) if (w[i] > 0) return i;
+  return 0;
+}
+
+// The vocabulary of a manifest's `vocab`: "char" (ids index `chars`) or "byte" (ids are byte values).
+export class Vocab {
+  constructor({ kind, size, chars } = {}) {
+    if (kind === "char") {
+      if (!Array.isArray(chars) || chars.some((c) => typeof c !== "string" || [...c].length !== 1)) {
+        throw new UserError("the vocabulary is malformed (chars is not a list of single characters): export the bundle again");
+      }
+      this.chars = chars;
+      this.index = new Map(chars.map((c, i) => [c, i]));
+    } else if (kind !== "byte") {
+      throw new UserError(`the vocabulary kind ${JSON.stringify(kind)} is unknown: upgrade the web sampler, or export the bundle again`);
+    }
+    this.kind = kind;
+    this.size = kind === "char" ? chars.length : 256;
+    if (size !== undefined && size !== this.size) {
+      throw new UserError("the vocabulary is malformed (size does not match its characters): export the bundle again");
+    }
+  }
+
+  // Ids of a prime; characters outside a char vocabulary are an error naming them.
+  encode(text) {
+    if (this.kind === "byte") return Array.from(new TextEncoder().encode(text));
+    const unknown = [...new Set([...text].filter((c) => !this.index.has(c)))].sort();
+    if (unknown.length) {
+      const shown = unknown.slice(0, 20).map((c) => JSON.stringify(c)).join(" ");
+      throw new UserError(`the prime has characters outside the vocabulary: ${shown}${unknown.length > 20 ? ` … (${unknown.length} in all)` : ""}; remove them`);
+    }
+    return [...text].map((c) => this.index.get(c));
+  }
+
+  // A function id -> text for streaming. Bytes go through an incremental UTF-8 decoder that holds
+  // back an incomplete sequence and writes U+FFFD for an invalid one, as Python's "replace" does;
+  // ignoreBOM keeps a leading U+FEFF, which Python's "utf-8" codec keeps too. Never flushed: an
+  // incomplete sequence at the end is not printed, as in kerasrnn-edge.
+  decoder() {
+    if (this.kind === "char") return (id) => this.chars[id];
+    const utf8 = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
+    let afterED = false;
+    let held = "";
+    return (id) => {
+      const text = utf8.decode(Uint8Array.of(id), { stream: true });
+      // ED A0..BF starts a UTF-16 surrogate: TextDecoder replaces it at once, Python only when a
+      // third byte comes. Hold it back too, so that a text ending there prints what Python prints.
+      if (afterED && id >= 0xa0 && id <= 0xbf) {
+        afterED = false;
+        held = text;
+        return "";
+      }
+      afterED = id === 0xed;
+      const out = held + text;
+      held = "";
+      return out;
+    };
+  }
+}
+
+// Yields {text, token, logits} `length` times: `logits` are those `token` was chosen from.
+// `model` is any step model: `startToken`, `reset()` (to the start state) and
+// `async feed(ids) -> logits after the last id`. Bad settings and prime characters throw before
+// anything is fed.
+export async function* generate(model, vocab, { prime = "", length = 100, temperature = 1, topK = 0, topP = 1, seed = 0, argmax = false } = {}) {
+  checkParams({ temperature, topK, topP, length });
+  const ids = vocab.encode(prime);
+  const rng = new SplitMix64(seed);
+  const decode = vocab.decoder();
+  model.reset();
+  let logits = await model.feed([model.startToken, ...ids]);
+  for (let n = 0; n < length; n++) {
+    const token = choose(logits, rng, { temperature, topK, topP, argmax });
+    yield { text: decode(token), token, logits };
+    if (n + 1 < length) logits = await model.feed([token]);
+  }
+}
+
+// The checks of SPEC.md "Implementing a sampler", step 1, on a parsed manifest.json. Returns
+// {vocab, stateNames, stateShapes, startToken, startState (Float32Arrays)}.
+export function checkManifest(doc) {
+  if (!doc || typeof doc !== "object" || doc.format !== FORMAT) {
+    throw new UserError(`manifest.json is not a kerasrnn bundle manifest (format is not "${FORMAT}"): export the site again with kerasrnn export RUN --web DIR`);
+  }
+  if (doc.format_version !== FORMAT_VERSION) {
+    throw new UserError(`manifest.json has bundle format version ${JSON.stringify(doc.format_version)}; this page reads version ${FORMAT_VERSION}: export the site again with a matching kerasrnn`);
+  }
+  if (doc.sampling_contract !== SAMPLING_CONTRACT) {
+    const older = Number.isInteger(doc.sampling_contract) && doc.sampling_contract < SAMPLING_CONTRACT;
+    throw new UserError(`manifest.json asks for sampling contract ${JSON.stringify(doc.sampling_contract)}; this page implements contract ${SAMPLING_CONTRACT}: ${older ? "export the bundle again with this kerasrnn" : "export the site again with a newer kerasrnn"}`);
+  }
+  const malformed = (what) => new UserError(`manifest.json is malformed (${what}): export the bundle again`);
+  const vocab = new Vocab(doc.vocab);
+  if (!Array.isArray(doc.state) || !Array.isArray(doc.files)) throw malformed("no state or files list");
+  const start = doc.start;
+  if (!start || typeof start !== "object") throw malformed("no start");
+  if (!Number.isInteger(start.token) || start.token < 0 || start.token >= vocab.size) {
+    throw malformed(`start token ${JSON.stringify(start.token)} is not a token id of the vocabulary`);
+  }
+  const startState = doc.state.map(({ name, shape }) => {
+    const values = start.state?.[name];
+    const size = shape.reduce((a, b) => a * b, 1);
+    if (!Array.isArray(values) || values.length !== size) throw malformed(`start state ${name} does not have ${size} values`);
+    if (!values.every((v) => typeof v === "number" && Number.isFinite(v))) throw malformed(`start state ${name} is not finite`);
+    return Float32Array.from(values);
+  });
+  return {
+    vocab,
+    stateNames: doc.state.map((s) => s.name),
+    stateShapes: doc.state.map((s) => s.shape),
+    startToken: start.token,
+    startState,
+  };
+}
+
+// The file entry the page runs: ONNX fp32, "steps" (a prime in one run) or else "step".
+export function onnxEntry(doc) {
+  const entries = doc.files.filter((f) => f.format === "onnx" && f.precision === "fp32");
+  const entry = entries.find((f) => f.signature === "steps") ?? entries.find((f) => f.signature === "step");
+  if (!entry) throw new UserError("the bundle has no fp32 ONNX file (step.onnx): export the site again with kerasrnn export RUN --web DIR");
+  return entry;
+}
+
+// Probabilities at `temperature` (softmax of logits / temperature), the `n` most likely as [id, p].
+export function topProbabilities(logits, temperature, n = 5) {
+  const x = Float64Array.from(logits, (v) => v / temperature);
+  let m = -Infinity;
+  for (const v of x) if (v > m) m = v;
+  const w = x.map((v) => Math.exp(v - m));
+  const total = w.reduce((a, b) => a + b, 0);
+  return descending(w).slice(0, n).map((id) => [id, w[id] / total]);
+}

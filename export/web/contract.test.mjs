@@ -1,0 +1,84 @@
+// node --test (in export/web): the JavaScript contract against export/sampling_vectors.json, the
+// vectors every sampler (Python, Java) checks itself against.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { test } from "node:test";
+
+import { SplitMix64, Vocab, choose, generate, checkManifest } from "./contract.mjs";
+
+const vectors = JSON.parse(readFileSync(new URL("../sampling_vectors.json", import.meta.url), "utf8"));
+
+test("vectors are for contract 2", () => assert.equal(vectors.contract_version, 2));
+
+test("SplitMix64 outputs", () => {
+  for (const { seed, next_u64, next_double } of vectors.rng) {
+    const rng = new SplitMix64(seed);
+    assert.deepEqual(next_u64.map(() => rng.nextU64().toString()), next_u64, `seed ${seed}`);
+    const again = new SplitMix64(seed);
+    assert.deepEqual(next_double.map(() => again.nextDouble()), next_double, `seed ${seed}`);
+  }
+});
+
+test("choose: every case, every id", () => {
+  assert.ok(vectors.cases.length > 0);
+  for (const c of vectors.cases) {
+    const rng = new SplitMix64(c.seed);
+    const logits = Float32Array.from(c.logits);
+    const settings = { temperature: c.temperature, topK: c.top_k, topP: c.top_p, argmax: c.argmax };
+    const ids = Array.from({ length: c.draws }, () => choose(logits, rng, settings));
+    assert.deepEqual(ids, c.ids, c.name);
+  }
+});
+
+// make_sampling_vectors.TableModel: feed number n after a reset, counting from `start`, of token t
+// returns row (start + n + t) mod rows.
+class TableModel {
+  constructor(table, startToken, start) {
+    Object.assign(this, { table: table.map((row) => Float32Array.from(row)), startToken, start });
+  }
+  reset() { this.feeds = this.start; }
+  async feed(ids) {
+    let logits;
+    for (const t of ids) logits = this.table[(this.feeds++ + t) % this.table.length];
+    return logits;
+  }
+}
+
+test("generate: every text", async () => {
+  const { vocab, table, cases } = vectors.generate;
+  assert.ok(cases.length > 0);
+  for (const c of cases) {
+    const model = new TableModel(table, c.start_token, c.start);
+    let text = "";
+    for await (const piece of generate(model, new Vocab(vocab), {
+      prime: c.prime, length: c.length, temperature: c.temperature, topK: c.top_k, topP: c.top_p,
+      seed: c.seed, argmax: c.argmax,
+    })) text += piece.text;
+    assert.equal(text, c.text, c.name);
+  }
+});
+
+test("generate refuses a prime outside the vocabulary, naming the characters", async () => {
+  const model = new TableModel(vectors.generate.table, 0, 0);
+  const pieces = generate(model, new Vocab(vectors.generate.vocab), { prime: "ROMEO: hi", length: 5 });
+  await assert.rejects(pieces.next(), /outside the vocabulary: "h" "i"; remove them/);
+});
+
+test("byte decoding holds back partial UTF-8 and replaces invalid bytes (as Python's 'replace')", () => {
+  // Pieces from Python: codecs.getincrementaldecoder("utf-8")(errors="replace").decode(bytes((b,))) per byte.
+  const bytes = [0xef, 0xbb, 0xbf, 0x41, 0xe2, 0x82, 0xac, 0xff, 0xc3, 0x28, 0xf0, 0x9f, 0x98, 0x80, 0xed, 0xa0, 0x80, 0xe0, 0x80, 0xf0, 0x9f, 0x41, 0xe2];
+  const expected = ["", "", "\ufeff", "A", "", "", "€", "\ufffd", "", "\ufffd(", "", "", "", "😀", "", "", "\ufffd\ufffd\ufffd", "", "\ufffd\ufffd", "", "", "\ufffdA", ""];
+  const decode = new Vocab({ kind: "byte", size: 256 }).decoder();
+  assert.deepEqual(bytes.map(decode), expected);
+});
+
+test("manifest checks: format version and contract", () => {
+  const good = {
+    format: "kerasrnn-bundle", format_version: 1, sampling_contract: 2, vocab: { kind: "byte", size: 256 },
+    state: [{ name: "layer0_h", shape: [1, 2], dtype: "float32" }], start: { token: 10, state: { layer0_h: [0.5, -1] } }, files: [],
+  };
+  assert.deepEqual(checkManifest(good).startState, [Float32Array.of(0.5, -1)]);
+  assert.throws(() => checkManifest({ ...good, format_version: 2 }), /format version 2; this page reads version 1/);
+  assert.throws(() => checkManifest({ ...good, sampling_contract: 1 }), /contract 1; .* export the bundle again/);
+  assert.throws(() => checkManifest({ ...good, start: { token: 256, state: good.start.state } }), /start token 256/);
+});
