@@ -33,6 +33,7 @@ TRAIN_HELP = {
     "patience": "early stopping: validations without improvement (0: off)", "seed": "random seed",
     "init_from": "start from the weights of this run directory",
     "steps_per_execution": "training steps per compiled call (faster on GPU)",
+    "sample_every": "save a 200-character sample every N steps to samples.jsonl and TensorBoard (0: never)",
 }
 
 
