@@ -1,4 +1,4 @@
-"""The command line: kerasrnn train | sample | export | demo. User errors are one line, exit code 2."""
+"""The command line: kerasrnn train | sample | export | inspect | demo. User errors are one line, exit code 2."""
 import argparse
 import dataclasses
 import os
@@ -89,6 +89,17 @@ def make_parser():
                         help="prompt characters outside the vocabulary: reject the request, or drop them")
     export.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which weights (default best)")
 
+    inspect = commands.add_parser("inspect", help="an HTML report of what the network learned")
+    inspect.add_argument("run_dir", help="a run directory made by kerasrnn train")
+    source = inspect.add_mutually_exclusive_group()
+    source.add_argument("--text", metavar="FILE", help="read this text (default: the run's validation split)")
+    source.add_argument("--split", choices=("train", "val", "test"), default="val", help="read this part of the run's text")
+    inspect.add_argument("--chars", type=int, default=2000, help="characters to read (default 2000)")
+    inspect.add_argument("--out", help="the report's path (default RUN_DIR/report.html)")
+    inspect.add_argument("--lstmvis", metavar="DIR", help="also write the states for LSTMVis to DIR")
+    inspect.add_argument("--skip-unknown", action="store_true", help="leave out characters outside the vocabulary")
+    inspect.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which weights (default best)")
+
     demo = commands.add_parser("demo", help="train a small model on Python's own source code, then sample")
     demo.add_argument("--run-dir", default="runs/demo", help="where the run goes (default runs/demo)")
     demo.add_argument("--seconds", type=float, default=120, help="training time budget (default 120)")
@@ -130,6 +141,12 @@ def run(args):
                args.argmax, which=args.checkpoint)
     elif args.command == "export":
         export(args)
+    elif args.command == "inspect":
+        if args.chars < 2:
+            raise UserError(f"--chars must be at least 2 (got {args.chars})")
+        from .inspect.main import inspect_run
+        inspect_run(args.run_dir, args.text, args.split, args.chars, args.out, args.lstmvis, args.skip_unknown,
+                    args.checkpoint)
     elif args.command == "demo":
         demo(args.run_dir, args.seconds)
 
