@@ -188,6 +188,10 @@ def demo(run_dir, seconds):
 
 def main(argv=None):
     args = make_parser().parse_args(argv)
+    if args.command == "inspect":
+        # before numpy loads: the recurrence is thousands of small matrix-vector products, which BLAS threads
+        # slow down (30x measured on a busy 2-core machine) rather than speed up
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         run(args)
     except UserError as e:

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, shakespeare_slice
 from kerasrnn.config import Config
 from kerasrnn.inspect.main import cell_finder
 from kerasrnn.inspect.ngram import NGram
@@ -118,6 +118,18 @@ def test_ngram_on_periodic_and_uniform_text():
         model = NGram(rng.integers(0, k, 200_000), orders, k)
         for n in range(1, orders + 1):
             assert abs(model.losses(rng.integers(0, k, 20_000), n).mean() - np.log(k)) < 0.02 * np.log(k)
+
+
+def test_training_saves_samples_every_n_steps(tmp_path):
+    text = shakespeare_slice(tmp_path, 4000)
+    tiny = ["--batch-size", "4", "--seq-length", "16", "--rnn-size", "16", "--num-layers", "1", "--embedding-size", "8"]
+    result = run_cli("train", "--text", text, "--run-dir", tmp_path / "run", "--max-epochs", "1", "--sample-every", "10",
+                     *tiny)
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "run" / "samples.jsonl", encoding="utf-8") as f:
+        samples = [json.loads(line) for line in f]
+    assert [s["step"] for s in samples] == [10, 20, 30, 40, 50]  # 56 steps in the pass
+    assert all(len(s["text"]) == 200 for s in samples)
 
 
 @pytest.fixture(scope="module")
