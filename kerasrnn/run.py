@@ -8,6 +8,8 @@
     history.csv      one row per validation (Keras CSVLogger columns: epoch, loss, val_loss, ...)
     logs/            TensorBoard logs
     loss.png         the loss curves
+    samples.jsonl    with --sample-every: {"step", "text"} per sample during training
+    report.html      kerasrnn inspect's report (by default)
 
 Every file is written to a temporary name and renamed, so a killed process never leaves a torn file.
 """

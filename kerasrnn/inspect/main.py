@@ -108,13 +108,21 @@ def read_text(config, vocab, text, split, chars, skip_unknown):
     if text:
         raw = data.read_bytes(text)
         if vocab.kind == "char":
-            decoded = decode_utf8(raw)
-            skipped = sorted(set(decoded) - set(vocab.chars))
-            if skipped and not skip_unknown:
-                raise UserError(f"{text} has {len(skipped)} characters outside the model's vocabulary: {show(skipped)}; "
-                                "pass --skip-unknown to leave them out")
-            kept = "".join(ch for ch in decoded[:chars * 2 + 1000] if ch not in set(skipped))[:chars]
-            chosen, source = vocab.encode(kept), text
+            decoded, known, kept = decode_utf8(raw), set(vocab.chars), []
+            if not skip_unknown:
+                skipped = sorted(set(decoded[:chars]) - known)
+                if skipped:
+                    raise UserError(f"{text} has {len(skipped)} characters outside the model's vocabulary: "
+                                    f"{show(skipped)}; pass --skip-unknown to leave them out")
+            for ch in decoded:  # the first `chars` characters the model knows
+                if ch not in known:
+                    skipped.append(ch)
+                elif len(kept) < chars:
+                    kept.append(ch)
+                else:
+                    break
+            skipped = sorted(set(skipped))
+            chosen, source = vocab.encode("".join(kept)), text
         else:
             chosen, source = np.frombuffer(raw, np.uint8)[:chars], text
     else:
