@@ -14,7 +14,7 @@ from ..callbacks import read_history, read_samples
 from ..run import load_run
 from . import features, lstmvis, report
 from .ngram import NGram
-from .recompute import GATES, NumpyStepModel, forward, log_softmax, start_states
+from .recompute import NumpyStepModel, forward, log_softmax, start_states
 
 NGRAM_ORDER = 5
 LONGEST_RESET = 1024
@@ -88,8 +88,9 @@ def inspect_run(run_dir, text=None, split="val", chars=2000, out=None, lstmvis_d
     out = out or os.path.join(run_dir, "report.html")
     report.write(out, page)
     if verbose:
+        also = f"; LSTMVis files in {lstmvis_dir}" if lstmvis_dir else ""
         print(f"kerasrnn: wrote {out} ({length:,} tokens of {source}; {losses.mean():.3f} nats/token, "
-              f"{best_n}-gram {ngram_losses[best_n].mean():.3f})" + (f"; LSTMVis files in {lstmvis_dir}" if lstmvis_dir else ""))
+              f"{best_n}-gram {ngram_losses[best_n].mean():.3f}){also}")
     return page
 
 
