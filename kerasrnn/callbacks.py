@@ -2,6 +2,7 @@
 budget, plots."""
 import contextlib
 import functools
+import json
 import math
 import os
 import time
@@ -191,6 +192,59 @@ def read_history(run_dir, up_to_step):
         header, *lines = f.read().split()
     rows = [dict(zip(header.split(","), map(float, line.split(",")))) for line in lines]
     return [{**r, "epoch": int(r["epoch"]), "step": int(r["step"])} for r in rows if r["step"] <= up_to_step]
+
+
+SAMPLE_LENGTH = 200
+
+
+class SampleLog(keras.callbacks.Callback):
+    """Every `every` steps, a sample of the model as it stands (temperature 1, the same seed each time):
+    the blog's "iteration 100, 300, 500 ..." progression, which `kerasrnn inspect` shows. Appended to
+    samples.jsonl ({"step", "text"}) and, with TensorBoard, written as text to logs/samples. Sampled by
+    the numpy recomputation of the model (kerasrnn.inspect.recompute): no second Keras model to build."""
+
+    def __init__(self, run_dir, vocab, every, seed, samples, tensorboard):
+        super().__init__()
+        self.run_dir, self.vocab, self.every, self.seed, self.samples = run_dir, vocab, every, seed, samples
+        self.last = samples[-1]["step"] if samples else 0
+        self.writer = None
+        if tensorboard:
+            import tensorflow as tf
+            self.writer = tf.summary.create_file_writer(os.path.join(run_dir, "logs", "samples"))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.first_step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations.value))
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.first_step + batch + 1  # `batch` is the last step of the compiled call
+        if step // self.every > self.last // self.every:
+            self.last = step
+            self.sample(step)
+
+    def sample(self, step):
+        from kerasrnn_edge.sampling import generate
+        from kerasrnn_export.weights import from_model
+
+        from .inspect.recompute import NumpyStepModel
+        text = "".join(generate(NumpyStepModel(from_model(self.model)), self.vocab, "", SAMPLE_LENGTH, seed=self.seed))
+        self.samples.append({"step": step, "text": text})
+        with Writes() as writes:
+            writes.text(os.path.join(self.run_dir, "samples.jsonl"),
+                        "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in self.samples))
+        if self.writer:
+            import tensorflow as tf
+            with self.writer.as_default():  # indented: Markdown shows it as it is
+                tf.summary.text("sample", "\n".join("    " + line for line in text.split("\n")), step=step)
+            self.writer.flush()
+
+
+def read_samples(run_dir, up_to_step):
+    """The samples of samples.jsonl up to a step (a resumed run drops those of the steps it repeats)."""
+    path = os.path.join(run_dir, "samples.jsonl")
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [s for s in map(json.loads, f) if s["step"] <= up_to_step]
 
 
 class TimeBudget(keras.callbacks.Callback):

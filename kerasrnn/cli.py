@@ -1,5 +1,6 @@
-"""The command line: kerasrnn train | sample | export | serve-web | demo. User errors are one line, exit
-code 2; a training stopped by a signal says how to resume in one line, exit code 128 + the signal's number."""
+"""The command line: kerasrnn train | sample | export | inspect | serve-web | demo. User errors are one line,
+exit code 2; a training stopped by a signal says how to resume in one line, exit code 128 + the signal's
+number."""
 import argparse
 import contextlib
 import dataclasses
@@ -37,6 +38,7 @@ TRAIN_HELP = {
     "patience": "early stopping: validations without improvement (0: off)", "seed": "random seed",
     "init_from": "start from the weights of this run directory",
     "steps_per_execution": "training steps per compiled call (faster on GPU)",
+    "sample_every": "save a 200-character sample every N steps to samples.jsonl and TensorBoard (0: never)",
 }
 
 
@@ -98,6 +100,17 @@ def make_parser():
     serve_web.add_argument("dir", help="the site directory written by kerasrnn export RUN --web DIR")
     serve_web.add_argument("--port", type=int, default=8000, help="default 8000 (0: any free port)")
 
+    inspect = commands.add_parser("inspect", help="an HTML report of what the network learned")
+    inspect.add_argument("run_dir", help="a run directory made by kerasrnn train")
+    source = inspect.add_mutually_exclusive_group()
+    source.add_argument("--text", metavar="FILE", help="read this text (default: the run's validation split)")
+    source.add_argument("--split", choices=("train", "val", "test"), default="val", help="read this part of the run's text")
+    inspect.add_argument("--chars", type=int, default=2000, help="characters to read (default 2000)")
+    inspect.add_argument("--out", help="the report's path (default RUN_DIR/report.html)")
+    inspect.add_argument("--lstmvis", metavar="DIR", help="also write the states for LSTMVis to DIR")
+    inspect.add_argument("--skip-unknown", action="store_true", help="leave out characters outside the vocabulary")
+    inspect.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which weights (default best)")
+
     demo = commands.add_parser("demo", help="train a small model on Python's own source code, then sample")
     demo.add_argument("--run-dir", default="runs/demo", help="where the run goes (default runs/demo)")
     demo.add_argument("--seconds", type=float, default=120, help="training time budget (default 120)")
@@ -136,6 +149,12 @@ def run(args):
                args.argmax, which=args.checkpoint)
     elif args.command == "export":
         export(args)
+    elif args.command == "inspect":
+        if args.chars < 2:
+            raise UserError(f"--chars must be at least 2 (got {args.chars})")
+        from .inspect.main import inspect_run
+        inspect_run(args.run_dir, args.text, args.split, args.chars, args.out, args.lstmvis, args.skip_unknown,
+                    args.checkpoint)
     elif args.command == "demo":
         demo(args.run_dir, args.seconds)
 
@@ -197,6 +216,10 @@ def demo(run_dir, seconds):
 
 def main(argv=None):
     args = make_parser().parse_args(argv)
+    if args.command == "inspect":
+        # before numpy loads: the recurrence is thousands of small matrix-vector products, which BLAS threads
+        # slow down (30x measured on a busy 2-core machine) rather than speed up
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         run(args)
     except UserError as e:

@@ -47,6 +47,7 @@ class Config:
     seed: int = 123
     init_from: str = None         # run directory (or .keras file) whose weights start this run
     steps_per_execution: int = 1
+    sample_every: int = 0         # save a sample every N steps (samples.jsonl, TensorBoard); 0: never
 
     def check(self):
         positive = ["rnn_size", "num_layers", "embedding_size", "batch_size", "seq_length", "max_epochs",
@@ -57,7 +58,8 @@ class Config:
         for name in ["learning_rate", "train_frac", "val_frac"]:
             if not getattr(self, name) > 0:
                 raise UserError(f"--{name.replace('_', '-')} must be > 0 (got {getattr(self, name)})")
-        for name in ["max_seconds", "patience", "warmup_steps", "weight_decay", "grad_clip", "lr_decay_after"]:
+        for name in ["max_seconds", "patience", "warmup_steps", "weight_decay", "grad_clip", "lr_decay_after",
+                     "sample_every"]:
             if getattr(self, name) < 0:
                 raise UserError(f"--{name.replace('_', '-')} must be >= 0 (got {getattr(self, name)})")
         for name in ["dropout", "input_dropout", "ema"]:

@@ -10,6 +10,8 @@
     logs/            TensorBoard logs
     loss.png         the loss curves
     lock             held by the process training in the directory (its PID inside)
+    samples.jsonl    with --sample-every: {"step", "text"} per sample during training
+    report.html      kerasrnn inspect's report (by default)
 
 Every file is written to a temporary name and renamed, so a killed process never leaves a torn file;
 a checkpoint's files are renamed together, checkpoint.json last.

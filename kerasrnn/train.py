@@ -10,7 +10,8 @@ import keras
 from kerasrnn_edge.errors import UserError
 
 from . import data
-from .callbacks import Checkpointer, Preemption, TBPTTSchedule, TimeBudget, plot_history, read_history, resume_point
+from .callbacks import (Checkpointer, Preemption, SampleLog, TBPTTSchedule, TimeBudget, plot_history, read_history,
+                        read_samples, resume_point)
 from .config import Config
 from .model import build_model, copy_weights, set_rng_states
 from .optim import make_optimizer
@@ -96,6 +97,9 @@ def _train(config, run_dir, resume, verbose, vocab, ids):
         callbacks.append(TimeBudget(config.max_seconds))
     if config.patience:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience))
+    if config.sample_every:
+        samples = read_samples(run_dir, records["last"]["step"]) if resume else []
+        callbacks.append(SampleLog(run_dir, vocab, config.sample_every, config.seed, samples, _has_tensorboard()))
     if _has_tensorboard():
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")))
     if verbose == "auto":
