@@ -53,6 +53,9 @@ class StepTimer(keras.callbacks.Callback):
 
 
 def peak_memory_mib():
+    if keras.backend.backend() == "torch":
+        import torch
+        return torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
     if keras.backend.backend() == "jax":
         import jax
         stats = jax.devices()[0].memory_stats() or {}
