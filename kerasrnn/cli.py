@@ -72,7 +72,7 @@ def make_parser():
         "train", help="train a model (or resume a run)",
         description="Trains a model, or resumes a run. Backend: KERAS_BACKEND if set; otherwise, on a machine "
                     "with no GPU and torch installed (pip install \"kerasrnn[torch]\"), torch, whose fused LSTM "
-                    "kernel trains fastest on a CPU; otherwise Keras's default, TensorFlow.")
+                    "kernel trains fastest on an idle CPU; otherwise Keras's default, TensorFlow.")
     train.add_argument("--preset", default="tiny", help=f"base settings: {', '.join(PRESETS)} (default tiny)")
     train.add_argument("--run-dir", default="runs/default", help="where checkpoints and logs go (default runs/default)")
     train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from last.keras")
@@ -135,7 +135,7 @@ def choose_backend(command):
     if torch.cuda.is_available():
         return
     os.environ["KERAS_BACKEND"] = "torch"
-    print("kerasrnn: training on the torch backend, the fastest on a CPU (PyTorch's fused LSTM kernel); "
+    print("kerasrnn: training on the torch backend, the fastest on an idle CPU (PyTorch's fused LSTM kernel); "
           "set KERAS_BACKEND to choose another", flush=True)
 
 
