@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One GPU lease's work, a step per device call (each fits the 10-minute limit):
-#   check    the fused cuDNN LSTM stack against Keras's per-layer path (tests/test_model.py, on cuDNN)
+#   check    the fused cuDNN stacks against Keras's per-layer path (tests/test_model.py on cuDNN: JAX, then torch)
 #   grid     training chars/s over torch_reference.py's grid, fused and per-layer, beside PyTorch fp32/bf16
+#   grid-torch   the same grid on the torch backend (PyTorch's cuDNN LSTM inside Keras), beside PyTorch
 #   quality  NAME [kerasrnn train options]: the shakespeare preset for $BUDGET seconds (default 300)
 #   torch-quality   the PyTorch reference's quality run (3x1024, dropout 0.35) for $BUDGET seconds
 # Before the lease, from the repo root here: ../shared/gpu/fetch-wheels.sh && cp -r ../shared shared
@@ -18,10 +19,14 @@ step=$1
 shift
 case $step in
   check)
-    python3 -m pytest -q -p no:cacheprovider tests/test_model.py ;;
+    python3 -m pytest -q -p no:cacheprovider tests/test_model.py
+    KERAS_BACKEND=torch python3 -m pytest -q -p no:cacheprovider tests/test_model.py ;;
   grid)
     python3 benchmarks/train_throughput.py --grid gpu --steps-per-execution 16 --fused both --torch "$@" \
       | tee "$out/grid.jsonl" ;;
+  grid-torch)
+    KERAS_BACKEND=torch python3 benchmarks/train_throughput.py --grid gpu --fused both --torch "$@" \
+      | tee "$out/grid_torch.jsonl" ;;
   quality)
     name=$1
     shift
@@ -33,6 +38,6 @@ case $step in
       '{"L":3,"H":1024,"E":256,"B":128,"T":128,"dropout":0.35,"lr":0.002}' "${BUDGET:-300}" \
       | tee "$out/torch_quality.jsonl" ;;
   *)
-    echo "usage: bash benchmarks/gpu_session.sh check|grid|quality NAME [options]|torch-quality" >&2
+    echo "usage: bash benchmarks/gpu_session.sh check|grid|grid-torch|quality NAME [options]|torch-quality" >&2
     exit 2 ;;
 esac

@@ -6,9 +6,9 @@
 One JSON line per shape: characters per second through `model.fit` (stateful batches, Adam, clip 5,
 as ../shared/bench/torch_reference.py trains), ms per step and peak accelerator memory. `--torch`
 runs the PyTorch peer on the same shapes in the same command (a child process each), on the same
-device kind, and adds the ratios. `--fused` picks the LSTM stack's path on JAX with a GPU: one cuDNN
-call for all layers (on), one per layer (off), or a row for each. On the GPU host: KERAS_BACKEND=jax
-(no TensorFlow there).
+device kind, and adds the ratios. `--fused` picks the LSTM stack's path: one call of a fused kernel for
+all layers (on: PyTorch's own LSTM on torch, cuDNN's on JAX with a GPU), one per layer (off), or a row
+for each. On the GPU host: KERAS_BACKEND=jax or torch (no TensorFlow there).
 """
 import argparse
 import json
@@ -53,6 +53,9 @@ class StepTimer(keras.callbacks.Callback):
 
 
 def peak_memory_mib():
+    if keras.backend.backend() == "torch":
+        import torch
+        return torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
     if keras.backend.backend() == "jax":
         import jax
         stats = jax.devices()[0].memory_stats() or {}
@@ -74,6 +77,8 @@ def lstm_path(model):
 
 def kerasrnn_throughput(model, shape, ids, steps, steps_per_execution):
     B, T = shape["B"], shape["T"]
+    if keras.backend.backend() == "torch":
+        steps_per_execution = 1  # torch runs eagerly: one step per call
     warm = 2 * steps_per_execution
     batches = StreamBatches(ids, B, T)
     model.compile(keras.optimizers.Adam(2e-3, global_clipnorm=5.0),
@@ -106,7 +111,7 @@ def main():
     parser.add_argument("--steps-per-execution", type=int, default=1)
     parser.add_argument("--torch", action="store_true", help="also time the PyTorch peer (fp32, and bf16 on GPU)")
     parser.add_argument("--fused", choices=("on", "off", "both"), default="on",
-                        help="JAX on a GPU: the LSTM stack as one cuDNN call (on), one per layer (off), or both")
+                        help="the LSTM stack as one fused kernel call (on), one per layer (off), or both")
     args = parser.parse_args()
     vocab, ids = Vocab.fit(open(DATA, "rb").read(), "char")
     ids = ids[: int(len(ids) * 0.9)]

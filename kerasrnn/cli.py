@@ -4,6 +4,7 @@ number."""
 import argparse
 import contextlib
 import dataclasses
+import importlib.util
 import os
 import sys
 import tempfile
@@ -25,7 +26,7 @@ TRAIN_HELP = {
     "num_layers": "recurrent layers", "embedding_size": "token embedding size",
     "dropout": "dropout after each recurrent layer", "input_dropout": "dropout on the token embeddings",
     "locked_dropout": "true: one dropout mask per sequence for all its steps (variational dropout)",
-    "fused": "JAX on a GPU: run the LSTM stack as one cuDNN call (false: one call per layer)",
+    "fused": "run the stack as one call of a fused kernel: torch (LSTM, GRU), JAX on a GPU (LSTM); false: one call per layer",
     "ema": "average the weights (this momentum, e.g. 0.999) for validation, best.keras and export; 0: off",
     "batch_size": "parallel streams (B)", "seq_length": "steps of backprop through time per batch (T)",
     "optimizer": "adam, adamw or rmsprop", "learning_rate": "peak learning rate",
@@ -37,7 +38,7 @@ TRAIN_HELP = {
     "eval_every": "validate and checkpoint about every N steps",
     "patience": "early stopping: validations without improvement (0: off)", "seed": "random seed",
     "init_from": "start from the weights of this run directory",
-    "steps_per_execution": "training steps per compiled call (faster on GPU)",
+    "steps_per_execution": "training steps per compiled call (faster on GPU; torch runs one step per call)",
     "sample_every": "save a 200-character sample every N steps to samples.jsonl and TensorBoard (0: never)",
 }
 
@@ -73,7 +74,11 @@ def make_parser():
     parser = argparse.ArgumentParser(prog="kerasrnn", description="Character-level RNN language models with Keras.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train = commands.add_parser("train", help="train a model (or resume a run)")
+    train = commands.add_parser(
+        "train", help="train a model (or resume a run)",
+        description="Trains a model, or resumes a run. Backend: KERAS_BACKEND if set; otherwise, on a machine "
+                    "with no GPU and torch installed (pip install \"kerasrnn[torch]\"), torch, whose fused LSTM "
+                    "kernel trains fastest on an idle CPU; otherwise Keras's default, TensorFlow.")
     train.add_argument("--preset", default="tiny", help=f"base settings: {', '.join(PRESETS)} (default tiny)")
     train.add_argument("--run-dir", default="runs/default", help="where checkpoints and logs go (default runs/default)")
     train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from last.keras")
@@ -136,10 +141,27 @@ def import_keras_quietly():
             tf.config.list_physical_devices()
 
 
+def choose_backend(command):
+    """Training on a machine with no GPU takes the torch backend when torch is installed: there the LSTM
+    runs as PyTorch's own oneDNN kernel, measured the fastest CPU path (docs/benchmarks.md, "Training
+    throughput"). KERAS_BACKEND, when set, decides. Runs before keras is imported; says what it chose."""
+    if command not in ("train", "demo") or "KERAS_BACKEND" in os.environ or "keras" in sys.modules:
+        return
+    if importlib.util.find_spec("torch") is None:
+        return
+    import torch
+    if torch.cuda.is_available():
+        return
+    os.environ["KERAS_BACKEND"] = "torch"
+    print("kerasrnn: training on the torch backend, the fastest on an idle CPU (PyTorch's fused LSTM kernel); "
+          "set KERAS_BACKEND to choose another", flush=True)
+
+
 def run(args):
     if args.command == "serve-web":  # needs neither Keras nor TensorFlow
         from .serve_web import serve
         return serve(args.dir, args.port)
+    choose_backend(args.command)
     if args.command == "train":
         return train_command(args)
     import_keras_quietly()

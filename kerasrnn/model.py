@@ -10,8 +10,10 @@ state after reading a stretch of training text up to a paragraph break, so that 
 text begins, in a state the model knows, rather than in the zero state it meets only when a pass over
 the text begins (with zeros, the first ~100 sampled characters were noise; docs/benchmarks.md).
 
-On JAX with a GPU, an LSTM stack runs as one cuDNN call for all its layers (`fused_lstm`), as
-PyTorch's nn.LSTM does, rather than one call per layer with a round trip through XLA between them.
+The whole stack can run as one call of a fused kernel rather than one Keras layer (and one loop) per
+layer: on torch, PyTorch's own LSTM or GRU (`torch_fused`: oneDNN's fused RNN on a CPU, cuDNN on a
+GPU), as nn.LSTM calls it; on JAX with a GPU, cuDNN's LSTM (`fused_lstm`). Both take the weights in
+PyTorch's layout (`pytorch_weights`).
 """
 import keras
 import numpy as np
@@ -62,11 +64,16 @@ class StatefulRecurrent(layers.Layer):
                                            name="start_token")
 
     def call(self, inputs, training=None):
-        initial = [w.value for w in self.state_weights]
+        # a copy: torch's autograd keeps the initial state for the backward pass, and the assign below
+        # overwrites the weight in place
+        initial = [ops.copy(w.value) for w in self.state_weights]
         if self.runs_fused(training):
-            from jax.experimental.rnn import lstm as cudnn_lstm
             weights = [(r.cell.kernel.value, r.cell.recurrent_kernel.value, r.cell.bias.value) for r in self.rnns]
-            outputs, states = fused_lstm(inputs, initial, weights, cudnn_lstm)
+            if keras.backend.backend() == "torch":
+                outputs, states = torch_fused(self.cell, inputs, initial, weights, training=bool(training))
+            else:
+                from jax.experimental.rnn import lstm as cudnn_lstm
+                outputs, states = fused_lstm(inputs, initial, weights, cudnn_lstm)
             if self.dropouts:
                 outputs = self.dropouts[-1](outputs, training=training)
         else:
@@ -82,14 +89,18 @@ class StatefulRecurrent(layers.Layer):
         return outputs
 
     def runs_fused(self, training):
-        """Whether a call takes the fused path: an LSTM on JAX with a GPU, and no dropout between layers to
-        apply (the fused call has none), so training with dropout takes the per-layer path."""
-        if not (self.fused and self.cell == "lstm" and keras.backend.backend() == "jax"):
+        """Whether a call takes the fused path: an LSTM or GRU on torch (any device), an LSTM on JAX with a
+        GPU; and no dropout between layers to apply (the fused call has none that Keras's seeds draw), so
+        training a deep stack with dropout takes the per-layer path."""
+        backend = keras.backend.backend()
+        if not self.fused or training and self.dropout and self.num_layers > 1:
             return False
-        if training and self.dropout and self.num_layers > 1:
-            return False
-        import jax
-        return jax.default_backend() == "gpu"
+        if backend == "torch":
+            return self.cell in ("lstm", "gru")
+        if backend == "jax" and self.cell == "lstm":
+            import jax
+            return jax.default_backend() == "gpu"
+        return False
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.units)
@@ -99,19 +110,55 @@ class StatefulRecurrent(layers.Layer):
                 "dropout": self.dropout, "locked": self.locked, "fused": self.fused}
 
 
+def pytorch_weights(cell, kernel, recurrent_kernel, bias):
+    """One Keras layer's weights in PyTorch's (and cuDNN's) layout: W_ih [gates * H, inputs], W_hh, b_ih, b_hh.
+
+    LSTM: Keras's gates i, f, c, o are PyTorch's i, f, g, o; Keras has one bias, so b_hh is zero.
+    GRU (reset_after=True, Keras's default): Keras's z, r, h become PyTorch's r, z, n, and the two
+    Keras biases (input, recurrent) are b_ih and b_hh.
+    """
+    if cell == "gru":
+        units = recurrent_kernel.shape[0]
+
+        def reorder(w):
+            return ops.concatenate([w[..., units:2 * units], w[..., :units], w[..., 2 * units:]], axis=-1)
+        kernel, recurrent_kernel, bias = reorder(kernel), reorder(recurrent_kernel), reorder(bias)
+        b_ih, b_hh = bias[0], bias[1]
+    else:
+        b_ih, b_hh = bias, ops.zeros_like(bias)
+    return [ops.transpose(kernel), ops.transpose(recurrent_kernel), b_ih, b_hh]
+
+
+def torch_fused(cell, inputs, states, weights, training):
+    """Runs a stack of LSTM or GRU layers, given their Keras (kernel, recurrent_kernel, bias) in `weights`,
+    as one call of PyTorch's own kernel, the flat-weights call nn.LSTM and nn.GRU make: oneDNN's fused
+    RNN on a CPU, cuDNN on a GPU. Returns the last layer's outputs and the final states in `states`'
+    order (h0, c0, h1, c1, ... for an LSTM; h0, h1, ... for a GRU)."""
+    import torch
+
+    flat = [w for layer in weights for w in pytorch_weights(cell, *layer)]
+    num_layers = len(weights)
+    if cell == "lstm":
+        h0, c0 = torch.stack(states[0::2]), torch.stack(states[1::2])
+        outputs, h, c = torch._VF.lstm(inputs, (h0, c0), flat, True, num_layers, 0.0, training, False, True)
+        return outputs, [s for i in range(num_layers) for s in (h[i], c[i])]
+    outputs, h = torch._VF.gru(inputs, torch.stack(states), flat, True, num_layers, 0.0, training, False, True)
+    return outputs, list(h)
+
+
 def fused_lstm(inputs, states, weights, cudnn_lstm):
     """Runs a stack of LSTM layers, given their Keras (kernel, recurrent_kernel, bias) in `weights`, as one
     call of `cudnn_lstm` (jax.experimental.rnn.lstm's signature).
 
-    cuDNN's flat weights are every layer's [W_ih, W_hh] (PyTorch layout: [4H, inputs], gates i, f, g, o,
-    the order Keras uses), then every layer's [b_ih, b_hh]; Keras has one bias, so b_hh is zero.
-    Returns the last layer's outputs and the final states in `states`' order (h0, c0, h1, c1, ...).
+    cuDNN's flat weights are every layer's [W_ih, W_hh], then every layer's [b_ih, b_hh], each raveled,
+    in PyTorch's layout (`pytorch_weights`). Returns the last layer's outputs and the final states in
+    `states`' order (h0, c0, h1, c1, ...).
     """
     import jax.numpy as jnp
 
-    matrices = [jnp.ravel(jnp.transpose(w)) for kernel, recurrent, _ in weights for w in (kernel, recurrent)]
-    biases = [b for _, _, bias in weights for b in (jnp.ravel(bias), jnp.zeros_like(bias))]
-    flat = jnp.concatenate(matrices + biases)
+    layers = [pytorch_weights("lstm", *layer) for layer in weights]
+    flat = jnp.concatenate([jnp.ravel(w) for part in (slice(0, 2), slice(2, 4)) for layer in layers
+                            for w in layer[part]])
     h0, c0 = jnp.stack(states[0::2]), jnp.stack(states[1::2])
     batch, length, features = inputs.shape
     outputs, h, c = cudnn_lstm(inputs, h0, c0, flat, jnp.full((batch,), length, jnp.int32), input_size=features,

@@ -1,6 +1,7 @@
 """Sampling from a trained run with Keras, through the sampling contract shared with the edge sampler."""
 import sys
 
+import keras
 import numpy as np
 
 from kerasrnn_edge.sampling import check_params, generate
@@ -23,7 +24,7 @@ class KerasStepModel:
     def feed(self, ids):
         """Feeds the ids in one call (the prime is not one round trip per character); returns the last logits."""
         logits = self.model(np.asarray(ids, np.int32)[None, :], training=False)
-        return np.asarray(logits[0, -1], np.float32)
+        return keras.ops.convert_to_numpy(logits[0, -1]).astype(np.float32)
 
 
 def sample(run_dir, prime="", length=500, temperature=1.0, top_k=0, top_p=1.0, seed=0, argmax=False,

@@ -18,7 +18,7 @@ from .optim import make_optimizer
 from .run import Writes, load_checkpoints, load_config, load_model, load_run, load_vocab, locked
 from .signals import StopSignals, Stopped
 
-SUPPORTED_BACKENDS = ("tensorflow", "jax")
+SUPPORTED_BACKENDS = ("tensorflow", "jax", "torch")
 SHAPE_KEYS = ("cell", "rnn_size", "num_layers", "embedding_size", "batch_size", "tokens")
 
 
@@ -42,8 +42,8 @@ def train(config: Config, run_dir, resume=False, verbose="auto"):
     """
     backend = keras.backend.backend()
     if backend not in SUPPORTED_BACKENDS:
-        raise UserError(f"the {backend} backend is not supported (stateful training fails on torch+CUDA); "
-                        "set KERAS_BACKEND=tensorflow or KERAS_BACKEND=jax")
+        raise UserError(f"the {backend} backend is not supported: set KERAS_BACKEND to one of "
+                        f"{', '.join(SUPPORTED_BACKENDS)}")
     config.check()
     last_path = os.path.join(run_dir, "last.keras")
     if not resume and os.path.exists(last_path):
@@ -79,7 +79,8 @@ def _train(config, run_dir, resume, verbose, vocab, ids):
         model = build_model(vocab.size, config.batch_size, config.seq_length, **config.model_args())
         model.compile(optimizer=make_optimizer(config, batches.steps * batches.chunks),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      steps_per_execution=config.steps_per_execution)
+                      # torch runs eagerly: there is no compiled call to hold several steps
+                      steps_per_execution=1 if backend == "torch" else config.steps_per_execution)
         if config.init_from:
             copy_weights(load_run(config.init_from)[0], model)
         initial_epoch, best_val, records, history = 0, math.inf, {}, []

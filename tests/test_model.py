@@ -1,18 +1,89 @@
-"""The model's own math: the fused cuDNN LSTM stack against Keras's per-layer one, and locked dropout.
+"""The model's own math: the fused stacks against Keras's per-layer one, and locked dropout.
 
-The fused path runs on JAX with a GPU. On a CPU, cuDNN's kernel is replaced by
+On torch, the fused path is PyTorch's own LSTM and GRU (oneDNN's fused RNN on a CPU for the LSTM), and
+its tests run the real kernel on any machine. On JAX, the fused path runs with a GPU. On a CPU, cuDNN's kernel is replaced by
 jax.experimental.rnn.lstm_ref, JAX's reference for it (same signature, same weight layout); on the
 GPU host (KERAS_BACKEND=jax pytest tests/test_model.py) the same checks run against cuDNN itself."""
 import keras
 import numpy as np
 import pytest
 
-from kerasrnn.model import StatefulRecurrent, build_model, fused_lstm, get_states, reset_states, set_states
+from kerasrnn.model import StatefulRecurrent, build_model, fused_lstm, get_states, recurrent, reset_states, set_states
+
+B, T, E, H, L = 3, 7, 5, 6, 3
+
+
+def random_model(cell, num_layers, fused, seed=0):
+    """A model whose every weight and state is random, so that a misplaced bias, gate or state shows."""
+    model = build_model(11, B, T, cell=cell, rnn_size=H, num_layers=num_layers, embedding_size=E, fused=fused)
+    rng = np.random.default_rng(seed)
+    for weight in model.weights:
+        if weight.dtype == "float32":
+            weight.assign(rng.normal(0, 0.5, weight.shape).astype("float32"))
+    return model
+
+
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="the fused torch path")
+@pytest.mark.parametrize("num_layers", [1, 3])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_torch_fused_stack_equals_the_per_layer_stack(cell, num_layers):
+    """PyTorch's kernel against Keras's per-layer layers on the same weights: outputs, final states and
+    the gradient of every weight."""
+    import torch
+    rng = np.random.default_rng(1)
+    x, y = rng.integers(0, 11, size=(B, T)).astype("int32"), rng.integers(0, 11, size=(B, T)).astype("int32")
+
+    def run(fused):
+        model = random_model(cell, num_layers, fused)
+        assert recurrent(model).runs_fused(training=True) == fused
+        with torch.profiler.profile() as profile:
+            logits = model(x, training=True)
+            loss = keras.ops.mean(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
+            grads = torch.autograd.grad(loss, [v.value for v in model.trainable_variables])
+        kernels = {event.key for event in profile.key_averages()}
+        return (keras.ops.convert_to_numpy(logits), get_states(model), [keras.ops.convert_to_numpy(g) for g in grads],
+                kernels)
+
+    want_logits, want_states, want_grads, _ = run(fused=False)
+    got_logits, got_states, got_grads, kernels = run(fused=True)
+    assert f"aten::{cell}" in kernels
+    if torch.cuda.is_available():
+        assert "aten::_cudnn_rnn_backward" in kernels
+    elif cell == "lstm" and torch.backends.mkldnn.is_available():
+        assert "aten::mkldnn_rnn_layer_backward" in kernels  # oneDNN's fused RNN, forward and backward
+    tolerance = 2e-3 if torch.cuda.is_available() else 1e-5  # cuDNN computes in TF32 by default
+    np.testing.assert_allclose(got_logits, want_logits, atol=tolerance)
+    assert len(got_states) == len(want_states) == num_layers * (2 if cell == "lstm" else 1)
+    for got, want in zip(got_states, want_states):
+        np.testing.assert_allclose(got, want, atol=tolerance)
+    assert len(got_grads) == len(want_grads)
+    for got, want in zip(got_grads, want_grads):
+        np.testing.assert_allclose(got, want, atol=tolerance)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="the fused torch path")
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_fit_through_the_torch_fused_path_equals_fit_through_the_per_layer_path(cell):
+    """Training through PyTorch's kernel: the weights and the carried state come out as on the per-layer path."""
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 11, size=(4, B, T)).astype("int32")
+    y = rng.integers(0, 11, size=(4, B, T)).astype("int32")
+
+    def fit(fused):
+        model = random_model(cell, L, fused)
+        model.compile(keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        for xb, yb in zip(x, y):
+            model.train_on_batch(xb, yb)
+        return [keras.ops.convert_to_numpy(w) for w in model.trainable_weights], get_states(model)
+
+    want_weights, want_states = fit(fused=False)
+    got_weights, got_states = fit(fused=True)
+    for got, want in zip(got_weights + got_states, want_weights + want_states):
+        np.testing.assert_allclose(got, want, atol=1e-4)
+
 
 jax = pytest.importorskip("jax")
 from jax.experimental import rnn  # noqa: E402
-
-B, T, E, H, L = 3, 7, 5, 6, 3
 
 
 def reference_lstm(x, h0, c0, weights, seq_lengths, input_size, hidden_size, num_layers, dropout, bidirectional):
@@ -31,6 +102,7 @@ def random_stack(seed=0):
     return layer
 
 
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="the fused path is JAX's")
 def test_fused_stack_equals_the_per_layer_stack():
     layer = random_stack()
     x = np.random.default_rng(1).normal(size=(B, T, E)).astype("float32")
