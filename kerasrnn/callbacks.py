@@ -12,7 +12,7 @@ import keras
 
 from .data import start_context
 from .model import compute_start, get_rng_states, get_states, reset_states, set_states
-from .run import Writes, atomic_write
+from .run import Writes, atomic_write, write_text
 from .signals import Stopped
 
 if TYPE_CHECKING:
@@ -228,9 +228,8 @@ class SampleLog(keras.callbacks.Callback):
         from .inspect.recompute import NumpyStepModel
         text = "".join(generate(NumpyStepModel(from_model(self.model)), self.vocab, "", SAMPLE_LENGTH, seed=self.seed))
         self.samples.append({"step": step, "text": text})
-        with Writes() as writes:
-            writes.text(os.path.join(self.run_dir, "samples.jsonl"),
-                        "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in self.samples))
+        write_text(os.path.join(self.run_dir, "samples.jsonl"),
+                   "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in self.samples))
         if self.writer:
             import tensorflow as tf
             with self.writer.as_default():  # indented: Markdown shows it as it is

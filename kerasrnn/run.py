@@ -112,6 +112,11 @@ def write_bytes(path, data):
         writes.bytes(path, data)
 
 
+def write_text(path, text):
+    with Writes() as writes:
+        writes.text(path, text)
+
+
 def write_json(path, obj):
     with Writes() as writes:
         writes.json(path, obj)

@@ -80,7 +80,7 @@ def _train(config, run_dir, resume, verbose, vocab, ids):
         model.compile(optimizer=make_optimizer(config, batches.steps * batches.chunks),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       # torch runs eagerly: there is no compiled call to hold several steps
-                      steps_per_execution=1 if backend == "torch" else config.steps_per_execution)
+                      steps_per_execution=1 if keras.backend.backend() == "torch" else config.steps_per_execution)
         if config.init_from:
             copy_weights(load_run(config.init_from)[0], model)
         initial_epoch, best_val, records, history = 0, math.inf, {}, []
