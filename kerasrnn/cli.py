@@ -76,9 +76,9 @@ def make_parser():
 
     train = commands.add_parser(
         "train", help="train a model (or resume a run)",
-        description="Trains a model, or resumes a run. Backend: KERAS_BACKEND if set; otherwise, on a machine "
-                    "with no GPU and torch installed (pip install \"kerasrnn[torch]\"), torch, whose fused LSTM "
-                    "kernel trains fastest on an idle CPU; otherwise Keras's default, TensorFlow.")
+        description="Trains a model, or resumes a run, on the Keras backend KERAS_BACKEND names: tensorflow "
+                    "(Keras's default), jax or torch (pip install \"kerasrnn[torch]\"; on torch the LSTM or GRU "
+                    "stack runs as PyTorch's own fused kernel).")
     train.add_argument("--preset", default="tiny", help=f"base settings: {', '.join(PRESETS)} (default tiny)")
     train.add_argument("--run-dir", default="runs/default", help="where checkpoints and logs go (default runs/default)")
     train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from last.keras")
@@ -141,27 +141,10 @@ def import_keras_quietly():
             tf.config.list_physical_devices()
 
 
-def choose_backend(command):
-    """Training on a machine with no GPU takes the torch backend when torch is installed: there the LSTM
-    runs as PyTorch's own oneDNN kernel, measured the fastest CPU path (docs/benchmarks.md, "Training
-    throughput"). KERAS_BACKEND, when set, decides. Runs before keras is imported; says what it chose."""
-    if command not in ("train", "demo") or "KERAS_BACKEND" in os.environ or "keras" in sys.modules:
-        return
-    if importlib.util.find_spec("torch") is None:
-        return
-    import torch
-    if torch.cuda.is_available():
-        return
-    os.environ["KERAS_BACKEND"] = "torch"
-    print("kerasrnn: training on the torch backend, the fastest on an idle CPU (PyTorch's fused LSTM kernel); "
-          "set KERAS_BACKEND to choose another", flush=True)
-
-
 def run(args):
     if args.command == "serve-web":  # needs neither Keras nor TensorFlow
         from .serve_web import serve
         return serve(args.dir, args.port)
-    choose_backend(args.command)
     if args.command == "train":
         return train_command(args)
     import_keras_quietly()

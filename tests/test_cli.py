@@ -136,25 +136,3 @@ def test_sigkill_at_three_moments_then_resume(tmp_path):
     assert done.returncode == 0, done.stderr
     assert load_checkpoints(run_dir)["last"]["step"] > steps_before
     assert not [name for name in os.listdir(run_dir) if ".tmp" in name], "resume clears a killed run's temp files"
-
-
-def test_train_takes_the_fastest_backend_unless_keras_backend_is_set(tmp_path):
-    """With no GPU and torch installed, train takes the torch backend and says so in one line; KERAS_BACKEND decides
-    when set."""
-    import importlib.util
-
-    def first_line(**env):
-        base = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
-        result = subprocess.run([sys.executable, "-m", "kerasrnn", "train", "--text", str(tmp_path / "missing.txt"),
-                                 "--run-dir", str(tmp_path / "run")], capture_output=True, text=True, timeout=300,
-                                env={**base, **env}, cwd=REPO)
-        assert result.returncode == 2, result.stderr
-        return result.stdout.strip()
-
-    if importlib.util.find_spec("torch") is None:
-        pytest.skip("torch is not installed (pip install \"kerasrnn[torch]\")")
-    import torch
-    if torch.cuda.is_available():
-        pytest.skip("a GPU is at hand: Keras's default backend trains")
-    assert first_line().startswith("kerasrnn: training on the torch backend")
-    assert first_line(KERAS_BACKEND="tensorflow") == ""
