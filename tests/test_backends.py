@@ -1,5 +1,6 @@
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 
@@ -11,12 +12,13 @@ from conftest import REPO
 # the exactness tests: state equals stepping, resume equivalence, the fused paths, export parity
 EXACTNESS = ["tests/test_training.py", "tests/test_model.py", "tests/test_export.py::test_logits_agree_over_500_steps",
              "tests/test_export.py::test_same_text_as_keras_sampler"]
-# how many of them run on each backend: 6 in test_training.py, 6 in test_export.py, and test_model.py's
-# fused-path tests for that backend (JAX's run on a CPU against JAX's reference kernel)
-PASSED = {"tensorflow": 6 + 6 + 1, "jax": 6 + 6 + 4, "torch": 6 + 6 + 7}
+# the test_training.py and test_export.py parity tests run on every backend (test_model.py's fused-path
+# tests only on their own): at least this many must pass, so that a backend that skips them all fails
+AT_LEAST = 7 + 6
+BACKENDS = ("tensorflow", "jax", "torch")
 
 
-@pytest.mark.parametrize("backend", [b for b in PASSED if b != keras.backend.backend()])
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != keras.backend.backend()])
 def test_exactness_tests_pass_on_the_other_backends(backend):
     """The exactness tests run in this process's backend; here they run again under each other one."""
     if importlib.util.find_spec(backend) is None:
@@ -25,7 +27,7 @@ def test_exactness_tests_pass_on_the_other_backends(backend):
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *EXACTNESS],
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=1500)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert f"{PASSED[backend]} passed" in result.stdout
+    assert int(re.search(r"(\d+) passed", result.stdout).group(1)) >= AT_LEAST, result.stdout[-3000:]
 
 
 def test_training_and_sampling_run_under_jax_without_tensorflow(tmp_path):
