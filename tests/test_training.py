@@ -165,8 +165,9 @@ def test_steps_per_execution_trains_the_same_model(tmp_path):
 
 def test_each_checkpoint_carries_the_start_state_of_its_own_weights(tmp_path):
     """best.keras (the averaged weights, with --ema) and last.keras (the training weights) each hold the
-    state their weights reach reading the start context from zeros, one token at a time, and the
-    paragraph break's newline as the start token."""
+    state their weights reach reading the start context from zeros (here in one call of a batch-1 model;
+    the checkpointer reads it in the training model's chunks), and the paragraph break's newline as the
+    start token."""
     text = shakespeare_slice(tmp_path, 6000)
     config = tiny_config(text, max_epochs=1, ema=0.9)
     train(config, str(tmp_path / "run"), verbose=0)
@@ -178,15 +179,14 @@ def test_each_checkpoint_carries_the_start_state_of_its_own_weights(tmp_path):
     starts = {}
     for which in ("best", "last"):
         saved = load_model(str(tmp_path / "run" / f"{which}.keras"))
-        stepper = build_model(vocab.size, 1, 1, **config.model_args())
-        copy_weights(saved, stepper)
-        reset_states(stepper)
-        for t in range(len(context)):
-            stepper(context[None, t:t + 1].astype(np.int32))
+        reader = build_model(vocab.size, 1, None, **config.model_args())
+        copy_weights(saved, reader)
+        reset_states(reader)
+        reader(context[None].astype(np.int32))
         starts[which] = get_start(saved)
         assert starts[which][0] == token
-        for start, stepped in zip(starts[which][1], get_states(stepper)):
-            np.testing.assert_allclose(start, stepped[0], atol=1e-5, err_msg=which)
+        for start, read in zip(starts[which][1], get_states(reader)):
+            np.testing.assert_allclose(start, read[0], atol=1e-5, err_msg=which)
     assert not np.allclose(starts["best"][1][0], starts["last"][1][0])  # each from its own weights
 
 
