@@ -345,8 +345,8 @@ def test_sample_equals_the_batched_reference(kind, runs, reference):
 def test_step_logits_equal_keras_to_the_bit(kind, runs, versions):
     """From the start signature's states, the step signature's logits equal the Keras sampler's exactly at
     every token of the long prompt, in every row of a batch: no draw can land between the two."""
-    trained, vocab, config, _ = load_run(runs[kind])
-    keras_model = KerasStepModel(trained, vocab, config)
+    trained, vocab, _, _ = load_run(runs[kind])
+    keras_model = KerasStepModel(trained, vocab)
     keras_model.reset()
     saved = tf.saved_model.load(versions[kind])
     start = saved.signatures["start"](batch=tf.constant(3))
