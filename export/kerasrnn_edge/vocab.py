@@ -84,7 +84,7 @@ class Vocab:
         Vectorised through a lookup table; `ids` itself (a memory map stays one) when the ids agree."""
         missing = self.missing(other)
         if missing:
-            raise UserError(f"{len(missing)} characters are not in the vocabulary: {_show(missing)}")
+            raise UserError(f"the text has characters outside the vocabulary: {_show(missing)}")
         if self.kind == "byte":
             return ids
         table = np.array([self._index[c] for c in other.chars], dtype=self.dtype)
