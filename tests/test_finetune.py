@@ -11,12 +11,14 @@ import pytest
 from conftest import shakespeare_slice
 from kerasrnn.data import load_ids
 from kerasrnn.finetune import copy_grown, load_source
+from kerasrnn.inspect.main import inspect_run
 from kerasrnn.model import build_model, reset_states
 from kerasrnn.run import load_model, load_vocab
 from kerasrnn.sample import sample
 from kerasrnn.train import train
 from kerasrnn_edge import cli
 from kerasrnn_edge.errors import UserError
+from kerasrnn_edge.manifest import read_manifest
 from kerasrnn_edge.vocab import Vocab
 from kerasrnn_export import export_bundle
 from test_training import REGULARIZED, tiny_config
@@ -149,6 +151,7 @@ def test_fine_tuning_another_shape_or_token_kind_is_one_line(runs, change, messa
 def test_the_fine_tuned_run_samples_the_same_text_from_keras_and_its_bundle(runs, capsys):
     bundle = str(runs["tmp"] / "bundle")
     export_bundle(runs["finetuned"], bundle)
+    assert read_manifest(bundle).vocab == load_vocab(runs["finetuned"])  # the grown list
     keras_out = io.StringIO()
     sample(runs["finetuned"], prime="ROMEO→é", length=300, temperature=0.9, seed=7, out=keras_out)
     assert any(c in keras_out.getvalue()[len("ROMEO→é"):] for c in NEW)  # the new characters are sampled
@@ -156,3 +159,10 @@ def test_the_fine_tuned_run_samples_the_same_text_from_keras_and_its_bundle(runs
         assert cli.main(["sample", bundle, "--prime", "ROMEO→é", "--length", "300", "--temperature", "0.9",
                          "--seed", "7", "--runtime", runtime]) == 0
         assert capsys.readouterr().out == keras_out.getvalue()
+
+
+def test_inspect_reads_the_fine_tuned_runs_text(runs):
+    """The run's text is read through its grown vocabulary (its own sorted vocabulary differs)."""
+    out = str(runs["tmp"] / "report.html")
+    inspect_run(runs["finetuned"], chars=200, out=out)
+    assert os.path.getsize(out) > 0
