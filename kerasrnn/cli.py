@@ -37,7 +37,8 @@ TRAIN_HELP = {
     "max_epochs": "passes over the training text", "max_seconds": "stop after this much wall time (0: no limit)",
     "eval_every": "validate and checkpoint about every N steps",
     "patience": "early stopping: validations without improvement (0: off)", "seed": "random seed",
-    "init_from": "start from the weights of this run directory",
+    "init_from": "fine-tune: start from the best weights of this run directory (same model shape); the text "
+                 "may hold new characters: the vocabulary grows, old ids kept",
     "steps_per_execution": "training steps per compiled call (faster on GPU; torch runs one step per call)",
     "sample_every": "save a 200-character sample every N steps to samples.jsonl and TensorBoard (0: never)",
 }

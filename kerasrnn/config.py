@@ -45,7 +45,7 @@ class Config:
     eval_every: int = 1000        # validate and checkpoint every N steps (at most once per epoch)
     patience: int = 0             # stop after N validations without improvement; 0: never
     seed: int = 123
-    init_from: str = None         # run directory (or .keras file) whose weights start this run
+    init_from: str = None         # run directory whose best weights start this run (kerasrnn/finetune.py)
     steps_per_execution: int = 1
     sample_every: int = 0         # save a sample every N steps (samples.jsonl, TensorBoard); 0: never
 

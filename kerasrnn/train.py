@@ -9,29 +9,34 @@ import keras
 
 from kerasrnn_edge.errors import UserError
 
-from . import data
+from . import data, finetune
 from .callbacks import (Checkpointer, Preemption, SampleLog, TBPTTSchedule, TimeBudget, plot_history, read_history,
                         read_samples, resume_point)
 from .config import Config
-from .model import build_model, copy_weights, set_rng_states
+from .model import build_model, set_rng_states
 from .optim import make_optimizer
-from .run import Writes, load_checkpoints, load_config, load_model, load_run, load_vocab, locked
+from .run import Writes, load_checkpoints, load_config, load_model, load_vocab, locked
 from .signals import StopSignals, Stopped
 
 SUPPORTED_BACKENDS = ("tensorflow", "jax", "torch")
 SHAPE_KEYS = ("cell", "rnn_size", "num_layers", "embedding_size", "batch_size", "tokens")
 
 
-def check_resumable(run_dir, config, vocab):
-    """A run directory is continued only with the same vocabulary and model shape."""
+def check_resumable(run_dir, config, text_vocab, ids):
+    """A run directory is continued only with the same model shape, on a text whose characters are all in
+    its vocabulary (a fine-tuned run's grown vocabulary holds more than its text). Returns the saved
+    vocabulary and the text's `ids` (under `text_vocab`) expressed in it."""
     saved = load_config(run_dir)
     changed = [k for k in SHAPE_KEYS if getattr(saved, k) != getattr(config, k)]
     if changed:
         raise UserError(f"cannot resume {run_dir}: {', '.join(f'{k} {getattr(saved, k)} -> {getattr(config, k)}' for k in changed)}"
                         " differ from the saved run; keep them, or start a new --run-dir")
-    if load_vocab(run_dir) != vocab:
-        raise UserError(f"cannot resume {run_dir}: the text's vocabulary differs from the saved vocab.json; "
-                        "train on the same text, or start a new --run-dir")
+    vocab = load_vocab(run_dir)
+    try:
+        return vocab, vocab.recode(ids, text_vocab)
+    except UserError as e:
+        raise UserError(f"cannot resume {run_dir}: {e} (its vocab.json); train on the run's text, or fine-tune "
+                        f"a new run from it: --init-from {run_dir} --run-dir NEW_DIR") from None
 
 
 def train(config: Config, run_dir, resume=False, verbose="auto"):
@@ -59,10 +64,15 @@ def train(config: Config, run_dir, resume=False, verbose="auto"):
             raise Stopped(stop.signum, stopped_message(run_dir, stop.signum)) from None
 
 
-def _train(config, run_dir, resume, verbose, vocab, ids):
+def _train(config, run_dir, resume, verbose, text_vocab, ids):
     if resume:
-        check_resumable(run_dir, config, vocab)
+        vocab, ids = check_resumable(run_dir, config, text_vocab, ids)
         remove_temp_files(run_dir)
+    elif config.init_from:
+        source, vocab = finetune.load_source(config, text_vocab)
+        ids = vocab.recode(ids, text_vocab)
+    else:
+        vocab = text_vocab
     train_ids, val_ids, _ = data.split(ids, config.train_frac, config.val_frac)
     batches = data.StreamBatches(train_ids, config.batch_size, config.seq_length, steps_per_chunk=config.eval_every)
     val_batches = data.StreamBatches(val_ids, config.batch_size, config.seq_length, what="validation")
@@ -82,7 +92,7 @@ def _train(config, run_dir, resume, verbose, vocab, ids):
                       # torch runs eagerly: there is no compiled call to hold several steps
                       steps_per_execution=1 if keras.backend.backend() == "torch" else config.steps_per_execution)
         if config.init_from:
-            copy_weights(load_run(config.init_from)[0], model)
+            finetune.copy_grown(source, model)
         initial_epoch, best_val, records, history = 0, math.inf, {}, []
     with Writes() as writes:
         writes.json(os.path.join(run_dir, "config.json"), config.to_json())

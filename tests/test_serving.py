@@ -213,6 +213,21 @@ def test_skip_policy_drops_unknown_characters(tmp_path):
     assert generate(version, ["axbyc"])[1].tolist() == generate(version, ["abc"])[1].tolist()
 
 
+def test_an_unsorted_vocabulary_encodes_prompts_by_value(tmp_path):
+    """A fine-tuned run's grown vocabulary is not sorted (export/SPEC.md, "Vocabulary"): the served text for a
+    prompt is kerasrnn sample's."""
+    run_dir = write_untrained_run(tmp_path / "run", Vocab("char", "rose a\u2192\u00e9"))
+    version = export_serving(run_dir, tmp_path / "models")
+    out = tf.saved_model.load(version).signatures["serving_default"](
+        prompt=tf.constant(["a rose\u2192", "\u00e9ros"]), max_length=tf.constant(40),
+        temperature=tf.constant(1.0, tf.float64), top_k=tf.constant(0), top_p=tf.constant(1.0, tf.float64),
+        argmax=tf.constant(True), seed=tf.constant(1, tf.uint64))
+    for prompt, text in zip(["a rose\u2192", "\u00e9ros"], out["text"].numpy()):
+        expected = io.StringIO()
+        sample(run_dir, prompt, 40, argmax=True, out=expected)
+        assert prompt + text.decode() + "\n" == expected.getvalue()
+
+
 def test_byte_mode_takes_any_text_and_decodes_as_the_samplers(tmp_path):
     """An untrained byte model writes many invalid and unfinished UTF-8 sequences; the text is what the
     samplers' streaming decoder writes (U+FFFD for invalid ones, an unfinished one at the end held back)."""

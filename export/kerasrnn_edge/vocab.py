@@ -13,7 +13,12 @@ KINDS = ("char", "byte")
 
 
 class Vocab:
-    """`kind` is "char" (ids index `chars`, sorted by code point) or "byte" (ids are byte values)."""
+    """`kind` is "char" (ids index `chars`, in its order) or "byte" (ids are byte values).
+
+    A vocabulary fitted to a text lists its characters sorted by code point; a vocabulary grown for
+    fine-tuning (`grown`) keeps the old run's list and appends the new characters, so `chars` may be
+    in any order (each character once).
+    """
 
     def __init__(self, kind, chars=None):
         if kind not in KINDS:
@@ -21,8 +26,13 @@ class Vocab:
         self.kind = kind
         if kind == "char":
             self.chars = list(chars)
-            self._code_points = np.array([ord(c) for c in self.chars], dtype=np.uint32)
             self._index = {c: i for i, c in enumerate(self.chars)}
+            if len(self._index) != len(self.chars):
+                raise UserError("the vocabulary is malformed (a character is listed twice): re-export or retrain")
+            # code points sorted, and the id of each, for encoding a corpus with one searchsorted
+            code_points = np.array([ord(c) for c in self.chars], dtype=np.uint32)
+            self._by_code_point = np.argsort(code_points, kind="stable")
+            self._sorted_code_points = code_points[self._by_code_point]
         else:
             self.chars = None
 
@@ -49,12 +59,38 @@ class Vocab:
         if self.kind == "byte":
             return np.frombuffer(data, dtype=np.uint8)
         code_points = np.frombuffer(decode_utf8(data).encode("utf-32-le"), dtype=np.uint32)
-        ids = np.searchsorted(self._code_points, code_points)
-        ids = np.minimum(ids, self.size - 1)
-        unknown = np.unique(code_points[self._code_points[ids] != code_points])
+        position = np.minimum(np.searchsorted(self._sorted_code_points, code_points), self.size - 1)
+        unknown = np.unique(code_points[self._sorted_code_points[position] != code_points])
         if unknown.size:
             raise UserError(f"{unknown.size} characters are not in the vocabulary: {_show(chr(c) for c in unknown)}")
-        return ids.astype(self.dtype)
+        return self._by_code_point[position].astype(self.dtype)
+
+    def missing(self, other):
+        """The characters of vocabulary `other` that this one lacks, by code point ([] for two byte vocabularies)."""
+        if self.kind != other.kind:
+            raise UserError(f"a {other.kind} vocabulary cannot be expressed in a {self.kind} one: "
+                            f"use --tokens {self.kind}")
+        return [] if self.kind == "byte" else sorted(set(other.chars) - self._index.keys())
+
+    def grown(self, other):
+        """(vocabulary, new characters): this vocabulary with the characters of `other` it lacks appended,
+        by code point. Old ids keep their meaning, so a model trained on this one can be grown to it.
+        Byte vocabularies never grow."""
+        new = self.missing(other)
+        return (Vocab("char", self.chars + new) if new else self), new
+
+    def recode(self, ids, other):
+        """`ids` under vocabulary `other` as ids under this one, which must hold all of `other`'s characters.
+        Vectorised through a lookup table; `ids` itself (a memory map stays one) when the ids agree."""
+        missing = self.missing(other)
+        if missing:
+            raise UserError(f"the text has characters outside the vocabulary: {_show(missing)}")
+        if self.kind == "byte":
+            return ids
+        table = np.array([self._index[c] for c in other.chars], dtype=self.dtype)
+        if np.array_equal(table, np.arange(len(table))):
+            return ids
+        return table[ids]
 
     def encode(self, text: str):
         """Ids of `text` (a prime, a prompt). Characters outside the vocabulary are an error listing them."""

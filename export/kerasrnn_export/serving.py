@@ -40,7 +40,11 @@ class ServingModule(StepWeights):
         self.start_token = tf.constant(weights.start_token, tf.int32)
         self.start_state = [tf.constant(s) for s in weights.start_state]
         if vocab.kind == "char":
-            self.code_points = tf.constant([ord(c) for c in vocab.chars], tf.int32)  # sorted, as Vocab keeps them
+            points = [ord(c) for c in vocab.chars]  # in id order: sorted, or grown by fine-tuning
+            self.code_points = tf.constant(points, tf.int32)
+            by_code_point = sorted(range(len(points)), key=points.__getitem__)  # for searchsorted in _encode
+            self.sorted_code_points = tf.constant([points[i] for i in by_code_point], tf.int32)
+            self.sorted_ids = tf.constant(by_code_point, tf.int32)
         states = [tf.TensorSpec([None, self.rnn_size], tf.float32, name=n) for n in self.state_names]
         params = [tf.TensorSpec(None, tf.float64, name="temperature"), tf.TensorSpec(None, tf.int32, name="top_k"),
                   tf.TensorSpec(None, tf.float64, name="top_p"), tf.TensorSpec(None, tf.bool, name="argmax")]
@@ -114,8 +118,9 @@ class ServingModule(StepWeights):
             chars = tf.strings.bytes_split(prompt)
             return chars.with_flat_values(tf.cast(tf.reshape(tf.io.decode_raw(chars.flat_values, tf.uint8), [-1]), tf.int32))
         points = tf.strings.unicode_decode(prompt, "UTF-8", errors="strict")
-        index = tf.minimum(tf.searchsorted(self.code_points, points.flat_values), self.vocab_size - 1)
-        known = tf.gather(self.code_points, index) == points.flat_values
+        position = tf.minimum(tf.searchsorted(self.sorted_code_points, points.flat_values), self.vocab_size - 1)
+        known = tf.gather(self.sorted_code_points, position) == points.flat_values
+        index = tf.gather(self.sorted_ids, position)
         if self.unknown == "error":
             unknown = tf.strings.unicode_encode(tf.boolean_mask(points.flat_values, ~known), "UTF-8")
             check = tf.debugging.Assert(tf.reduce_all(known), ["prompt has characters outside the vocabulary:", unknown])

@@ -80,7 +80,8 @@ export function choose(logits, rng, { temperature = 1, topK = 0, topP = 1, argma
   return 0;
 }
 
-// The vocabulary of a manifest's `vocab`: "char" (ids index `chars`) or "byte" (ids are byte values).
+// The vocabulary of a manifest's `vocab`: "char" (ids index `chars` in its order, which a fine-tuned
+// run's grown vocabulary leaves unsorted) or "byte" (ids are byte values).
 export class Vocab {
   constructor({ kind, size, chars } = {}) {
     if (kind === "char") {
@@ -89,6 +90,9 @@ export class Vocab {
       }
       this.chars = chars;
       this.index = new Map(chars.map((c, i) => [c, i]));
+      if (this.index.size !== chars.length) {
+        throw new UserError("the vocabulary is malformed (a character is listed twice): export the bundle again");
+      }
     } else if (kind !== "byte") {
       throw new UserError(`the vocabulary kind ${JSON.stringify(kind)} is unknown: upgrade the web sampler, or export the bundle again`);
     }

@@ -64,6 +64,14 @@ test("generate refuses a prime outside the vocabulary, naming the characters", a
   await assert.rejects(pieces.next(), /outside the vocabulary: "h" "i"; remove them/);
 });
 
+test("a grown (unsorted) char vocabulary: ids follow its order; a character listed twice is refused", () => {
+  // a fine-tuned run's list: the old run's sorted characters, then the new ones (export/SPEC.md)
+  const grown = new Vocab({ kind: "char", size: 8, chars: ["\n", " ", "a", "b", "ß", "é", "→", "!"] });
+  assert.deepEqual(grown.encode("a→é! ß\n"), [2, 6, 5, 7, 1, 4, 0]);
+  assert.deepEqual([7, 6, 2].map(grown.decoder()), ["!", "→", "a"]);
+  assert.throws(() => new Vocab({ kind: "char", chars: ["a", "b", "a"] }), /listed twice/);
+});
+
 test("byte decoding holds back partial UTF-8 and replaces invalid bytes (as Python's 'replace')", () => {
   // Pieces from Python: codecs.getincrementaldecoder("utf-8")(errors="replace").decode(bytes((b,))) per byte.
   const bytes = [0xef, 0xbb, 0xbf, 0x41, 0xe2, 0x82, 0xac, 0xff, 0xc3, 0x28, 0xf0, 0x9f, 0x98, 0x80, 0xed, 0xa0, 0x80, 0xe0, 0x80, 0xf0, 0x9f, 0x41, 0xe2];

@@ -102,8 +102,10 @@ def read_text(config, vocab, text, split, chars, skip_unknown):
         raise UserError(f"the run's training text {path} is missing (the n-gram baseline needs it): run from the "
                         "directory the run was trained in, or put the text back")
     corpus_vocab, ids = data.load_ids(path, config.tokens)
-    if corpus_vocab != vocab:
-        raise UserError(f"{path} is not the text the run was trained on (its vocabulary differs)")
+    try:  # a fine-tuned run's vocabulary holds more characters than its text
+        ids = vocab.recode(ids, corpus_vocab)
+    except UserError as e:
+        raise UserError(f"{path} is not the text the run was trained on ({e})") from None
     parts = dict(zip(("train", "val", "test"), data.split(ids, config.train_frac, config.val_frac)))
     skipped = []
     if text:

@@ -3,13 +3,16 @@ package org.kerasrnn.edge;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.TreeSet;
 
 /**
  * Token ids to text and back (export/SPEC.md, "Vocabulary"): {@code char} ids index a list of
- * Unicode code points sorted by code point; {@code byte} ids are the bytes of UTF-8 text.
+ * Unicode code points, in the list's order (sorted by code point for a run trained from scratch; a
+ * fine-tuned run's grown list appends new characters); {@code byte} ids are the bytes of UTF-8 text.
  */
 public final class Vocab {
     public enum Kind { CHAR, BYTE }
@@ -34,24 +37,22 @@ public final class Vocab {
         return new Vocab(Kind.BYTE, null);
     }
 
-    /** A char vocabulary; each entry must be one code point, in strictly ascending code point order. */
+    /** A char vocabulary; each entry must be one code point, listed once, in any order (ids follow it). */
     public static Vocab chars(List<String> chars) {
         if (chars.isEmpty()) {
             throw new IllegalArgumentException("a char vocabulary needs at least one character");
         }
-        int previous = -1;
+        Set<Integer> seen = new HashSet<Integer>();
         for (int id = 0; id < chars.size(); id++) {
             String c = chars.get(id);
             if (c == null || c.isEmpty() || c.codePointCount(0, c.length()) != 1) {
                 throw new IllegalArgumentException("vocabulary entry " + id + " must be exactly one character, got "
                         + (c == null ? "null" : quote(c)));
             }
-            int codePoint = c.codePointAt(0);
-            if (codePoint <= previous) {
-                throw new IllegalArgumentException("vocabulary characters must be sorted by code point without "
-                        + "repeats; entry " + id + " (" + quote(c) + ") is out of order");
+            if (!seen.add(c.codePointAt(0))) {
+                throw new IllegalArgumentException("vocabulary characters must be listed once; entry " + id + " ("
+                        + quote(c) + ") repeats one");
             }
-            previous = codePoint;
         }
         return new Vocab(Kind.CHAR, chars.toArray(new String[0]));
     }

@@ -204,7 +204,7 @@ public class ManifestTest {
     @Test
     public void rejectsInconsistentVocabularies() {
         assertRejected(validWith("'size': 5", "'size': 6"), "\"vocab.size\" is 6 but the char vocabulary has 5 tokens");
-        assertRejected(validWith("['\\n', ' ', 'a'", "[' ', '\\n', 'a'"), "must be sorted by code point");
+        assertRejected(validWith("['\\n', ' ', 'a'", "['\\n', ' ', ' '"), "entry 2 (' ') repeats one");
         assertRejected(validWith("'a', '\\u00e9'", "'ab', '\\u00e9'"), "entry 2 must be exactly one character");
         assertRejected(validWith("'kind': 'char'", "'kind': 'word'"), "unknown vocabulary kind word");
         assertRejected(validWith("'kind': 'char'", "'kind': 'byte'"), "a byte vocabulary must not list \"chars\"");

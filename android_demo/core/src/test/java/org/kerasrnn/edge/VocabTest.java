@@ -39,8 +39,19 @@ public class VocabTest {
     }
 
     @Test
-    public void charsMustBeSingleSortedCodePoints() {
-        for (String[] bad : new String[][] {{"b", "a"}, {"a", "a"}, {"ab"}, {""}}) {
+    public void aGrownVocabularyIsUnsortedAndIdsFollowItsOrder() {
+        // a fine-tuned run's list: the old run's sorted characters, then the new ones (export/SPEC.md)
+        Vocab grown = Vocab.chars(Arrays.asList("\n", " ", "a", "b", "\u00df", "\u00e9", "\u2192", "!"));
+        assertArrayEquals(new int[] {2, 6, 5, 7, 1, 4, 0}, grown.encode("a\u2192\u00e9! \u00df\n"));
+        TokenDecoder decoder = grown.newDecoder();
+        assertEquals("!", decoder.decode(7));
+        assertEquals("\u2192", decoder.decode(6));
+        assertEquals("a", decoder.decode(2));
+    }
+
+    @Test
+    public void charsMustBeSingleCodePointsListedOnce() {
+        for (String[] bad : new String[][] {{"a", "b", "a"}, {"a", "a"}, {"ab"}, {""}}) {
             try {
                 Vocab.chars(Arrays.asList(bad));
                 fail("accepted " + Arrays.toString(bad));

@@ -1,0 +1,168 @@
+"""Fine-tuning into a text with characters the trained run never saw (kerasrnn/finetune.py): the grown
+vocabulary, the old model's logits kept exactly, training, exact resume, and the same text from the Keras
+sampler and the exported bundle."""
+import io
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import shakespeare_slice
+from kerasrnn.data import load_ids
+from kerasrnn.finetune import copy_grown, load_source
+from kerasrnn.inspect.main import inspect_run
+from kerasrnn.model import build_model, reset_states
+from kerasrnn.run import load_model, load_vocab
+from kerasrnn.sample import sample
+from kerasrnn.train import train
+from kerasrnn_edge import cli
+from kerasrnn_edge.errors import UserError
+from kerasrnn_edge.manifest import read_manifest
+from kerasrnn_edge.vocab import Vocab
+from kerasrnn_export import export_bundle
+from test_training import REGULARIZED, tiny_config
+
+NEW = ["ß", "é", "→"]  # by code point: U+00DF, U+00E9, U+2192
+
+
+# --- the vocabulary ---
+
+def test_grown_vocabulary_keeps_old_ids_and_appends_the_new_characters_by_code_point():
+    old, _ = Vocab.fit(b"hello world", "char")
+    text = "h\u00e9llo \u2192 w\u00f6rld \u00df"
+    text_vocab, text_ids = Vocab.fit(text.encode(), "char")
+    grown, new = old.grown(text_vocab)
+    assert new == ["\u00df", "\u00e9", "\u00f6", "\u2192"] and grown.chars == old.chars + new
+    ids = grown.recode(text_ids, text_vocab)
+    assert grown.decode(ids) == text
+    np.testing.assert_array_equal(grown.encode_corpus(text.encode()), ids)  # the unsorted list, searched
+    np.testing.assert_array_equal(grown.encode(text), ids)
+    assert Vocab.from_json(grown.to_json()) == grown
+    again, none = grown.grown(text_vocab)
+    assert again is grown and none == [] and grown.recode(ids, grown) is ids  # nothing to grow or remap
+    with pytest.raises(UserError, match="outside the vocabulary: 'ß' 'é' 'ö' '→'"):
+        old.recode(text_ids, text_vocab)
+
+
+def test_unsorted_vocabulary_encodes_and_decodes_by_value():
+    vocab = Vocab("char", "c\nab")
+    np.testing.assert_array_equal(vocab.encode_corpus(b"abc\nab"), [2, 3, 0, 1, 2, 3])
+    assert vocab.decode([2, 3, 0, 1]) == "abc\n"
+    with pytest.raises(UserError, match="not in the vocabulary: 'd'"):
+        vocab.encode_corpus(b"abd")
+    with pytest.raises(UserError, match="listed twice"):
+        Vocab("char", "aba")
+
+
+def test_byte_vocabularies_never_grow_and_kinds_do_not_mix():
+    byte, char = Vocab("byte"), Vocab.fit(b"abc", "char")[0]
+    assert byte.grown(byte) == (byte, [])
+    with pytest.raises(UserError, match="use --tokens byte"):
+        byte.grown(char)
+    with pytest.raises(UserError, match="use --tokens char"):
+        char.grown(byte)
+
+
+# --- training ---
+
+def with_new_characters(tmp_path, name, extra=""):
+    """The 3,000 characters of tiny-shakespeare after the trained run's, less those the trained run never
+    saw, with 'ß', 'é' and '→' (and `extra`) inserted."""
+    with open(shakespeare_slice(tmp_path, 3000), encoding="utf-8") as f:
+        known = set(f.read())
+    with open(shakespeare_slice(tmp_path, 3000, name, start=3000), encoding="utf-8") as f:
+        text = "".join(c for c in f.read() if c in known)
+    text = "".join(text[i:i + 150] + NEW[i // 150 % 3] for i in range(0, len(text), 150)) + extra
+    path = os.path.join(tmp_path, name)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The trained run (3,000 characters of Shakespeare), the new text, and a run fine-tuned on it for two epochs."""
+    tmp = tmp_path_factory.mktemp("finetune")
+    trained, finetuned = str(tmp / "trained"), str(tmp / "finetuned")
+    train(tiny_config(shakespeare_slice(tmp, 3000), max_epochs=1), trained, verbose=0)
+    text = with_new_characters(tmp, "new.txt")
+    train(tiny_config(text, init_from=trained, max_epochs=2, **REGULARIZED), finetuned, verbose=0)
+    return dict(tmp=tmp, trained=trained, text=text, finetuned=finetuned)
+
+
+def test_the_grown_model_gives_the_old_logits_before_the_first_step(runs, capsys):
+    config = tiny_config(runs["text"], init_from=runs["trained"])
+    source, vocab = load_source(config, load_ids(runs["text"], "char")[0])
+    assert capsys.readouterr().out == "kerasrnn: the vocabulary grows by 3 characters: 'ß' 'é' '→'\n"
+    old = load_vocab(runs["trained"])
+    assert vocab.chars == old.chars + NEW
+    model = build_model(vocab.size, config.batch_size, config.seq_length, **config.model_args())
+    copy_grown(source, model)
+    reset_states(source)
+    with open(shakespeare_slice(runs["tmp"], 2000, "held-out.txt", start=50_000), encoding="utf-8") as f:
+        text = "".join(c for c in f.read() if c in old.chars)
+    context = old.encode(text[:4 * 128]).reshape(config.batch_size, 128)  # four streams of old characters
+    bias = keras.ops.convert_to_numpy(source.get_layer("logits").bias.value)
+    for i in range(0, 128, config.seq_length):
+        chunk = context[:, i:i + config.seq_length]
+        expected, got = source.predict_on_batch(chunk), model.predict_on_batch(chunk)
+        np.testing.assert_allclose(got[..., :old.size], expected, atol=1e-5)
+        np.testing.assert_array_equal(got[..., old.size:], bias.min())  # zero kernel columns
+    probabilities = keras.ops.convert_to_numpy(keras.ops.softmax(got))
+    assert 0 < probabilities[..., old.size:].max() < 1 / old.size  # low, not vanishing
+
+
+def test_fine_tuning_trains_and_resumes_as_an_uninterrupted_run(runs):
+    grown = load_vocab(runs["finetuned"])
+    assert grown.chars == load_vocab(runs["trained"]).chars + NEW
+    trained = load_model(os.path.join(runs["finetuned"], "last.keras"))
+    new_columns = keras.ops.convert_to_numpy(trained.get_layer("logits").kernel.value)[:, -len(NEW):]
+    assert np.abs(new_columns).min() > 0  # the new characters were learned
+
+    resumed = str(runs["tmp"] / "resumed")
+    train(tiny_config(runs["text"], init_from=runs["trained"], max_epochs=1, **REGULARIZED), resumed, verbose=0)
+    records = train(tiny_config(runs["text"], init_from=runs["trained"], max_epochs=2, **REGULARIZED), resumed,
+                    resume=True, verbose=0)
+    assert records["last"]["keras_epoch"] == 1
+    a, b = trained, load_model(os.path.join(resumed, "last.keras"))
+    assert int(a.optimizer.iterations.value) == int(b.optimizer.iterations.value) > 0
+    for wa, wb in zip(a.weights + a.optimizer.variables, b.weights + b.optimizer.variables):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(wa.value), keras.ops.convert_to_numpy(wb.value),
+                                   atol=1e-5, err_msg=wa.path)
+
+
+def test_resume_on_a_text_with_characters_outside_the_saved_vocabulary_is_one_line(runs):
+    text = with_new_characters(runs["tmp"], "more.txt", extra="€")
+    with pytest.raises(UserError, match=r"^cannot resume .*: the text has characters outside the vocabulary: '€' "
+                                        r"\(its vocab.json\); .* --init-from "):
+        train(tiny_config(text, max_epochs=3, **REGULARIZED), runs["finetuned"], resume=True, verbose=0)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(rnn_size=32), "rnn_size 16 -> 32 differ from its model"),
+    (dict(cell="gru", num_layers=1), "cell lstm -> gru, num_layers 2 -> 1 differ from its model"),
+    (dict(tokens="byte"), "it was trained on char tokens, this run reads byte tokens; pass --tokens char")])
+def test_fine_tuning_another_shape_or_token_kind_is_one_line(runs, change, message):
+    with pytest.raises(UserError, match=f"^cannot fine-tune from {runs['trained']}: {message}"):
+        train(tiny_config(runs["text"], init_from=runs["trained"], **change), str(runs["tmp"] / "refused"), verbose=0)
+
+
+def test_the_fine_tuned_run_samples_the_same_text_from_keras_and_its_bundle(runs, capsys):
+    bundle = str(runs["tmp"] / "bundle")
+    export_bundle(runs["finetuned"], bundle)
+    assert read_manifest(bundle).vocab == load_vocab(runs["finetuned"])  # the grown list
+    keras_out = io.StringIO()
+    sample(runs["finetuned"], prime="ROMEO→é", length=300, temperature=0.9, seed=7, out=keras_out)
+    assert any(c in keras_out.getvalue()[len("ROMEO→é"):] for c in NEW)  # the new characters are sampled
+    for runtime in ["ai-edge-litert", "onnxruntime"]:
+        assert cli.main(["sample", bundle, "--prime", "ROMEO→é", "--length", "300", "--temperature", "0.9",
+                         "--seed", "7", "--runtime", runtime]) == 0
+        assert capsys.readouterr().out == keras_out.getvalue()
+
+
+def test_inspect_reads_the_fine_tuned_runs_text(runs):
+    """The run's text is read through its grown vocabulary (its own sorted vocabulary differs)."""
+    out = str(runs["tmp"] / "report.html")
+    inspect_run(runs["finetuned"], chars=200, out=out)
+    assert os.path.getsize(out) > 0
