@@ -12,6 +12,7 @@ import tempfile
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter off stderr
 
 from kerasrnn_edge.errors import UserError  # noqa: E402
+from kerasrnn_edge.samples import add_many_samples_options  # noqa: E402
 
 from .config import PRESETS, Config  # noqa: E402
 from .signals import Stopped  # noqa: E402
@@ -88,6 +89,11 @@ def make_parser():
     sample.add_argument("run_dir", help="a run directory made by kerasrnn train")
     sample.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which weights (default best)")
     add_sample_options(sample)
+    add_many_samples_options(sample)  # kerasrnn-edge sample has the same
+    sample.add_argument("--novel", action="store_true",
+                        help="print only samples not found in the run's training text (with --until: not a whole "
+                             "piece of it, e.g. a whole line for \"\\n\"; without: not anywhere in it); the count "
+                             "of novel samples goes to stderr")
 
     export = commands.add_parser("export", help="write an edge bundle (TFLite, ONNX), a web sampler and/or a "
                                                  "TF Serving SavedModel")
@@ -149,9 +155,7 @@ def run(args):
         return train_command(args)
     import_keras_quietly()
     if args.command == "sample":
-        from .sample import sample
-        sample(args.run_dir, args.prime, args.length, args.temperature, args.top_k, args.top_p, args.seed,
-               args.argmax, which=args.checkpoint)
+        sample_command(args)
     elif args.command == "export":
         export(args)
     elif args.command == "inspect":
@@ -162,6 +166,21 @@ def run(args):
                     args.checkpoint)
     elif args.command == "demo":
         demo(args.run_dir, args.seconds)
+
+
+def sample_command(args):
+    """One sample streams as it is made; several (or --until, --novel) are one batch, printed at the end."""
+    from kerasrnn_edge.samples import parse_until
+
+    from .sample import sample, sample_many
+    if args.num_samples < 1:
+        raise UserError(f"--num-samples must be >= 1 (got {args.num_samples})")
+    until = parse_until(args.until)
+    if args.num_samples == 1 and not until and not args.novel:
+        return sample(args.run_dir, args.prime, args.length, args.temperature, args.top_k, args.top_p, args.seed,
+                      args.argmax, which=args.checkpoint)
+    sample_many(args.run_dir, args.prime, args.length, args.temperature, args.top_k, args.top_p, args.seed,
+                args.argmax, which=args.checkpoint, num_samples=args.num_samples, until=until, novel=args.novel)
 
 
 def train_command(args):

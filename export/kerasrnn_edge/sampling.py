@@ -82,3 +82,55 @@ def _generate(model, vocab, ids, length, temperature, top_k, top_p, rng, argmax)
         yield decode(token)
         if n + 1 < length:
             logits = model.feed(np.array([token], np.int32))
+
+
+GOLDEN = 0x9E3779B97F4A7C15  # SplitMix64's increment
+
+
+def stream_seed(seed: int, i: int) -> int:
+    """The seed of stream `i` of a batch sampled with `seed` (SPEC.md, "Many samples"): `seed` itself for
+    stream 0, so that it is the single sample; for i >= 1, the i-th number a SplitMix64 seeded with
+    `seed` returns, computed directly (any i; arithmetic modulo 2^64)."""
+    if i == 0:
+        return int(seed) & MASK64
+    rng = SplitMix64((int(seed) + (i - 1) * GOLDEN) & MASK64)
+    return rng.next_u64()
+
+
+def generate_batch(model, vocab, prime="", length=100, temperature=1.0, top_k=0, top_p=1.0, seeds=(0,),
+                   argmax=False, until=""):
+    """The texts of len(seeds) independent streams, stream j being exactly `generate(..., seed=seeds[j])`
+    cut after the first `until` it emits (SPEC.md, "Many samples"); each text ends with `until`, or has
+    `length` tokens when none came.
+
+    `model` is a batched step model: `batch` (B rows), `start_token`, `reset()` and `feed(ids [B, k]) ->
+    logits [B, V] after the last column`. The streams run B at a time; the last group is padded with
+    rows whose text is thrown away (rows do not influence each other). A stream that has stopped is fed
+    its last token again until the whole group stops.
+    """
+    check_params(temperature, top_k, top_p, length)
+    ids = vocab.encode(prime)
+    texts = []
+    for first in range(0, len(seeds), model.batch):
+        group = list(seeds[first:first + model.batch])
+        rngs = [SplitMix64(seed) for seed in group]
+        texts += _generate_group(model, vocab, ids, length, temperature, top_k, top_p, rngs, argmax, until)
+    return texts
+
+
+def _generate_group(model, vocab, ids, length, temperature, top_k, top_p, rngs, argmax, until):
+    decoders = [vocab.decoder() for _ in rngs]
+    texts, running = [""] * len(rngs), list(range(len(rngs)))
+    model.reset()
+    prime = np.concatenate([[model.start_token], ids]).astype(np.int32)
+    logits = model.feed(np.tile(prime, (model.batch, 1)))
+    tokens = np.full((model.batch, 1), model.start_token, np.int32)
+    for n in range(length):
+        for j in running:
+            tokens[j, 0] = choose(logits[j], rngs[j], temperature, top_k, top_p, argmax)
+            texts[j] += decoders[j](int(tokens[j, 0]))
+        running = [j for j in running if not (until and texts[j].endswith(until))]
+        if not running or n + 1 == length:
+            return texts
+        logits = model.feed(tokens)
+    return texts
