@@ -99,6 +99,9 @@ def make_parser():
                                                  "TF Serving SavedModel")
     export.add_argument("run_dir", help="a run directory made by kerasrnn train")
     export.add_argument("--out", help="edge bundle directory to write")
+    export.add_argument("--batch", type=int, metavar="N",
+                        help="also write batch models for kerasrnn-edge sample --num-samples: TFLite at N streams, "
+                             "ONNX at any number (default: none; the batch-1 files then run the streams one by one)")
     export.add_argument("--web", metavar="DIR", help="write a static web sampler (onnxruntime-web) to DIR")
     export.add_argument("--serving", metavar="BASE_DIR", help="write a SavedModel to BASE_DIR/NAME/VERSION (TF Serving)")
     export.add_argument("--name", default="kerasrnn", help="the served model's name (default kerasrnn)")
@@ -200,10 +203,12 @@ def export(args):
     if args.web:
         from kerasrnn_export.web import runtime_dir
         runtime_dir()  # npm's problems before the conversions
+    if args.batch is not None and not (args.batch >= 1 and args.out):
+        raise UserError(f"--batch must be >= 1 and goes with --out (got --batch {args.batch})")
     if args.out or args.web:
         from kerasrnn_export.bundle import export_bundle
         with tempfile.TemporaryDirectory() as tmp:
-            export_bundle(args.run_dir, args.out or tmp, which=args.checkpoint)
+            export_bundle(args.run_dir, args.out or tmp, which=args.checkpoint, batch=args.batch)
             if args.out:
                 print(f"kerasrnn: wrote the edge bundle to {args.out}")
             if args.web:

@@ -49,7 +49,7 @@ def sample(run_dir, prime="", length=500, temperature=1.0, top_k=0, top_p=1.0, s
 
 
 def sample_many(run_dir, prime="", length=500, temperature=1.0, top_k=0, top_p=1.0, seed=0, argmax=False,
-                which="best", num_samples=1, until="", novel=False, out=sys.stdout, err=sys.stderr):
+                which="best", num_samples=1, until="", novel=False, out=None, err=None):
     """Prints `num_samples` samples computed as one batch (stream i seeded by stream_seed(seed, i)), each
     cut after `until`; `novel`: only those not found in the run's training text (kerasrnn_edge.samples)."""
     check_params(temperature, top_k, top_p, length)

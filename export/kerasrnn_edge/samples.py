@@ -38,8 +38,8 @@ def without_delimiter(text, until):
 
 
 class Novelty:
-    """Whether a sample is found in a training text: with a delimiter, if it is one of the pieces the
-    text splits into at every delimiter (names, one per line, with "\\n": a whole line of the text);
+    """Whether a sample is found in a training text: with a delimiter, if it is one of the pieces between
+    the text's delimiters (names, one per line, with "\\n": a whole line of the text);
     without one, if it occurs anywhere in the text."""
 
     def __init__(self, path, until):
@@ -49,14 +49,17 @@ class Novelty:
         except OSError as e:
             raise UserError(f"cannot read the training text {path} ({e.strerror}): pass the file the model "
                             "was trained on") from None
-        self.path, self.pieces = path, set(self.text.split(until)) if until else None
+        pieces = without_delimiter(self.text, until).split(until) if until else None  # a last delimiter ends a piece
+        self.path, self.pieces = path, set(pieces) if until else None
 
     def found(self, sample):
         return sample in self.pieces if self.pieces is not None else sample in self.text
 
 
-def write_samples(texts, prime, until, novelty=None, out=sys.stdout, err=sys.stderr, prog="kerasrnn"):
-    """Prints the samples (only those not found by `novelty`, if given; how many on `err`)."""
+def write_samples(texts, prime, until, novelty=None, out=None, err=None, prog="kerasrnn"):
+    """Prints the samples to `out` (default stdout): only those not found by `novelty`, if given, and how
+    many on `err` (default stderr)."""
+    out, err = out or sys.stdout, err or sys.stderr
     samples = [prime + without_delimiter(text, until) for text in texts]
     if novelty is not None:
         samples = [s for s in samples if not novelty.found(s)]
