@@ -141,6 +141,53 @@ public class SamplingVectorsTest {
         assertTrue("no case has a nonzero start token", nonzeroStartToken);
     }
 
+    @Test
+    public void streamSeedsReproduceEverySeed() {
+        Map<?, ?> many = (Map<?, ?>) ((Map<?, ?>) vectors.get("generate")).get("many");
+        for (Object entry : (List<?>) many.get("stream_seeds")) {
+            Map<?, ?> vector = (Map<?, ?>) entry;
+            long seed = Long.parseUnsignedLong((String) vector.get("seed"));
+            List<?> indices = (List<?>) vector.get("i");
+            List<?> expected = (List<?>) vector.get("stream_seed");
+            for (int k = 0; k < indices.size(); k++) {
+                long i = Long.parseUnsignedLong((String) indices.get(k));
+                assertEquals("seed " + seed + " stream " + indices.get(k), expected.get(k),
+                        Long.toUnsignedString(SplitMix64.streamSeed(seed, i)));
+            }
+        }
+    }
+
+    /** Stream i of a batch is the single generation with stream seed i, cut after its first delimiter. */
+    @Test
+    public void manySamplesReproduceEveryText() {
+        Map<?, ?> generate = (Map<?, ?>) vectors.get("generate");
+        Vocab vocab = Vocab.fromJson(generate.get("vocab"));
+        List<?> rows = (List<?>) generate.get("table");
+        float[][] table = new float[rows.size()][];
+        for (int r = 0; r < table.length; r++) {
+            table[r] = floats((List<?>) rows.get(r));
+        }
+        List<?> cases = (List<?>) ((Map<?, ?>) generate.get("many")).get("cases");
+        assertTrue("expected several batch cases, got " + cases.size(), cases.size() >= 3);
+        for (Object entry : cases) {
+            Map<?, ?> testCase = (Map<?, ?>) entry;
+            long seed = Long.parseUnsignedLong((String) testCase.get("seed"));
+            List<?> texts = (List<?>) testCase.get("texts");
+            for (int i = 0; i < texts.size(); i++) {
+                StepModel model = new CounterTableModel(table, ((Number) testCase.get("start_token")).intValue(),
+                        ((Number) testCase.get("start")).longValue());
+                Generation generation = new Generation(model, vocab, (String) testCase.get("prime"),
+                        ((Number) testCase.get("length")).intValue(), params(testCase),
+                        SplitMix64.streamSeed(seed, i), (String) testCase.get("until"));
+                StringBuilder text = new StringBuilder();
+                while (generation.hasNext()) {
+                    text.append(generation.next());
+                }
+                assertEquals("case " + testCase.get("name") + " stream " + i, texts.get(i), text.toString());
+            }
+        }
+    }
+
     private static SamplingParams params(Map<?, ?> testCase) {
         return new SamplingParams(((Number) testCase.get("temperature")).doubleValue(),
                 ((Number) testCase.get("top_k")).intValue(), ((Number) testCase.get("top_p")).doubleValue(),
