@@ -18,6 +18,7 @@ class EdgeSampler:
     def __init__(self, manifest, model, open_batch_model=None):
         self.manifest, self.model, self.vocab = manifest, model, manifest.vocab
         self.open_batch_model = open_batch_model  # rows -> a batched step model (runtimes.open_step_model)
+        self.batch_models = {}  # rows -> the batched step model opened for them
         self.reset()
 
     @classmethod
@@ -55,7 +56,10 @@ class EdgeSampler:
                        num_samples=1, until=""):
         """The texts of `num_samples` streams computed as batches (the bundle's batch models, SPEC.md "Many
         samples"): stream i is what generate() gives with seed `sampling.stream_seed(seed, i)`, cut after
-        the first `until`. The batch model is opened on each call; the state of feed() is untouched."""
+        the first `until`. The batch model is opened on the first call for `num_samples` streams and kept;
+        the state of feed() is untouched."""
+        if num_samples not in self.batch_models:
+            self.batch_models[num_samples] = self.open_batch_model(num_samples)
         seeds = [sampling.stream_seed(seed, i) for i in range(num_samples)]
-        return sampling.generate_batch(self.open_batch_model(num_samples), self.vocab, prime, length, temperature,
+        return sampling.generate_batch(self.batch_models[num_samples], self.vocab, prime, length, temperature,
                                        top_k, top_p, seeds, argmax, until)
