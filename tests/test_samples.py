@@ -2,7 +2,6 @@
 seeds give (Keras at batch N, the edge batch models on TFLite fp32/int8 and ONNX, a bundle without them);
 --until cuts each stream at its delimiter, --novel / --novel-against drop samples found in a text."""
 import io
-import json
 import os
 
 import pytest
@@ -140,3 +139,11 @@ def test_parse_until():
     assert parse_until("\\n") == "\n" and parse_until("\\t--\\\\") == "\t--\\" and parse_until("END") == "END"
     with pytest.raises(UserError, match="unknown escape"):
         parse_until("\\q")
+
+
+def test_web_site_of_a_batch_bundle_lists_one_stream_files(run_and_bundles, tmp_path):
+    """The page runs one stream: its site copies step.onnx only, and its manifest lists no batch models."""
+    from kerasrnn_export.web import write_site
+    _, _, batch_dir = run_and_bundles
+    doc = write_site(batch_dir, str(tmp_path / "site"))
+    assert "batch_files" not in doc and read_manifest(str(tmp_path / "site")).batch_files == []
