@@ -134,16 +134,26 @@ def many_samples(sizes, rounds, precision, length=500):
                 rates[n].append(sum(map(len, texts)) / (time.perf_counter() - start))
             print(f"round {r + 1}  load average {os.getloadavg()[0]:.2f}  " +
                   "  ".join(f"N={n}: {rates[n][-1]:,.0f} chars/s" for n in sizes), flush=True)
+        invokes = {n: [] for n in sizes}  # the bare invoke of each batch model, on a real state
+        for _ in range(rounds):
+            for n in sizes:
+                step = sampler.batch_models[n]
+                feed_one_by_one(step, np.zeros((step.batch, 20), np.int32) + np.arange(20, dtype=np.int32))
+                invokes[n].append(1e6 / rate(step.interpreter.invoke, 0.5))
     base = sizes[0]
     for n in sizes:
         ratio = np.median([a / b for a, b in zip(rates[n], rates[base])])
-        print(f"N={n}: median {np.median(rates[n]):,.0f} chars/s, median ratio to N={base}: {ratio:.2f}x")
+        invoke = np.median([a / b for a, b in zip(invokes[n], invokes[base])])
+        print(f"N={n}: median {np.median(rates[n]):,.0f} chars/s, median ratio to N={base}: {ratio:.2f}x; bare invoke "
+              f"{np.median(invokes[n]):,.0f} us, {invoke:.2f}x that of N={base} (so at most {n / invoke:.1f}x "
+              f"chars/s from the model)")
 
 
 def feed_one_by_one(step, ids):
+    """Feeds `ids` ([k]; a batched step model: [batch, k]) one token per call."""
     step.reset()
-    for i in range(len(ids)):
-        step.feed(ids[i:i + 1])
+    for i in range(ids.shape[-1]):
+        step.feed(ids[..., i:i + 1])
     if hasattr(step, "interpreter"):  # the state in the inputs too, for a bare invoke on real values
         for state_in, state_out in step.state_pairs:
             step.interpreter.set_tensor(state_in, step.interpreter.get_tensor(state_out))
