@@ -116,11 +116,7 @@ public class SamplingVectorsTest {
     public void generateReproducesEveryText() {
         Map<?, ?> generate = (Map<?, ?>) vectors.get("generate");
         Vocab vocab = Vocab.fromJson(generate.get("vocab"));
-        List<?> rows = (List<?>) generate.get("table");
-        float[][] table = new float[rows.size()][];
-        for (int r = 0; r < table.length; r++) {
-            table[r] = floats((List<?>) rows.get(r));
-        }
+        float[][] table = table(generate);
         List<?> cases = (List<?>) generate.get("cases");
         assertTrue("expected several generate cases, got " + cases.size(), cases.size() >= 3);
         boolean nonzeroStartToken = false;
@@ -162,11 +158,7 @@ public class SamplingVectorsTest {
     public void manySamplesReproduceEveryText() {
         Map<?, ?> generate = (Map<?, ?>) vectors.get("generate");
         Vocab vocab = Vocab.fromJson(generate.get("vocab"));
-        List<?> rows = (List<?>) generate.get("table");
-        float[][] table = new float[rows.size()][];
-        for (int r = 0; r < table.length; r++) {
-            table[r] = floats((List<?>) rows.get(r));
-        }
+        float[][] table = table(generate);
         List<?> cases = (List<?>) ((Map<?, ?>) generate.get("many")).get("cases");
         assertTrue("expected several batch cases, got " + cases.size(), cases.size() >= 3);
         for (Object entry : cases) {
@@ -186,6 +178,16 @@ public class SamplingVectorsTest {
                 assertEquals("case " + testCase.get("name") + " stream " + i, texts.get(i), text.toString());
             }
         }
+    }
+
+    /** The "generate" vectors' table of logits, one row per float32 array. */
+    private static float[][] table(Map<?, ?> generate) {
+        List<?> rows = (List<?>) generate.get("table");
+        float[][] table = new float[rows.size()][];
+        for (int r = 0; r < table.length; r++) {
+            table[r] = floats((List<?>) rows.get(r));
+        }
+        return table;
     }
 
     private static SamplingParams params(Map<?, ?> testCase) {
