@@ -125,9 +125,9 @@ def main():
                      "same float32 logits, compare ids. Seeds are decimal strings (unsigned 64-bit). Then "
                      "`generate`: the generate loop over a table model (make_sampling_vectors.TableModel: feed "
                      "number n after a reset, counting from `start`, of token t returns row (start + n + t) mod "
-                     "rows of `table`), compare the text. `generate.many`: stream seeds (stream i of seed s), then batches "
-                     "of `num_samples` streams over the same table, stream i seeded with its stream seed and cut "
-                     "after its first `until` (SPEC.md, \"Many samples\"), compare the texts.",
+                     "rows of `table`), compare the text. `generate.many`: stream seeds (stream i of seed s), "
+                     "then batches of `num_samples` streams over the same table, stream i seeded with its stream "
+                     "seed and cut after its first `until` (SPEC.md, \"Many samples\"), compare the texts.",
                rng=rng_vectors, cases=cases, generate=generate_cases())
     with open(os.path.join(HERE, "sampling_vectors.json"), "w") as f:
         json.dump(doc, f, indent=1)
