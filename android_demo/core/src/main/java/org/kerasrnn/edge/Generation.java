@@ -63,12 +63,7 @@ public final class Generation implements Iterator<String> {
 
     @Override
     public boolean hasNext() {
-        return emitted < length && (until.isEmpty() || !endsWithUntil());
-    }
-
-    private boolean endsWithUntil() {
-        int start = text.length() - until.length();
-        return start >= 0 && text.indexOf(until, start) == start;
+        return emitted < length && (until.isEmpty() || !BatchGeneration.endsWith(text, until));
     }
 
     /** The text of the next token: one character, or in byte mode possibly "" or a completed character. */

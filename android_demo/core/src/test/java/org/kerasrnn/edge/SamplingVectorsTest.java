@@ -48,6 +48,44 @@ public class SamplingVectorsTest {
         }
     }
 
+    /** Rows of CounterTableModels as one batched model (make_sampling_vectors.BatchTableModel). */
+    private static final class BatchTableModel implements BatchStepModel {
+        private final CounterTableModel[] rows;
+
+        BatchTableModel(float[][] table, int startToken, long start, int batch) {
+            rows = new CounterTableModel[batch];
+            for (int r = 0; r < batch; r++) {
+                rows[r] = new CounterTableModel(table, startToken, start);
+            }
+        }
+
+        @Override
+        public int batch() {
+            return rows.length;
+        }
+
+        @Override
+        public void reset() {
+            for (CounterTableModel row : rows) {
+                row.reset();
+            }
+        }
+
+        @Override
+        public int startToken() {
+            return rows[0].startToken();
+        }
+
+        @Override
+        public float[][] feed(int[] tokens) {
+            float[][] logits = new float[rows.length][];
+            for (int r = 0; r < rows.length; r++) {
+                logits[r] = rows[r].feed(tokens[r]);
+            }
+            return logits;
+        }
+    }
+
     private static Map<?, ?> vectors;
 
     @BeforeClass
@@ -153,7 +191,10 @@ public class SamplingVectorsTest {
         }
     }
 
-    /** Stream i of a batch is the single generation with stream seed i, cut after its first delimiter. */
+    /**
+     * Stream i of a batch is the single generation with stream seed i, cut after its first delimiter;
+     * and the streams run {@code batch} at a time give the same texts.
+     */
     @Test
     public void manySamplesReproduceEveryText() {
         Map<?, ?> generate = (Map<?, ?>) vectors.get("generate");
@@ -177,6 +218,16 @@ public class SamplingVectorsTest {
                 }
                 assertEquals("case " + testCase.get("name") + " stream " + i, texts.get(i), text.toString());
             }
+            long[] seeds = new long[texts.size()];
+            for (int i = 0; i < seeds.length; i++) {
+                seeds[i] = SplitMix64.streamSeed(seed, i);
+            }
+            BatchStepModel model = new BatchTableModel(table, ((Number) testCase.get("start_token")).intValue(),
+                    ((Number) testCase.get("start")).longValue(), ((Number) testCase.get("batch")).intValue());
+            assertEquals("case " + testCase.get("name") + " in batches", texts,
+                    BatchGeneration.generate(model, vocab, (String) testCase.get("prime"),
+                            ((Number) testCase.get("length")).intValue(), params(testCase), seeds,
+                            (String) testCase.get("until")));
         }
     }
 
