@@ -200,11 +200,11 @@ def export(args):
     if not (args.out or args.web or args.serving):
         raise UserError("say what to write: --out BUNDLE_DIR (edge bundle), --web DIR (web sampler), "
                         "--serving BASE_DIR (TF Serving), or several")
+    if args.batch is not None and not (args.batch >= 1 and args.out):
+        raise UserError(f"--batch must be >= 1 and goes with --out (got --batch {args.batch})")
     if args.web:
         from kerasrnn_export.web import runtime_dir
         runtime_dir()  # npm's problems before the conversions
-    if args.batch is not None and not (args.batch >= 1 and args.out):
-        raise UserError(f"--batch must be >= 1 and goes with --out (got --batch {args.batch})")
     if args.out or args.web:
         from kerasrnn_export.bundle import export_bundle
         with tempfile.TemporaryDirectory() as tmp:
