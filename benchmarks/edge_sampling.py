@@ -5,7 +5,11 @@ the step model's feed (invoke + token in + state copied back + logits out), and 
 (`EdgeSampler.generate`: feed + choose + decode); then peers (Keras predict, a tf.function step),
 choose() alone, and priming 1,000 characters token by token vs in one feed (ONNX: one run).
 
+Many samples (`--batch-sizes 1,16`): aggregate chars/s of `EdgeSampler.generate_batch` at each N (N
+streams of 200 characters, LiteRT int8, the bundle's batch models), the sizes alternating round by round.
+
     python benchmarks/edge_sampling.py [--seconds 2]
+    python benchmarks/edge_sampling.py --batch-sizes 1,16 [--rounds 5]
 """
 import argparse
 import datetime
@@ -44,7 +48,7 @@ def rate(fn, seconds, unit=1):
     return n * unit / (time.perf_counter() - start)
 
 
-def make_bundle(directory):
+def make_bundle(directory, batch=None):
     vocab = Vocab("char", CHARS)
     run_dir = os.path.join(directory, "run")
     os.makedirs(run_dir)
@@ -52,14 +56,20 @@ def make_bundle(directory):
     save_model(model, os.path.join(run_dir, "best.keras"))
     write_json(os.path.join(run_dir, "config.json"), Config(**MODEL).to_json())
     write_json(os.path.join(run_dir, "vocab.json"), vocab.to_json())
-    export_bundle(run_dir, os.path.join(directory, "bundle"))
+    export_bundle(run_dir, os.path.join(directory, "bundle"), batch=batch)
     return model, os.path.join(directory, "bundle")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="per measurement")
-    seconds = parser.parse_args().seconds
+    parser.add_argument("--batch-sizes", help="measure many samples at these N instead (e.g. 1,16)")
+    parser.add_argument("--rounds", type=int, default=5, help="with --batch-sizes: rounds, each N once per round")
+    parser.add_argument("--precision", choices=["int8", "fp32"], default="int8", help="with --batch-sizes")
+    args = parser.parse_args()
+    if args.batch_sizes:
+        return many_samples([int(n) for n in args.batch_sizes.split(",")], args.rounds, args.precision)
+    seconds = args.seconds
     rows = []
 
     def report(name, chars_per_second, note=""):
@@ -106,10 +116,44 @@ def main():
         report("Keras predict, one char per call", rate(lambda: stepper.predict(x, verbose=0), seconds))
 
 
+def many_samples(sizes, rounds, precision, length=500):
+    """Aggregate chars/s of N streams sampled as batches, each N once per round (alternating, so that a
+    change in the machine's load hits every N alike); prints each round and the median ratio to the first N."""
+    print(f"{datetime.date.today()}  {platform.processor() or platform.machine()}  one thread  "
+          f"ai-edge-litert {precision}, {length} chars per stream, bundle batch {max(sizes)}")
+    with tempfile.TemporaryDirectory() as directory:
+        _, bundle = make_bundle(directory, batch=max(sizes))
+        sampler = EdgeSampler.load(bundle, "ai-edge-litert", precision)
+        rates = {n: [] for n in sizes}
+        for n in sizes:  # opens each batch model once (not timed)
+            sampler.generate_batch("", 1, num_samples=n)
+        for r in range(rounds):
+            for n in sizes:
+                start = time.perf_counter()
+                texts = sampler.generate_batch("", length, num_samples=n, seed=r)
+                rates[n].append(sum(map(len, texts)) / (time.perf_counter() - start))
+            print(f"round {r + 1}  load average {os.getloadavg()[0]:.2f}  " +
+                  "  ".join(f"N={n}: {rates[n][-1]:,.0f} chars/s" for n in sizes), flush=True)
+        invokes = {n: [] for n in sizes}  # the bare invoke of each batch model, on a real state
+        for _ in range(rounds):
+            for n in sizes:
+                step = sampler.batch_models[n]
+                feed_one_by_one(step, np.zeros((step.batch, 20), np.int32) + np.arange(20, dtype=np.int32))
+                invokes[n].append(1e6 / rate(step.interpreter.invoke, 0.5))
+    base = sizes[0]
+    for n in sizes:
+        ratio = np.median([a / b for a, b in zip(rates[n], rates[base])])
+        invoke = np.median([a / b for a, b in zip(invokes[n], invokes[base])])
+        print(f"N={n}: median {np.median(rates[n]):,.0f} chars/s, median ratio to N={base}: {ratio:.2f}x; bare invoke "
+              f"{np.median(invokes[n]):,.0f} us, {invoke:.2f}x that of N={base} (so at most {n / invoke:.1f}x "
+              f"chars/s from the model)")
+
+
 def feed_one_by_one(step, ids):
+    """Feeds `ids` ([k]; a batched step model: [batch, k]) one token per call."""
     step.reset()
-    for i in range(len(ids)):
-        step.feed(ids[i:i + 1])
+    for i in range(ids.shape[-1]):
+        step.feed(ids[..., i:i + 1])
     if hasattr(step, "interpreter"):  # the state in the inputs too, for a bare invoke on real values
         for state_in, state_out in step.state_pairs:
             step.interpreter.set_tensor(state_in, step.interpreter.get_tensor(state_out))

@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from kerasrnn_edge.manifest import SAMPLING_CONTRACT
-from kerasrnn_edge.sampling import SplitMix64, choose, generate
+from kerasrnn_edge.sampling import SplitMix64, choose, generate, generate_batch, stream_seed
 from kerasrnn_edge.vocab import Vocab
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -55,6 +55,40 @@ class TableModel:
         return logits
 
 
+class BatchTableModel:
+    """A batched step model of `batch` rows, each row a TableModel of its own."""
+
+    def __init__(self, table, start_token, start, batch):
+        self.rows = [TableModel(table, start_token, start) for _ in range(batch)]
+        self.batch, self.start_token = batch, start_token
+
+    def reset(self):
+        for row in self.rows:
+            row.reset()
+
+    def feed(self, ids):
+        return np.stack([row.feed(row_ids) for row, row_ids in zip(self.rows, ids)])
+
+
+def many_cases(table, vocab):
+    """Stream seeds, then batches: `num_samples` streams over BatchTableModel rows, `batch` at a time
+    (the last group padded), each text cut after its first `until`."""
+    seeds = [dict(seed=str(seed), i=[str(i) for i in indices], stream_seed=[str(stream_seed(seed, i)) for i in indices])
+             for seed in (0, 42, 2**63 + 12345, 2**64 - 1)
+             for indices in [[0, 1, 2, 3, 1000, 2**32 + 5, 2**64 - 1]]]
+    cases = []
+    for prime, start_token, start, settings, until, num_samples, seed in [
+            ("", 0, 0, SETTINGS[0], "\n", 5, 3), ("ROMEO:", 9, 17, SETTINGS[6], " ", 4, 2**64 - 1),
+            ("", 5, 11, SETTINGS[1], "", 3, 42), ("a rose", 2, 7, SETTINGS[5], "OO", 6, 2**63 + 1)]:
+        model = BatchTableModel(table, start_token, start, 3)
+        texts = generate_batch(model, vocab, prime, 30, seeds=[stream_seed(seed, i) for i in range(num_samples)],
+                               until=until, **settings)
+        cases.append(dict(name=f"many/{len(cases)}", start_token=start_token, start=start, prime=prime,
+                          seed=str(seed), num_samples=num_samples, batch=3, until=until, **settings, length=30,
+                          texts=texts))
+    return dict(stream_seeds=seeds, cases=cases)
+
+
 def generate_cases():
     rng = np.random.default_rng(2016)
     vocab = Vocab("char", sorted("\n !,:AEMORaeors"))
@@ -67,7 +101,7 @@ def generate_cases():
         text = "".join(generate(TableModel(table, start_token, start), vocab, prime, 30, seed=seed, **settings))
         cases.append(dict(name=f"generate/{len(cases)}", start_token=start_token, start=start, prime=prime,
                           seed=str(seed), **settings, length=30, text=text))
-    return dict(vocab=vocab.to_json(), table=table.tolist(), cases=cases)
+    return dict(vocab=vocab.to_json(), table=table.tolist(), cases=cases, many=many_cases(table, vocab))
 
 
 def main():
@@ -91,7 +125,9 @@ def main():
                      "same float32 logits, compare ids. Seeds are decimal strings (unsigned 64-bit). Then "
                      "`generate`: the generate loop over a table model (make_sampling_vectors.TableModel: feed "
                      "number n after a reset, counting from `start`, of token t returns row (start + n + t) mod "
-                     "rows of `table`), compare the text.",
+                     "rows of `table`), compare the text. `generate.many`: stream seeds (stream i of seed s), "
+                     "then batches of `num_samples` streams over the same table, stream i seeded with its stream "
+                     "seed and cut after its first `until` (SPEC.md, \"Many samples\"), compare the texts.",
                rng=rng_vectors, cases=cases, generate=generate_cases())
     with open(os.path.join(HERE, "sampling_vectors.json"), "w") as f:
         json.dump(doc, f, indent=1)

@@ -12,6 +12,7 @@ import tempfile
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter off stderr
 
 from kerasrnn_edge.errors import UserError  # noqa: E402
+from kerasrnn_edge.samples import add_many_samples_options  # noqa: E402
 
 from .config import PRESETS, Config  # noqa: E402
 from .signals import Stopped  # noqa: E402
@@ -89,11 +90,19 @@ def make_parser():
     sample.add_argument("run_dir", help="a run directory made by kerasrnn train")
     sample.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which weights (default best)")
     add_sample_options(sample)
+    add_many_samples_options(sample)  # kerasrnn-edge sample has the same
+    sample.add_argument("--novel", action="store_true",
+                        help="print only samples not found in the run's training text (with --until: not a whole "
+                             "piece of it, e.g. a whole line for \"\\n\"; without: not anywhere in it); the count "
+                             "of novel samples goes to stderr")
 
     export = commands.add_parser("export", help="write an edge bundle (TFLite, ONNX), a web sampler and/or a "
                                                  "TF Serving SavedModel")
     export.add_argument("run_dir", help="a run directory made by kerasrnn train")
     export.add_argument("--out", help="edge bundle directory to write")
+    export.add_argument("--batch", type=int, metavar="N",
+                        help="also write batch models for kerasrnn-edge sample --num-samples: TFLite at N streams, "
+                             "ONNX at any number (default: none; the batch-1 files then run the streams one by one)")
     export.add_argument("--web", metavar="DIR", help="write a static web sampler (onnxruntime-web) to DIR")
     export.add_argument("--serving", metavar="BASE_DIR", help="write a SavedModel to BASE_DIR/NAME/VERSION (TF Serving)")
     export.add_argument("--name", default="kerasrnn", help="the served model's name (default kerasrnn)")
@@ -150,9 +159,7 @@ def run(args):
         return train_command(args)
     import_keras_quietly()
     if args.command == "sample":
-        from .sample import sample
-        sample(args.run_dir, args.prime, args.length, args.temperature, args.top_k, args.top_p, args.seed,
-               args.argmax, which=args.checkpoint)
+        sample_command(args)
     elif args.command == "export":
         export(args)
     elif args.command == "inspect":
@@ -163,6 +170,21 @@ def run(args):
                     args.checkpoint)
     elif args.command == "demo":
         demo(args.run_dir, args.seconds)
+
+
+def sample_command(args):
+    """One sample streams as it is made; several (or --until, --novel) are one batch, printed at the end."""
+    from kerasrnn_edge.samples import parse_until
+
+    from .sample import sample, sample_many
+    if args.num_samples < 1:
+        raise UserError(f"--num-samples must be >= 1 (got {args.num_samples})")
+    until = parse_until(args.until)
+    if args.num_samples == 1 and not until and not args.novel:
+        return sample(args.run_dir, args.prime, args.length, args.temperature, args.top_k, args.top_p, args.seed,
+                      args.argmax, which=args.checkpoint)
+    sample_many(args.run_dir, args.prime, args.length, args.temperature, args.top_k, args.top_p, args.seed,
+                args.argmax, which=args.checkpoint, num_samples=args.num_samples, until=until, novel=args.novel)
 
 
 def train_command(args):
@@ -179,13 +201,15 @@ def export(args):
     if not (args.out or args.web or args.serving):
         raise UserError("say what to write: --out BUNDLE_DIR (edge bundle), --web DIR (web sampler), "
                         "--serving BASE_DIR (TF Serving), or several")
+    if args.batch is not None and not (args.batch >= 1 and args.out):
+        raise UserError(f"--batch must be >= 1 and goes with --out (got --batch {args.batch})")
     if args.web:
         from kerasrnn_export.web import runtime_dir
         runtime_dir()  # npm's problems before the conversions
     if args.out or args.web:
         from kerasrnn_export.bundle import export_bundle
         with tempfile.TemporaryDirectory() as tmp:
-            export_bundle(args.run_dir, args.out or tmp, which=args.checkpoint)
+            export_bundle(args.run_dir, args.out or tmp, which=args.checkpoint, batch=args.batch)
             if args.out:
                 print(f"kerasrnn: wrote the edge bundle to {args.out}")
             if args.web:

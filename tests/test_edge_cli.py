@@ -143,3 +143,20 @@ def test_paths_leading_out_of_the_bundle_are_refused(bundle, tmp_path, where):
     else:
         os.symlink(outside, bundle / "step_fp32.tflite")
     assert_one_line_error(edge(bundle, "--runtime", "ai-edge-litert"), "outside the bundle folder")
+
+
+def test_bad_many_samples_options(bundle, tmp_path):
+    assert_one_line_error(edge(bundle, "--num-samples", "0"), "--num-samples must be >= 1")
+    assert_one_line_error(edge(bundle, "--until", "\\q"), "unknown escape (\\q)", "use \\n")
+    assert_one_line_error(edge(bundle, "--num-samples", "3", "--novel-against", tmp_path / "nowhere.txt"),
+                          "cannot read the training text", "nowhere.txt")
+
+
+def test_batch_files_are_checked(tmp_path, tmp_path_factory):
+    """A bundle whose batch model is missing is refused like one whose step model is."""
+    from kerasrnn_export import export_bundle
+    run_dir, _ = exported_run(tmp_path_factory)
+    bundle = tmp_path / "bundle"
+    export_bundle(run_dir, str(bundle), batch=2)
+    (bundle / "step_b2_int8.tflite").unlink()
+    assert_one_line_error(edge(bundle), "step_b2_int8.tflite is missing", "export it again")

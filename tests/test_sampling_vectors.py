@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from kerasrnn_edge.manifest import SAMPLING_CONTRACT
-from kerasrnn_edge.sampling import SplitMix64, choose, generate
+from kerasrnn_edge.sampling import SplitMix64, choose, generate, generate_batch, stream_seed
 from kerasrnn_edge.vocab import Vocab
 
 EXPORT = os.path.join(os.path.dirname(__file__), "..", "export")
 sys.path.insert(0, EXPORT)
-from make_sampling_vectors import TableModel  # noqa: E402
+from make_sampling_vectors import BatchTableModel, TableModel  # noqa: E402
 
 VECTORS = os.path.join(EXPORT, "sampling_vectors.json")
 with open(VECTORS) as f:
@@ -47,3 +47,24 @@ def test_generate(case):
     text = generate(model, Vocab.from_json(DOC["generate"]["vocab"]), case["prime"], case["length"],
                     case["temperature"], case["top_k"], case["top_p"], int(case["seed"]), case["argmax"])
     assert "".join(text) == case["text"]
+
+
+@pytest.mark.parametrize("case", DOC["generate"]["many"]["stream_seeds"], ids=lambda c: c["seed"])
+def test_stream_seeds(case):
+    assert [str(stream_seed(int(case["seed"]), int(i))) for i in case["i"]] == case["stream_seed"]
+
+
+@pytest.mark.parametrize("case", DOC["generate"]["many"]["cases"], ids=lambda c: c["name"])
+def test_generate_batch(case):
+    table = np.array(DOC["generate"]["table"], np.float32)
+    model = BatchTableModel(table, case["start_token"], case["start"], case["batch"])
+    seeds = [stream_seed(int(case["seed"]), i) for i in range(case["num_samples"])]
+    texts = generate_batch(model, Vocab.from_json(DOC["generate"]["vocab"]), case["prime"], case["length"],
+                           case["temperature"], case["top_k"], case["top_p"], seeds, case["argmax"], case["until"])
+    assert texts == case["texts"]
+    for seed, text in zip(seeds, texts):  # each stream is the single generate, cut after its first `until`
+        model = TableModel(table, case["start_token"], case["start"])
+        single = "".join(generate(model, Vocab.from_json(DOC["generate"]["vocab"]), case["prime"], case["length"],
+                                  case["temperature"], case["top_k"], case["top_p"], seed, case["argmax"]))
+        cut = single.find(case["until"]) if case["until"] else -1
+        assert text == (single[:cut + len(case["until"])] if cut >= 0 else single)

@@ -1,10 +1,12 @@
-"""kerasrnn-edge sample BUNDLE ...: prints the prime, then streams the sampled text (as `kerasrnn sample`)."""
+"""kerasrnn-edge sample BUNDLE ...: prints the prime, then streams the sampled text (as `kerasrnn sample`);
+with --num-samples, --until or --novel-against, prints many samples computed as batches (samples.py)."""
 import argparse
 import sys
 
 from .errors import UserError
 from .runtimes import RUNTIMES
 from .sampler import EdgeSampler
+from .samples import Novelty, add_many_samples_options, parse_until, write_samples
 
 
 def main(argv=None):
@@ -21,11 +23,24 @@ def main(argv=None):
     sample.add_argument("--argmax", action="store_true", help="always take the most likely token")
     sample.add_argument("--runtime", choices=list(RUNTIMES), help="default: the first of these installed")
     sample.add_argument("--precision", choices=["fp32", "int8"], default="fp32")
+    add_many_samples_options(sample)
+    sample.add_argument("--novel-against", metavar="TEXT_FILE",
+                        help="print only samples not found in this text, the model's training text (with --until: "
+                             "not a whole piece of it, e.g. a whole line for \"\\n\"; without: not anywhere in it)")
     args = parser.parse_args(argv)
     try:
         if args.seed < 0:
             raise UserError(f"--seed must be >= 0 (got {args.seed})")
+        if args.num_samples < 1:
+            raise UserError(f"--num-samples must be >= 1 (got {args.num_samples})")
+        until = parse_until(args.until)
+        novelty = Novelty(args.novel_against, until) if args.novel_against else None
         sampler = EdgeSampler.load(args.bundle, args.runtime, args.precision)
+        if args.num_samples > 1 or until or novelty:
+            texts = sampler.generate_batch(args.prime, args.length, args.temperature, args.top_k, args.top_p,
+                                           args.seed, args.argmax, args.num_samples, until)
+            write_samples(texts, args.prime, until, novelty, prog="kerasrnn-edge")
+            return 0
         pieces = sampler.generate(args.prime, args.length, args.temperature, args.top_k, args.top_p, args.seed,
                                   args.argmax)
         first = next(pieces, "")  # bad arguments and prime characters fail here, before any output

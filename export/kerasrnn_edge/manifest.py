@@ -27,12 +27,17 @@ class Manifest:
         self.vocab = Vocab.from_json(doc["vocab"])
         self.state = doc["state"]
         self.files = doc["files"]
+        self.batch_files = doc.get("batch_files", [])  # optional (SPEC.md, "Batch models")
         self.start_token, self.start_state = _start(doc, self.vocab, self.state)
 
     def find(self, signature, precision=None, fmt=None):
         """File entries with this signature (and precision, format), in manifest order."""
         return [f for f in self.files if f["signature"] == signature
                 and precision in (None, f["precision"]) and fmt in (None, f["format"])]
+
+    def find_batch(self, precision=None, fmt=None):
+        """The batch models (`batch_files`) of this precision and format, in manifest order."""
+        return [f for f in self.batch_files if precision in (None, f["precision"]) and fmt in (None, f["format"])]
 
     def verified_path(self, entry):
         """The file's path, after checking its sha256 against the manifest."""
@@ -99,7 +104,7 @@ def read_manifest(bundle_dir):
                         ("export the bundle again with this kerasrnn" if older else "upgrade kerasrnn-edge"))
     try:
         manifest = Manifest(bundle_dir, doc)
-        for entry in manifest.files:
+        for entry in manifest.files + manifest.batch_files:
             file_path = bundle_file(bundle_dir, entry["path"])
             if not os.path.isfile(file_path):
                 raise UserError(f"{file_path} is missing: the bundle is incomplete, export it again")

@@ -1,5 +1,6 @@
 """One step model per runtime, each with `start_token`, `reset()` (to the bundle's start state) and
-`feed(ids) -> logits after the last id`.
+`feed(ids) -> logits after the last id`; or, opened with `batch=N`, a batched step model of `batch` rows
+whose `feed` takes ids [batch, k] and returns logits [batch, V] (sampling.generate_batch).
 
 Runtimes, in the order they are picked when none is named: ai-edge-litert, tflite-runtime (same
 Python API, TFLite files), onnxruntime (the ONNX file). None of them needs TensorFlow.
@@ -32,14 +33,20 @@ def _version_tuple(version):
     return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
 
 
-def open_step_model(manifest, runtime=None, precision="fp32", threads=1):
-    """The step model of `manifest` on `runtime` (None: the first one installed that can run it)."""
+def open_step_model(manifest, runtime=None, precision="fp32", threads=1, batch=None):
+    """The step model of `manifest` on `runtime` (None: the first one installed that can run it).
+
+    `batch=N`: a batched step model for N streams, from the manifest's `batch_files` (SPEC.md, "Batch
+    models"): the smallest fixed batch >= N, else ONNX's dynamic-batch graph at N rows, else the largest
+    (several runs); without batch files, the batch-1 file (one stream per run: the same texts, slower)."""
     if runtime is not None and runtime not in RUNTIMES:
         raise UserError(f"unknown runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
     problems = []
     for name in [runtime] if runtime else RUNTIMES:
         fmt = RUNTIMES[name][1]
         entries = manifest.find("step", precision, fmt)
+        if batch is not None and entries:
+            entries = [_batch_entry(entries + manifest.find_batch(precision, fmt), batch)]
         version = installed_version(name)
         if not entries:
             problems.append(f"the bundle has no {precision} {fmt} file for {name}")
@@ -53,15 +60,24 @@ def open_step_model(manifest, runtime=None, precision="fp32", threads=1):
                             f"(installed: {version}): pip install -U {name}")
         else:
             step_model = TFLiteStep if fmt == "tflite" else OnnxStep
-            return step_model(name, manifest, entries[0], threads)
+            return step_model(name, manifest, entries[0], threads, batch)
     raise UserError("; ".join(problems))
+
+
+def _batch_entry(entries, rows):
+    """The file to run `rows` streams with: the smallest fixed batch >= rows, else a dynamic batch (-1),
+    else the largest fixed batch (run several times)."""
+    fixed = sorted((e for e in entries if e["batch"] > 0), key=lambda e: e["batch"])
+    return (next((e for e in fixed if e["batch"] >= rows), None)
+            or next((e for e in entries if e["batch"] == -1), fixed[-1]))
 
 
 class TFLiteStep:
     """The file's one signature, "step", is subgraph 0, so each token is a plain set_tensor / invoke /
-    get_tensor (measured faster than a SignatureRunner, which resizes and reallocates on every call)."""
+    get_tensor (measured faster than a SignatureRunner, which resizes and reallocates on every call).
+    A file of batch B takes B tokens per invoke, one per row."""
 
-    def __init__(self, runtime, manifest, entry, threads):
+    def __init__(self, runtime, manifest, entry, threads, batch=None):
         path = manifest.verified_path(entry)
         with _load_errors(path, runtime), native_stderr_silenced():  # LiteRT logs "INFO: Created ... delegate"
             litert = importlib.import_module(RUNTIMES[runtime][0])
@@ -73,27 +89,33 @@ class TFLiteStep:
         self.names = [s["name"] for s in manifest.state]
         self.token, self.logits = inputs["token"]["index"], outputs["logits"]["index"]
         self.state_pairs = [(inputs[n]["index"], outputs[f"next_{n}"]["index"]) for n in self.names]
-        self.start_token, self.start = manifest.start_token, manifest.start_state
+        self.batched, self.batch = batch is not None, entry["batch"]
+        self.start_token = manifest.start_token
+        self.start = [np.ascontiguousarray(np.broadcast_to(s, (self.batch, s.shape[1]))) for s in manifest.start_state]
 
     def reset(self):
         for (index, _), start in zip(self.state_pairs, self.start):
             self.interpreter.set_tensor(index, start)
 
     def feed(self, ids):
+        """ids [k] -> logits [V]; batched: ids [batch, k] -> logits [batch, V]."""
         ids = np.asarray(ids, np.int32)
+        columns = ids.T if self.batched else ids[:, None]
         set_tensor, get_tensor, invoke = self.interpreter.set_tensor, self.interpreter.get_tensor, self.interpreter.invoke
-        for i in range(len(ids)):
-            set_tensor(self.token, ids[i:i + 1])
+        for column in columns:
+            set_tensor(self.token, np.ascontiguousarray(column))
             invoke()
             for state_in, state_out in self.state_pairs:
                 set_tensor(state_in, get_tensor(state_out))
-        return get_tensor(self.logits)[0]
+        logits = get_tensor(self.logits)
+        return logits if self.batched else logits[0]
 
 
 class OnnxStep:
-    """The ONNX graph takes any number of tokens, so a prime is one run."""
+    """The ONNX graph takes any number of tokens, so a prime is one run. The batch graph (batch -1) takes
+    token [rows, T] and states [rows, H] for any number of rows: opened with `batch=N`, it runs N."""
 
-    def __init__(self, runtime, manifest, entry, threads):
+    def __init__(self, runtime, manifest, entry, threads, batch=None):
         path = manifest.verified_path(entry)
         with _load_errors(path, runtime):
             ort = importlib.import_module(RUNTIMES[runtime][0])
@@ -102,16 +124,22 @@ class OnnxStep:
             self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         self.names = [s["name"] for s in manifest.state]
         self.outputs = ["logits", *(f"next_{n}" for n in self.names)]
-        self.start_token, self.start = manifest.start_token, manifest.start_state
+        self.batched, self.rows_input = batch is not None, entry["batch"] == -1
+        self.batch = batch if self.rows_input else 1
+        self.start_token = manifest.start_token
+        self.start = [np.ascontiguousarray(np.broadcast_to(s, (self.batch, s.shape[1]))) for s in manifest.start_state]
         self.reset()
 
     def reset(self):
         self.states = dict(zip(self.names, self.start))
 
     def feed(self, ids):
-        logits, *states = self.session.run(self.outputs, {"token": np.asarray(ids, np.int32), **self.states})
+        """ids [k] -> logits [V]; batched: ids [batch, k] -> logits [batch, V]."""
+        ids = np.asarray(ids, np.int32)
+        token = ids[0] if self.batched and not self.rows_input else ids  # the batch-1 graph takes [T]
+        logits, *states = self.session.run(self.outputs, {"token": token, **self.states})
         self.states = dict(zip(self.names, states))
-        return logits[0]
+        return logits if self.batched else logits[0]
 
 
 @contextlib.contextmanager

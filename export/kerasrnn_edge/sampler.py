@@ -3,6 +3,7 @@
     sampler = EdgeSampler.load("bundle/")           # picks ai-edge-litert, tflite-runtime, onnxruntime
     print("".join(sampler.generate("ROMEO:", 200, temperature=0.8, seed=1)))
     sampler.reset(); sampler.feed("To be"); sampler.distribution()   # next-character probabilities
+    sampler.generate_batch("", 20, num_samples=100, seed=1, until="\n")   # 100 lines, computed as batches
 """
 import numpy as np
 
@@ -14,15 +15,18 @@ from .runtimes import open_step_model
 class EdgeSampler:
     """An exported bundle on a TFLite or ONNX runtime, sampled by the contract; no TensorFlow needed."""
 
-    def __init__(self, manifest, model):
+    def __init__(self, manifest, model, open_batch_model=None):
         self.manifest, self.model, self.vocab = manifest, model, manifest.vocab
+        self.open_batch_model = open_batch_model  # rows -> a batched step model (runtimes.open_step_model)
+        self.batch_models = {}  # rows -> the batched step model opened for them
         self.reset()
 
     @classmethod
     def load(cls, bundle_dir, runtime=None, precision="fp32", threads=1):
         """`runtime`: ai-edge-litert | tflite-runtime | onnxruntime | None (the first installed)."""
         manifest = read_manifest(bundle_dir)
-        return cls(manifest, open_step_model(manifest, runtime, precision, threads))
+        return cls(manifest, open_step_model(manifest, runtime, precision, threads),
+                   lambda rows: open_step_model(manifest, runtime, precision, threads, batch=rows))
 
     def reset(self):
         """Back to the start of a text: the start state, with the start token read."""
@@ -47,3 +51,15 @@ class EdgeSampler:
         Generating moves the model's state; call reset() before using feed() and distribution() again.
         """
         return sampling.generate(self.model, self.vocab, prime, length, temperature, top_k, top_p, seed, argmax)
+
+    def generate_batch(self, prime="", length=100, temperature=1.0, top_k=0, top_p=1.0, seed=0, argmax=False,
+                       num_samples=1, until=""):
+        """The texts of `num_samples` streams computed as batches (the bundle's batch models, SPEC.md "Many
+        samples"): stream i is what generate() gives with seed `sampling.stream_seed(seed, i)`, cut after
+        the first `until`. The batch model is opened on the first call for `num_samples` streams and kept;
+        the state of feed() is untouched."""
+        if num_samples not in self.batch_models:
+            self.batch_models[num_samples] = self.open_batch_model(num_samples)
+        seeds = [sampling.stream_seed(seed, i) for i in range(num_samples)]
+        return sampling.generate_batch(self.batch_models[num_samples], self.vocab, prime, length, temperature,
+                                       top_k, top_p, seeds, argmax, until)

@@ -42,23 +42,37 @@ def check_params(temperature=1.0, top_k=0, top_p=1.0, length=0):
 
 def choose(logits, rng, temperature=1.0, top_k=0, top_p=1.0, argmax=False) -> int:
     """One token id from `logits` (float32 [V]), drawing at most one number from `rng`."""
+    return int(choose_rows(np.asarray(logits)[None], [rng], temperature, top_k, top_p, argmax)[0])
+
+
+def choose_rows(logits, rngs, temperature=1.0, top_k=0, top_p=1.0, argmax=False):
+    """One token id per row of `logits` (float32 [R, V]), row r drawing at most one number from `rngs[r]`:
+    choose() for R streams in one pass of numpy, with the same arithmetic row by row (SPEC.md)."""
     if argmax:
-        return int(np.argmax(logits))
+        return np.argmax(logits, axis=1)
     x = np.asarray(logits, dtype=np.float64) / temperature
-    if 0 < top_k < x.size:
+    size = x.shape[1]
+    if 0 < top_k < size or top_p < 1.0:
+        rows = np.arange(x.shape[0])[:, None]  # to index row by row
+    if 0 < top_k < size:
         kept = np.full_like(x, -np.inf)
-        best = np.argsort(-x, kind="stable")[:top_k]  # ties: smaller ids first
-        kept[best] = x[best]
+        best = np.argsort(-x, axis=1, kind="stable")[:, :top_k]  # ties: smaller ids first
+        kept[rows, best] = x[rows, best]
         x = kept
-    w = np.exp(x - x.max())
+    w = np.exp(x - x.max(axis=1, keepdims=True))
     if top_p < 1.0:
-        order = np.argsort(-w, kind="stable")
-        cum = np.cumsum(w[order])
-        n = int(np.searchsorted(cum, top_p * cum[-1], side="left")) + 1
-        w[order[n:]] = 0.0
-    cum = np.cumsum(w)
-    i = int(np.searchsorted(cum, rng.next_double() * cum[-1], side="right"))
-    return i if i < cum.size else int(np.flatnonzero(w)[-1])
+        order = np.argsort(-w, axis=1, kind="stable")
+        cum = np.cumsum(w[rows, order], axis=1)
+        n = np.sum(cum < top_p * cum[:, -1:], axis=1) + 1  # the first n - 1 with cum >= top_p * Z
+        w[rows, order] = np.where(np.arange(size) < n[:, None], w[rows, order], 0.0)
+    cum = np.cumsum(w, axis=1)
+    u = np.array([rng.next_double() for rng in rngs])
+    above = cum > (u * cum[:, -1])[:, None]
+    ids = above.argmax(axis=1)  # the first i with u * C[V-1] < C[i]
+    for r, found in enumerate(above[:, -1].tolist()):
+        if not found:  # rounding left none: the last id with w > 0
+            ids[r] = np.flatnonzero(w[r])[-1]
+    return ids
 
 
 def generate(model, vocab, prime="", length=100, temperature=1.0, top_k=0, top_p=1.0, seed=0, argmax=False):
@@ -82,3 +96,56 @@ def _generate(model, vocab, ids, length, temperature, top_k, top_p, rng, argmax)
         yield decode(token)
         if n + 1 < length:
             logits = model.feed(np.array([token], np.int32))
+
+
+GOLDEN = 0x9E3779B97F4A7C15  # SplitMix64's increment
+
+
+def stream_seed(seed: int, i: int) -> int:
+    """The seed of stream `i` of a batch sampled with `seed` (SPEC.md, "Many samples"): `seed` itself for
+    stream 0, so that it is the single sample; for i >= 1, the i-th number a SplitMix64 seeded with
+    `seed` returns, computed directly (any i; arithmetic modulo 2^64)."""
+    if i == 0:
+        return int(seed) & MASK64
+    rng = SplitMix64((int(seed) + (i - 1) * GOLDEN) & MASK64)
+    return rng.next_u64()
+
+
+def generate_batch(model, vocab, prime="", length=100, temperature=1.0, top_k=0, top_p=1.0, seeds=(0,),
+                   argmax=False, until=""):
+    """The texts of len(seeds) independent streams, stream j being exactly `generate(..., seed=seeds[j])`
+    cut after the first `until` it emits (SPEC.md, "Many samples"); each text ends with `until`, or has
+    `length` tokens when none came.
+
+    `model` is a batched step model: `batch` (B rows), `start_token`, `reset()` and `feed(ids [B, k]) ->
+    logits [B, V] after the last column`. The streams run B at a time; the last group is padded with
+    rows whose text is thrown away (rows do not influence each other). A stream that has stopped is fed
+    its last token again until the whole group stops.
+    """
+    check_params(temperature, top_k, top_p, length)
+    ids = vocab.encode(prime)
+    texts = []
+    for first in range(0, len(seeds), model.batch):
+        group = list(seeds[first:first + model.batch])
+        rngs = [SplitMix64(seed) for seed in group]
+        texts += _generate_group(model, vocab, ids, length, temperature, top_k, top_p, rngs, argmax, until)
+    return texts
+
+
+def _generate_group(model, vocab, ids, length, temperature, top_k, top_p, rngs, argmax, until):
+    decoders = [vocab.decoder() for _ in rngs]
+    texts, running = [""] * len(rngs), list(range(len(rngs)))
+    model.reset()
+    prime = np.concatenate([[model.start_token], ids]).astype(np.int32)
+    logits = model.feed(np.tile(prime, (model.batch, 1)))
+    tokens = np.full((model.batch, 1), model.start_token, np.int32)
+    for n in range(length):
+        tokens[running, 0] = choose_rows(logits[running], [rngs[j] for j in running], temperature, top_k, top_p,
+                                         argmax)
+        for j in running:
+            texts[j] += decoders[j](int(tokens[j, 0]))
+        running = [j for j in running if not (until and texts[j].endswith(until))]
+        if not running or n + 1 == length:
+            return texts
+        logits = model.feed(tokens)
+    return texts

@@ -4,6 +4,11 @@
     step_fp32.tflite   signature "step", float32
     step_int8.tflite   the same with int8 weights (dynamic-range quantization)
     step.onnx          one graph; "step" is T = 1 token, "steps" any T (a prime in one run)
+
+and with `batch=N`, the batch models (manifest field `batch_files`) for many samples at once:
+
+    step_bN_fp32.tflite, step_bN_int8.tflite   signature "step" at batch N: N streams, one token each
+    step_batch.onnx                            token [B, T], states [B, H], B and T dynamic
 """
 import hashlib
 import os
@@ -20,20 +25,24 @@ TFLITE_RUNTIMES = {"ai-edge-litert": "1.0.1", "tflite-runtime": "2.14.0"}
 ONNX_RUNTIMES = {"onnxruntime": "1.15.0"}
 
 
-def export_bundle(run_dir: str, out_dir: str, which: str = "best") -> dict:
+def export_bundle(run_dir: str, out_dir: str, which: str = "best", batch: "int | None" = None) -> dict:
     """Writes the bundle of `run_dir`'s `which` checkpoint (best or last) to `out_dir`; returns the manifest.
-    Its files are renamed into place together once all are written: a failed write leaves the bundle
-    that was there before."""
+    `batch`: also the batch models (TFLite at `batch` streams, ONNX at any). Its files are renamed into
+    place together once all are written: a failed write leaves the bundle that was there before."""
     model, vocab, config, record = load_run(run_dir, which)
     weights = from_model(model)
     files = {"step_fp32.tflite": tflite.convert(weights, int8=False),
              "step_int8.tflite": tflite.convert(weights, int8=True),
              "step.onnx": onnx_graph.build(weights)}
+    if batch is not None:
+        files.update({f"step_b{batch}_fp32.tflite": tflite.convert(weights, int8=False, batch=batch),
+                      f"step_b{batch}_int8.tflite": tflite.convert(weights, int8=True, batch=batch),
+                      "step_batch.onnx": onnx_graph.build(weights, batched=True)})
 
-    def entry(path, signature, tokens, **extra):
+    def entry(path, signature, tokens, rows=1, **extra):
         fmt = "onnx" if path.endswith(".onnx") else "tflite"
-        return {"path": path, "format": fmt, "precision": "int8" if "int8" in path else "fp32", "batch": 1,
-                "signature": signature, **_tensors(weights, vocab.size, tokens),
+        return {"path": path, "format": fmt, "precision": "int8" if "int8" in path else "fp32", "batch": rows,
+                "signature": signature, **_tensors(weights, vocab.size, tokens, rows),
                 "sha256": hashlib.sha256(files[path]).hexdigest(), "bytes": len(files[path]),
                 "min_runtime": ONNX_RUNTIMES if fmt == "onnx" else TFLITE_RUNTIMES, **extra}
 
@@ -52,6 +61,10 @@ def export_bundle(run_dir: str, out_dir: str, which: str = "best") -> dict:
         "source": {"config": config.to_json(), "val_loss": record.get("val_loss"), "epoch": record.get("epoch"),
                    "step": record.get("step"), "checkpoint": which, "kerasrnn_version": kerasrnn.__version__},
     }
+    if batch is not None:
+        manifest["batch_files"] = [entry(f"step_b{batch}_fp32.tflite", "step", batch, batch, subgraph=0),
+                                   entry(f"step_b{batch}_int8.tflite", "step", batch, batch, subgraph=0),
+                                   entry("step_batch.onnx", "steps", [-1, -1], -1, opset=onnx_graph.OPSET)]
     with Writes() as writes:
         for path, data in files.items():
             writes.bytes(os.path.join(out_dir, path), data)
@@ -59,9 +72,11 @@ def export_bundle(run_dir: str, out_dir: str, which: str = "best") -> dict:
     return manifest
 
 
-def _tensors(weights, vocab_size, tokens):
-    state = {"shape": [1, weights.rnn_size], "dtype": "float32"}
-    return {"inputs": {"token": {"shape": [tokens], "dtype": "int32"}, **{n: state for n in weights.state_names}},
-            "outputs": {"logits": {"shape": [1, vocab_size], "dtype": "float32"},
+def _tensors(weights, vocab_size, tokens, rows):
+    """`tokens`: the token input's shape, or its one dimension; `rows`: the batch (-1: any)."""
+    state = {"shape": [rows, weights.rnn_size], "dtype": "float32"}
+    token = tokens if isinstance(tokens, list) else [tokens]
+    return {"inputs": {"token": {"shape": token, "dtype": "int32"}, **{n: state for n in weights.state_names}},
+            "outputs": {"logits": {"shape": [rows, vocab_size], "dtype": "float32"},
                         **{f"next_{n}": state for n in weights.state_names}}}
 

@@ -3,6 +3,9 @@
 The graph takes `token` int32 [T] with T dynamic: T = 1 is the "step" signature and any T >= 1 the
 "steps" signature (one run primes with a whole prime). Gather -> one ONNX LSTM/GRU/RNN op per
 layer (which loops over T inside the runtime) -> Gemm on the last hidden state.
+
+The batch graph (`build(weights, batched=True)`) takes `token` int32 [B, T] and states [B, H] with B
+dynamic too: B streams of T tokens each, the same math row by row.
 """
 import numpy as np
 import onnx
@@ -21,8 +24,8 @@ def _onnx_gate_order(matrix, cell):
     return np.concatenate([i, o, f, c], axis=0)
 
 
-def build(weights):
-    """The serialized ONNX model."""
+def build(weights, batched=False):
+    """The serialized ONNX model: batch 1 (token [T], states [1, H]), or `batched` (token [B, T], states [B, H])."""
     cell, hidden = weights.cell, weights.rnn_size
     per_layer = len(weights.state_names) // len(weights.layers)
     nodes, inits = [], []
@@ -33,7 +36,10 @@ def build(weights):
 
     axis0, axis1 = const("axis0", np.array([0], np.int64)), const("axis1", np.array([1], np.int64))
     nodes.append(helper.make_node("Gather", [const("embedding", weights.embedding), "token"], ["embedded"]))
-    nodes.append(helper.make_node("Unsqueeze", ["embedded", axis1], ["x0"]))    # [T, batch 1, E]
+    if batched:
+        nodes.append(helper.make_node("Transpose", ["embedded"], ["x0"], perm=[1, 0, 2]))  # [T, B, E]
+    else:
+        nodes.append(helper.make_node("Unsqueeze", ["embedded", axis1], ["x0"]))    # [T, batch 1, E]
     for i, layer in enumerate(weights.layers):
         names = weights.state_names[i * per_layer:(i + 1) * per_layer]
         w = _onnx_gate_order(layer.kernel.T, cell)[None]
@@ -47,20 +53,20 @@ def build(weights):
         attributes = {"hidden_size": hidden, **({"linear_before_reset": 1} if cell == "gru" else {})}
         nodes.append(helper.make_node(ONNX_OP[cell], [f"x{i}", const(f"w{i}", w), const(f"r{i}", r),
                                                       const(f"b{i}", b), "", *initial], outputs, **attributes))
-        nodes.append(helper.make_node("Squeeze", [f"y{i}", axis1], [f"x{i + 1}"]))  # [T, 1, H]
+        nodes.append(helper.make_node("Squeeze", [f"y{i}", axis1], [f"x{i + 1}"]))  # [T, B, H]
         for name in names:
             nodes.append(helper.make_node("Squeeze", [f"{name}_final", axis0], [f"next_{name}"]))
     last_h = f"next_{weights.state_names[-per_layer]}"
     nodes.append(helper.make_node("Gemm", [last_h, const("dense_kernel", weights.dense_kernel),
                                            const("dense_bias", weights.dense_bias)], ["logits"]))
 
-    vocab = weights.embedding.shape[0]
-    state = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, hidden]) for n in weights.state_names]
+    vocab, rows = weights.embedding.shape[0], "B" if batched else 1
+    state = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [rows, hidden]) for n in weights.state_names]
     graph = helper.make_graph(
         nodes, "kerasrnn_step", initializer=inits,
-        inputs=[helper.make_tensor_value_info("token", TensorProto.INT32, ["T"]), *state],
-        outputs=[helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, vocab]),
-                 *(helper.make_tensor_value_info(f"next_{n}", TensorProto.FLOAT, [1, hidden])
+        inputs=[helper.make_tensor_value_info("token", TensorProto.INT32, ["B", "T"] if batched else ["T"]), *state],
+        outputs=[helper.make_tensor_value_info("logits", TensorProto.FLOAT, [rows, vocab]),
+                 *(helper.make_tensor_value_info(f"next_{n}", TensorProto.FLOAT, [rows, hidden])
                    for n in weights.state_names)])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="kerasrnn")
     model.ir_version = IR_VERSION

@@ -62,12 +62,14 @@ class StepWeights(tf.Module):
 
 
 class StepModule(StepWeights):
-    """The "step" signature at batch 1 (the converter freezes each variable into one constant)."""
+    """The "step" signature at a fixed batch: B streams, one token each (the converter freezes each
+    variable into one constant)."""
 
-    def __init__(self, weights):
+    def __init__(self, weights, batch=1):
         super().__init__(weights)
-        states = [tf.TensorSpec([1, self.rnn_size], tf.float32, name=n) for n in self.state_names]
-        self.step = tf.function(self.step_outputs, input_signature=[tf.TensorSpec([1], tf.int32, name="token"), *states])
+        states = [tf.TensorSpec([batch, self.rnn_size], tf.float32, name=n) for n in self.state_names]
+        self.step = tf.function(self.step_outputs,
+                                input_signature=[tf.TensorSpec([batch], tf.int32, name="token"), *states])
 
 
 @contextlib.contextmanager
@@ -82,13 +84,14 @@ def _tf_info_silenced():
         logger.setLevel(level)
 
 
-def convert(weights, int8):
-    """The .tflite bytes. int8: dynamic-range quantized weights (activations stay float).
+def convert(weights, int8, batch=1):
+    """The .tflite bytes of the step model at `batch` streams. int8: dynamic-range quantized weights
+    (activations stay float).
 
     Per-channel quantization of dense layers is turned off: it needs FULLY_CONNECTED version 12,
     which tflite-runtime 2.14 (its last release) cannot load; per-tensor scales load everywhere.
     """
-    module = StepModule(weights)
+    module = StepModule(weights, batch)
     with tempfile.TemporaryDirectory() as saved_model, _tf_info_silenced():
         tf.saved_model.save(module, saved_model, signatures={"step": module.step.get_concrete_function()})
         converter = tf.lite.TFLiteConverter.from_saved_model(saved_model, signature_keys=["step"])

@@ -55,6 +55,6 @@ def write_site(bundle_dir, out_dir, source=WEB_SOURCE):
     copies += [(os.path.join(dist, f), os.path.join("ort", f)) for f in RUNTIME_FILES]
     for src, dst in copies:
         atomic_write(os.path.join(out_dir, dst), functools.partial(shutil.copyfile, src))
-    doc = dict(manifest.doc, files=entries)
+    doc = dict({k: v for k, v in manifest.doc.items() if k != "batch_files"}, files=entries)  # the page runs one stream
     write_json(os.path.join(out_dir, MANIFEST), doc)  # last, as in a bundle
     return doc

@@ -29,6 +29,14 @@ export class SplitMix64 {
   }
 }
 
+// The seed of stream `i` of a batch sampled with `seed` (SPEC.md "Many samples"): `seed` for stream 0;
+// for i >= 1 the i-th number a SplitMix64 seeded with `seed` returns. Seeds and i: anything BigInt takes.
+export function streamSeed(seed, i) {
+  const index = BigInt.asUintN(64, BigInt(i));
+  if (index === 0n) return BigInt.asUintN(64, BigInt(seed));
+  return new SplitMix64(BigInt.asUintN(64, BigInt(seed) + (index - 1n) * 0x9e3779b97f4a7c15n)).nextU64();
+}
+
 export function checkParams({ temperature = 1, topK = 0, topP = 1, length = 0 } = {}) {
   if (!(temperature > 0)) throw new UserError(`temperature must be > 0 (got ${temperature}); use argmax for greedy decoding`);
   if (!(Number.isInteger(topK) && topK >= 0)) throw new UserError(`top-k must be a whole number >= 0 (got ${topK}); 0 keeps every token`);
@@ -140,26 +148,31 @@ export class Vocab {
   }
 }
 
-// Yields {text, token, logits} `length` times: `logits` are those `token` was chosen from.
+// Yields {text, token, logits} `length` times, or until the text so far ends with `until` (a stream of
+// SPEC.md "Many samples"; "" never stops): `logits` are those `token` was chosen from.
 // `model` is any step model: `startToken`, `reset()` (to the start state) and
 // `async feed(ids) -> logits after the last id`. Bad settings and prime characters throw before
 // anything is fed.
-export async function* generate(model, vocab, { prime = "", length = 100, temperature = 1, topK = 0, topP = 1, seed = 0, argmax = false } = {}) {
+export async function* generate(model, vocab, { prime = "", length = 100, temperature = 1, topK = 0, topP = 1, seed = 0, argmax = false, until = "" } = {}) {
   checkParams({ temperature, topK, topP, length });
   const ids = vocab.encode(prime);
   const rng = new SplitMix64(seed);
   const decode = vocab.decoder();
   model.reset();
   let logits = await model.feed([model.startToken, ...ids]);
+  let text = "";
   for (let n = 0; n < length; n++) {
     const token = choose(logits, rng, { temperature, topK, topP, argmax });
-    yield { text: decode(token), token, logits };
+    const piece = decode(token);
+    yield { text: piece, token, logits };
+    if (until && (text += piece).endsWith(until)) return;
     if (n + 1 < length) logits = await model.feed([token]);
   }
 }
 
 // The checks of SPEC.md "Implementing a sampler", step 1, on a parsed manifest.json. Returns
-// {vocab, stateNames, stateShapes, startToken, startState (Float32Arrays)}.
+// {vocab, stateNames, stateShapes, startToken, startState (Float32Arrays), batchFiles (the optional
+// batch models, SPEC.md "Batch models"; the page runs one stream and does not use them)}.
 export function checkManifest(doc) {
   if (!doc || typeof doc !== "object" || doc.format !== FORMAT) {
     throw new UserError(`manifest.json is not a kerasrnn bundle manifest (format is not "${FORMAT}"): export the site again with kerasrnn export RUN --web DIR`);
@@ -174,6 +187,7 @@ export function checkManifest(doc) {
   const malformed = (what) => new UserError(`manifest.json is malformed (${what}): export the bundle again`);
   const vocab = new Vocab(doc.vocab);
   if (!Array.isArray(doc.state) || !Array.isArray(doc.files)) throw malformed("no state or files list");
+  if (doc.batch_files !== undefined && !Array.isArray(doc.batch_files)) throw malformed("batch_files is not a list");
   const start = doc.start;
   if (!start || typeof start !== "object") throw malformed("no start");
   if (!Number.isInteger(start.token) || start.token < 0 || start.token >= vocab.size) {
@@ -192,6 +206,7 @@ export function checkManifest(doc) {
     stateShapes: doc.state.map((s) => s.shape),
     startToken: start.token,
     startState,
+    batchFiles: doc.batch_files ?? [],
   };
 }
 

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
-import { SplitMix64, Vocab, choose, generate, checkManifest } from "./contract.mjs";
+import { SplitMix64, Vocab, choose, generate, checkManifest, streamSeed } from "./contract.mjs";
 
 const vectors = JSON.parse(readFileSync(new URL("../sampling_vectors.json", import.meta.url), "utf8"));
 
@@ -58,6 +58,30 @@ test("generate: every text", async () => {
   }
 });
 
+test("stream seeds", () => {
+  for (const { seed, i, stream_seed } of vectors.generate.many.stream_seeds) {
+    assert.deepEqual(i.map((index) => streamSeed(seed, index).toString()), stream_seed, `seed ${seed}`);
+  }
+});
+
+test("many samples: stream i is generate with its stream seed, cut after its first `until`", async () => {
+  const { vocab, table, many } = vectors.generate;
+  assert.ok(many.cases.length > 0);
+  for (const c of many.cases) {
+    const texts = [];
+    for (let i = 0; i < c.num_samples; i++) {
+      const model = new TableModel(table, c.start_token, c.start);
+      let text = "";
+      for await (const piece of generate(model, new Vocab(vocab), {
+        prime: c.prime, length: c.length, temperature: c.temperature, topK: c.top_k, topP: c.top_p,
+        seed: streamSeed(c.seed, i), argmax: c.argmax, until: c.until,
+      })) text += piece.text;
+      texts.push(text);
+    }
+    assert.deepEqual(texts, c.texts, c.name);
+  }
+});
+
 test("generate refuses a prime outside the vocabulary, naming the characters", async () => {
   const model = new TableModel(vectors.generate.table, 0, 0);
   const pieces = generate(model, new Vocab(vectors.generate.vocab), { prime: "ROMEO: hi", length: 5 });
@@ -86,6 +110,9 @@ test("manifest checks: format version and contract", () => {
     state: [{ name: "layer0_h", shape: [1, 2], dtype: "float32" }], start: { token: 10, state: { layer0_h: [0.5, -1] } }, files: [],
   };
   assert.deepEqual(checkManifest(good).startState, [Float32Array.of(0.5, -1)]);
+  assert.deepEqual(checkManifest(good).batchFiles, []);
+  assert.equal(checkManifest({ ...good, batch_files: [{ path: "step_b16_fp32.tflite", batch: 16 }] }).batchFiles[0].batch, 16);
+  assert.throws(() => checkManifest({ ...good, batch_files: {} }), /batch_files is not a list/);
   assert.throws(() => checkManifest({ ...good, format_version: 2 }), /format version 2; this page reads version 1/);
   assert.throws(() => checkManifest({ ...good, sampling_contract: 1 }), /contract 1; .* export the bundle again/);
   assert.throws(() => checkManifest({ ...good, start: { token: 256, state: good.start.state } }), /start token 256/);

@@ -40,9 +40,15 @@ public final class BundleManifest {
     /** {@code "start.state"}: each state's start values, by state name; never handed out (see {@link #startState}). */
     private final Map<String, float[]> startState;
     private final List<ModelFile> tfliteFiles;
+    /**
+     * The optional {@code "batch_files"} (export/SPEC.md, "Batch models"): TFLite "step" signatures at a
+     * fixed batch B, B streams per run (state tensors [B, H]); empty when the bundle has none.
+     */
+    public final List<ModelFile> tfliteBatchFiles;
 
     private BundleManifest(Vocab vocab, String cell, int numLayers, List<StateSpec> states, int startToken,
-                           Map<String, float[]> startState, List<ModelFile> tfliteFiles) {
+                           Map<String, float[]> startState, List<ModelFile> tfliteFiles,
+                           List<ModelFile> tfliteBatchFiles) {
         this.vocab = vocab;
         this.cell = cell;
         this.numLayers = numLayers;
@@ -50,6 +56,7 @@ public final class BundleManifest {
         this.startToken = startToken;
         this.startState = startState;
         this.tfliteFiles = Collections.unmodifiableList(tfliteFiles);
+        this.tfliteBatchFiles = Collections.unmodifiableList(tfliteBatchFiles);
     }
 
     /** Reads and checks a manifest; a {@link ManifestException} says what is wrong with it. */
@@ -119,14 +126,25 @@ public final class BundleManifest {
             Map<?, ?> file = object(entry, "each entry of \"files\"");
             checkInside(string(file, "path", "each entry of \"files\""));
             if ("tflite".equals(file.get("format")) && STEP_SIGNATURE.equals(file.get("signature"))) {
-                tfliteFiles.add(tfliteFile(file, vocab, states));
+                tfliteFiles.add(tfliteFile(file, vocab, states, false));
+            }
+        }
+        List<ModelFile> tfliteBatchFiles = new ArrayList<ModelFile>();
+        if (manifest.containsKey("batch_files")) {
+            for (Object entry : list(manifest.get("batch_files"), "\"batch_files\"")) {
+                Map<?, ?> file = object(entry, "each entry of \"batch_files\"");
+                checkInside(string(file, "path", "each entry of \"batch_files\""));
+                if ("tflite".equals(file.get("format")) && STEP_SIGNATURE.equals(file.get("signature"))) {
+                    tfliteBatchFiles.add(tfliteFile(file, vocab, states, true));
+                }
             }
         }
         if (tfliteFiles.isEmpty()) {
             throw new ManifestException("the bundle has no tflite file with a \"" + STEP_SIGNATURE
                     + "\" signature; export it with the tflite format");
         }
-        return new BundleManifest(vocab, cell, layers, states, startToken, startState, tfliteFiles);
+        return new BundleManifest(vocab, cell, layers, states, startToken, startState, tfliteFiles,
+                tfliteBatchFiles);
     }
 
     /**
@@ -234,30 +252,34 @@ public final class BundleManifest {
         return Collections.unmodifiableMap(startState);
     }
 
-    /** A "files" entry of format tflite and signature "step", checked against the vocabulary and state. */
-    private static ModelFile tfliteFile(Map<?, ?> file, Vocab vocab, List<StateSpec> states) {
+    /**
+     * A "files" entry (batch 1) or a "batch_files" entry (batch B >= 1) of format tflite and signature
+     * "step", checked against the vocabulary and state.
+     */
+    private static ModelFile tfliteFile(Map<?, ?> file, Vocab vocab, List<StateSpec> states, boolean batchFile) {
         String path = string(file, "path", "a tflite file entry");
         String where = "tflite file \"" + path + "\"";
         String precision = string(file, "precision", where);
         int batch = integer(file, "batch", where);
-        if (batch != 1) {
-            throw new ManifestException(where + " has batch " + batch + "; the sampler runs batch 1");
+        if (batchFile ? batch < 1 : batch != 1) {
+            throw new ManifestException(where + " has batch " + batch + "; " + (batchFile
+                    ? "a batch model runs a fixed batch >= 1" : "the sampler runs batch 1"));
         }
         Map<String, TensorSpec> inputs = tensors(file.get("inputs"), where + " inputs");
         Map<String, TensorSpec> outputs = tensors(file.get("outputs"), where + " outputs");
         Map<String, TensorSpec> expectedInputs = new LinkedHashMap<String, TensorSpec>();
         Map<String, TensorSpec> expectedOutputs = new LinkedHashMap<String, TensorSpec>();
-        expectedInputs.put("token", new TensorSpec(new int[] {1}, "int32"));
-        expectedOutputs.put("logits", new TensorSpec(new int[] {1, vocab.size()}, "float32"));
+        expectedInputs.put("token", new TensorSpec(new int[] {batch}, "int32"));
+        expectedOutputs.put("logits", new TensorSpec(new int[] {batch, vocab.size()}, "float32"));
         for (StateSpec state : states) {
-            TensorSpec spec = new TensorSpec(new int[] {1, state.size}, "float32");
+            TensorSpec spec = new TensorSpec(new int[] {batch, state.size}, "float32");
             expectedInputs.put(state.name, spec);
             expectedOutputs.put(state.nextName(), spec);
         }
         checkSignature(where + " inputs", inputs, expectedInputs);
         checkSignature(where + " outputs", outputs, expectedOutputs);
         long bytes = integer(file, "bytes", where);
-        return new ModelFile(path, precision, STEP_SIGNATURE, inputs, outputs, bytes);
+        return new ModelFile(path, precision, STEP_SIGNATURE, batch, inputs, outputs, bytes);
     }
 
     private static void checkSignature(String where, Map<String, TensorSpec> actual,

@@ -10,7 +10,9 @@ import java.util.NoSuchElementException;
  * <p>The constructor resets the model to its start state and feeds its start token, then the prime
  * (the slow part for a long prime); each {@link #next()} feeds the previous token, then chooses and
  * decodes one more. The last token is never fed, as in the Python sampler, so both do the same
- * model calls.
+ * model calls. With a delimiter ({@code until}), it stops after the token whose text completes it:
+ * stream i of a batch (export/SPEC.md, "Many samples") is this with seed
+ * {@link SplitMix64#streamSeed}(seed, i).
  */
 public final class Generation implements Iterator<String> {
     private final StepModel model;
@@ -18,6 +20,8 @@ public final class Generation implements Iterator<String> {
     private final SplitMix64 rng;
     private final TokenDecoder decoder;
     private final int length;
+    private final String until;
+    private final StringBuilder text = new StringBuilder();
     private float[] logits;
     private int emitted;
     private int lastToken = -1;
@@ -28,6 +32,12 @@ public final class Generation implements Iterator<String> {
      * token id of {@code vocab}) throw {@link IllegalArgumentException} before the model is reset.
      */
     public Generation(StepModel model, Vocab vocab, String prime, int length, SamplingParams params, long seed) {
+        this(model, vocab, prime, length, params, seed, "");
+    }
+
+    /** As above, stopping after the text ends with {@code until} ("" never stops). */
+    public Generation(StepModel model, Vocab vocab, String prime, int length, SamplingParams params, long seed,
+                      String until) {
         if (length < 0) {
             throw new IllegalArgumentException("length must be >= 0 (got " + length + ")");
         }
@@ -40,6 +50,7 @@ public final class Generation implements Iterator<String> {
         this.model = model;
         this.params = params;
         this.length = length;
+        this.until = until;
         this.rng = new SplitMix64(seed);
         this.decoder = vocab.newDecoder();
         model.reset();
@@ -52,7 +63,7 @@ public final class Generation implements Iterator<String> {
 
     @Override
     public boolean hasNext() {
-        return emitted < length;
+        return emitted < length && (until.isEmpty() || !BatchGeneration.endsWith(text, until));
     }
 
     /** The text of the next token: one character, or in byte mode possibly "" or a completed character. */
@@ -66,6 +77,10 @@ public final class Generation implements Iterator<String> {
         }
         lastToken = Sampler.choose(logits, rng, params);
         emitted++;
-        return decoder.decode(lastToken);
+        String piece = decoder.decode(lastToken);
+        if (!until.isEmpty()) {
+            text.append(piece);
+        }
+        return piece;
     }
 }

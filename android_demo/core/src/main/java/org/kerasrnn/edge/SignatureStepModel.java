@@ -9,9 +9,10 @@ import java.util.Map;
  * is what LiteRT's {@code Interpreter.runSignature(inputs, outputs, key)} does. It owns the state
  * buffers the manifest describes: each step feeds {@code token} and every state, then the
  * {@code next_<state>} outputs become the next step's state. {@link #reset()} copies the manifest's
- * start state into those buffers, and {@link #startToken()} is the manifest's start token.
+ * start state into those buffers, and {@link #startToken()} is the manifest's start token. Built with a
+ * batch B (a "batch_files" model of the manifest), it runs B streams per call as a {@link BatchStepModel}.
  */
-public final class SignatureStepModel implements StepModel {
+public final class SignatureStepModel implements StepModel, BatchStepModel {
     /** Runs the model's signature once: reads {@code inputs}, fills the arrays in {@code outputs}. */
     public interface SignatureRunner {
         void run(Map<String, Object> inputs, Map<String, Object> outputs);
@@ -19,7 +20,8 @@ public final class SignatureStepModel implements StepModel {
 
     private final SignatureRunner runner;
     private final List<StateSpec> states;
-    private final int[] token = new int[1];
+    private final int batch;
+    private final int[] token;
     private final float[][] logits;
     /** state[i] is fed to the model; next[i] receives its update, then the two swap. */
     private final float[][][] state;
@@ -32,16 +34,23 @@ public final class SignatureStepModel implements StepModel {
 
     /** A model in the manifest's start state, running {@code runner} for each step. */
     public SignatureStepModel(BundleManifest manifest, SignatureRunner runner) {
+        this(manifest, runner, 1);
+    }
+
+    /** The same for a signature of {@code batch} rows: every input and output [batch, ...]. */
+    public SignatureStepModel(BundleManifest manifest, SignatureRunner runner, int batch) {
         this.runner = runner;
+        this.batch = batch;
         this.states = manifest.states;
         this.startToken = manifest.startToken;
-        this.logits = new float[1][manifest.vocab.size()];
+        this.token = new int[batch];
+        this.logits = new float[batch][manifest.vocab.size()];
         this.state = new float[states.size()][][];
         this.next = new float[states.size()][][];
         this.start = new float[states.size()][];
         for (int i = 0; i < states.size(); i++) {
-            state[i] = new float[1][states.get(i).size];
-            next[i] = new float[1][states.get(i).size];
+            state[i] = new float[batch][states.get(i).size];
+            next[i] = new float[batch][states.get(i).size];
             start[i] = manifest.startState(states.get(i).name);
         }
         inputs.put("token", token);
@@ -50,12 +59,19 @@ public final class SignatureStepModel implements StepModel {
         reset();
     }
 
-    /** Copies the manifest's start state into every state buffer. */
+    /** Copies the manifest's start state into every row of every state buffer. */
     @Override
     public void reset() {
         for (int i = 0; i < state.length; i++) {
-            System.arraycopy(start[i], 0, state[i][0], 0, start[i].length);
+            for (float[] row : state[i]) {
+                System.arraycopy(start[i], 0, row, 0, start[i].length);
+            }
         }
+    }
+
+    @Override
+    public int batch() {
+        return batch;
     }
 
     /** The manifest's {@code "start.token"}. */
@@ -64,9 +80,21 @@ public final class SignatureStepModel implements StepModel {
         return startToken;
     }
 
+    /** One token for a batch-1 model. */
     @Override
     public float[] feed(int tokenId) {
-        token[0] = tokenId;
+        if (batch != 1) {
+            throw new IllegalStateException("a batch-" + batch + " model takes one token per row: feed(int[])");
+        }
+        return feed(new int[] {tokenId})[0];
+    }
+
+    @Override
+    public float[][] feed(int[] tokens) {
+        if (tokens.length != batch) {
+            throw new IllegalArgumentException(tokens.length + " tokens for a batch-" + batch + " model");
+        }
+        System.arraycopy(tokens, 0, token, 0, batch);
         runner.run(inputs, outputs);
         for (int i = 0; i < state.length; i++) {
             float[][] fed = state[i];
@@ -74,7 +102,11 @@ public final class SignatureStepModel implements StepModel {
             next[i] = fed;
         }
         bindStates();
-        return logits[0].clone();
+        float[][] copy = new float[batch][];
+        for (int r = 0; r < batch; r++) {
+            copy[r] = logits[r].clone();
+        }
+        return copy;
     }
 
     private void bindStates() {

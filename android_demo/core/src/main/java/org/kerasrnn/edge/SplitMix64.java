@@ -7,6 +7,7 @@ package org.kerasrnn.edge;
  * state is a plain {@code long}; read unsigned seeds with {@link Long#parseUnsignedLong(String)}.
  */
 public final class SplitMix64 {
+    private static final long GOLDEN = 0x9E3779B97F4A7C15L;
     private long state;
 
     public SplitMix64(long seed) {
@@ -15,7 +16,7 @@ public final class SplitMix64 {
 
     /** The next 64 random bits; compare with {@link Long#toUnsignedString(long)}. */
     public long nextU64() {
-        state += 0x9E3779B97F4A7C15L;
+        state += GOLDEN;
         long z = state;
         z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
         z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
@@ -25,5 +26,14 @@ public final class SplitMix64 {
     /** Uniform in [0, 1) with 53 random bits. */
     public double nextDouble() {
         return (nextU64() >>> 11) * 0x1.0p-53;
+    }
+
+    /**
+     * The seed of stream {@code i} of a batch sampled with {@code seed} (export/SPEC.md, "Many samples"):
+     * {@code seed} itself for stream 0; for i >= 1 the i-th number a SplitMix64 seeded with {@code seed}
+     * returns. Both are unsigned 64-bit (i may be any of the 2^64 values).
+     */
+    public static long streamSeed(long seed, long i) {
+        return i == 0 ? seed : new SplitMix64(seed + (i - 1) * GOLDEN).nextU64();
     }
 }

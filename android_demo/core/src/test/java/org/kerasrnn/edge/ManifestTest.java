@@ -28,12 +28,18 @@ public class ManifestTest {
 
     /** A "files" entry as the exporter writes it; {@code tokens} is the token input's length. */
     private static String modelFile(String path, String format, String precision, String signature, int tokens) {
-        String state = tensor("float32", 1, 3);
+        return modelFile(path, format, precision, signature, tokens, 1);
+    }
+
+    /** An entry at {@code batch} streams (a "batch_files" entry when batch is not 1). */
+    private static String modelFile(String path, String format, String precision, String signature, int tokens,
+                                    int batch) {
+        String state = tensor("float32", batch, 3);
         return "{'path': '" + path + "', 'format': '" + format + "', 'precision': '" + precision + "',"
-                + " 'batch': 1, 'signature': '" + signature + "',"
+                + " 'batch': " + batch + ", 'signature': '" + signature + "',"
                 + " 'inputs': {'token': " + tensor("int32", tokens) + ", 'layer0_h': " + state + ", 'layer0_c': " + state
                 + ", 'layer1_h': " + state + ", 'layer1_c': " + state + "},"
-                + " 'outputs': {'logits': " + tensor("float32", 1, 5) + ", 'next_layer0_h': " + state
+                + " 'outputs': {'logits': " + tensor("float32", batch, 5) + ", 'next_layer0_h': " + state
                 + ", 'next_layer0_c': " + state + ", 'next_layer1_h': " + state + ", 'next_layer1_c': " + state + "},"
                 + " 'sha256': '00ff', 'bytes': 12345, 'min_runtime': {'tflite-runtime': '2.14.0'}}";
     }
@@ -100,6 +106,25 @@ public class ManifestTest {
         assertEquals("step", int8.signature);
         assertEquals(12345, int8.bytes);
         assertEquals("step_fp32.tflite", manifest.tfliteFile("fp32").path);
+    }
+
+    /** The optional "batch_files" (export/SPEC.md, "Batch models"): TFLite step files at batch B; ONNX skipped. */
+    @Test
+    public void readsBatchFiles() {
+        assertEquals(0, validManifest().tfliteBatchFiles.size());
+        String batchFiles = " 'batch_files': [" + modelFile("step_b16_fp32.tflite", "tflite", "fp32", "step", 16, 16)
+                + ", " + modelFile("step_b16_int8.tflite", "tflite", "int8", "step", 16, 16)
+                + ", {'path': 'step_batch.onnx', 'format': 'onnx', 'batch': -1, 'signature': 'steps'}],";
+        BundleManifest manifest = BundleManifest.parse(validWith(json(" 'source':"), json(batchFiles + " 'source':")));
+        assertEquals(2, manifest.tfliteBatchFiles.size());
+        ModelFile file = manifest.tfliteBatchFiles.get(1);
+        assertEquals("step_b16_int8.tflite", file.path);
+        assertEquals(16, file.batch);
+        assertArrayEquals(new int[] {16, 3}, file.inputs.get("layer1_c").shape);
+        assertEquals(1, manifest.tfliteFile("int8").batch);
+        String wrongShape = batchFiles.replace(tensor("int32", 16), tensor("int32", 1));
+        assertRejected(validWith(json(" 'source':"), json(wrongShape + " 'source':")),
+                "tflite file \"step_b16_fp32.tflite\" inputs: \"token\" is");
     }
 
     @Test

@@ -48,6 +48,44 @@ public class SamplingVectorsTest {
         }
     }
 
+    /** Rows of CounterTableModels as one batched model (make_sampling_vectors.BatchTableModel). */
+    private static final class BatchTableModel implements BatchStepModel {
+        private final CounterTableModel[] rows;
+
+        BatchTableModel(float[][] table, int startToken, long start, int batch) {
+            rows = new CounterTableModel[batch];
+            for (int r = 0; r < batch; r++) {
+                rows[r] = new CounterTableModel(table, startToken, start);
+            }
+        }
+
+        @Override
+        public int batch() {
+            return rows.length;
+        }
+
+        @Override
+        public void reset() {
+            for (CounterTableModel row : rows) {
+                row.reset();
+            }
+        }
+
+        @Override
+        public int startToken() {
+            return rows[0].startToken();
+        }
+
+        @Override
+        public float[][] feed(int[] tokens) {
+            float[][] logits = new float[rows.length][];
+            for (int r = 0; r < rows.length; r++) {
+                logits[r] = rows[r].feed(tokens[r]);
+            }
+            return logits;
+        }
+    }
+
     private static Map<?, ?> vectors;
 
     @BeforeClass
@@ -116,11 +154,7 @@ public class SamplingVectorsTest {
     public void generateReproducesEveryText() {
         Map<?, ?> generate = (Map<?, ?>) vectors.get("generate");
         Vocab vocab = Vocab.fromJson(generate.get("vocab"));
-        List<?> rows = (List<?>) generate.get("table");
-        float[][] table = new float[rows.size()][];
-        for (int r = 0; r < table.length; r++) {
-            table[r] = floats((List<?>) rows.get(r));
-        }
+        float[][] table = table(generate);
         List<?> cases = (List<?>) generate.get("cases");
         assertTrue("expected several generate cases, got " + cases.size(), cases.size() >= 3);
         boolean nonzeroStartToken = false;
@@ -139,6 +173,72 @@ public class SamplingVectorsTest {
             assertEquals("case " + testCase.get("name"), testCase.get("text"), text.toString());
         }
         assertTrue("no case has a nonzero start token", nonzeroStartToken);
+    }
+
+    @Test
+    public void streamSeedsReproduceEverySeed() {
+        Map<?, ?> many = (Map<?, ?>) ((Map<?, ?>) vectors.get("generate")).get("many");
+        for (Object entry : (List<?>) many.get("stream_seeds")) {
+            Map<?, ?> vector = (Map<?, ?>) entry;
+            long seed = Long.parseUnsignedLong((String) vector.get("seed"));
+            List<?> indices = (List<?>) vector.get("i");
+            List<?> expected = (List<?>) vector.get("stream_seed");
+            for (int k = 0; k < indices.size(); k++) {
+                long i = Long.parseUnsignedLong((String) indices.get(k));
+                assertEquals("seed " + seed + " stream " + indices.get(k), expected.get(k),
+                        Long.toUnsignedString(SplitMix64.streamSeed(seed, i)));
+            }
+        }
+    }
+
+    /**
+     * Stream i of a batch is the single generation with stream seed i, cut after its first delimiter;
+     * and the streams run {@code batch} at a time give the same texts.
+     */
+    @Test
+    public void manySamplesReproduceEveryText() {
+        Map<?, ?> generate = (Map<?, ?>) vectors.get("generate");
+        Vocab vocab = Vocab.fromJson(generate.get("vocab"));
+        float[][] table = table(generate);
+        List<?> cases = (List<?>) ((Map<?, ?>) generate.get("many")).get("cases");
+        assertTrue("expected several batch cases, got " + cases.size(), cases.size() >= 3);
+        for (Object entry : cases) {
+            Map<?, ?> testCase = (Map<?, ?>) entry;
+            long seed = Long.parseUnsignedLong((String) testCase.get("seed"));
+            List<?> texts = (List<?>) testCase.get("texts");
+            for (int i = 0; i < texts.size(); i++) {
+                StepModel model = new CounterTableModel(table, ((Number) testCase.get("start_token")).intValue(),
+                        ((Number) testCase.get("start")).longValue());
+                Generation generation = new Generation(model, vocab, (String) testCase.get("prime"),
+                        ((Number) testCase.get("length")).intValue(), params(testCase),
+                        SplitMix64.streamSeed(seed, i), (String) testCase.get("until"));
+                StringBuilder text = new StringBuilder();
+                while (generation.hasNext()) {
+                    text.append(generation.next());
+                }
+                assertEquals("case " + testCase.get("name") + " stream " + i, texts.get(i), text.toString());
+            }
+            long[] seeds = new long[texts.size()];
+            for (int i = 0; i < seeds.length; i++) {
+                seeds[i] = SplitMix64.streamSeed(seed, i);
+            }
+            BatchStepModel model = new BatchTableModel(table, ((Number) testCase.get("start_token")).intValue(),
+                    ((Number) testCase.get("start")).longValue(), ((Number) testCase.get("batch")).intValue());
+            assertEquals("case " + testCase.get("name") + " in batches", texts,
+                    BatchGeneration.generate(model, vocab, (String) testCase.get("prime"),
+                            ((Number) testCase.get("length")).intValue(), params(testCase), seeds,
+                            (String) testCase.get("until")));
+        }
+    }
+
+    /** The "generate" vectors' table of logits, one row per float32 array. */
+    private static float[][] table(Map<?, ?> generate) {
+        List<?> rows = (List<?>) generate.get("table");
+        float[][] table = new float[rows.size()][];
+        for (int r = 0; r < table.length; r++) {
+            table[r] = floats((List<?>) rows.get(r));
+        }
+        return table;
     }
 
     private static SamplingParams params(Map<?, ?> testCase) {

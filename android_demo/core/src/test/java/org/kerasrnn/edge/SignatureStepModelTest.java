@@ -147,4 +147,42 @@ public class SignatureStepModelTest {
         assertEquals(2, manifest.startToken);
         assertEquals(manifest.startToken, model.startToken());
     }
+
+    /** A batch-2 model: row r gets tokens[r] and its own state; reset puts the start state in every row. */
+    @Test
+    public void aBatchModelRunsEveryRowOnItsOwnState() {
+        final BundleManifest manifest = ManifestTest.validManifest();
+        final List<int[]> tokensFed = new ArrayList<int[]>();
+        SignatureStepModel model = new SignatureStepModel(manifest, new SignatureStepModel.SignatureRunner() {
+            @Override
+            public void run(Map<String, Object> inputs, Map<String, Object> outputs) {
+                int[] tokens = (int[]) inputs.get("token");
+                tokensFed.add(tokens.clone());
+                float[][] logits = (float[][]) outputs.get("logits");
+                for (int r = 0; r < tokens.length; r++) {
+                    for (StateSpec spec : manifest.states) {  // every state: itself plus the row's token
+                        float[] state = ((float[][]) inputs.get(spec.name))[r];
+                        float[] next = ((float[][]) outputs.get(spec.nextName()))[r];
+                        for (int j = 0; j < state.length; j++) {
+                            next[j] = state[j] + tokens[r];
+                        }
+                    }
+                    float[] last = ((float[][]) outputs.get("next_layer1_c"))[r];
+                    Arrays.fill(logits[r], last[0]);
+                }
+            }
+        }, 2);
+        assertEquals(2, model.batch());
+        model.reset();
+        // layer1_c starts at {1, 2, 4}: row r's logits are 1 plus its tokens so far.
+        float[][] logits = model.feed(new int[] {3, 10});
+        assertArrayEquals(new float[] {4, 4, 4, 4, 4}, logits[0], 0f);
+        assertArrayEquals(new float[] {11, 11, 11, 11, 11}, logits[1], 0f);
+        logits = model.feed(new int[] {1, 0});
+        assertArrayEquals(new float[] {5, 5, 5, 5, 5}, logits[0], 0f);
+        assertArrayEquals(new float[] {11, 11, 11, 11, 11}, logits[1], 0f);
+        model.reset();
+        assertArrayEquals(new float[] {1, 1, 1, 1, 1}, model.feed(new int[] {0, 0})[1], 0f);
+        assertArrayEquals(new int[] {3, 10}, tokensFed.get(0));
+    }
 }

@@ -1,0 +1,81 @@
+package org.kerasrnn.edge;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * Many samples at once (export/SPEC.md, "Many samples"): {@code seeds.length} streams through a
+ * {@link BatchStepModel}, {@code batch()} at a time, the last group padded with rows whose text is
+ * thrown away. Stream j is exactly {@link Generation} with seed {@code seeds[j]} and the same
+ * delimiter: the same prime handling, choices and stop. Seeds for stream i of a user's seed s:
+ * {@link SplitMix64#streamSeed}(s, i).
+ */
+public final class BatchGeneration {
+    private BatchGeneration() {
+    }
+
+    /** The texts of the streams, in order; each ends with {@code until}, or has {@code length} tokens. */
+    public static List<String> generate(BatchStepModel model, Vocab vocab, String prime, int length,
+                                        SamplingParams params, long[] seeds, String until) {
+        if (length < 0) {
+            throw new IllegalArgumentException("length must be >= 0 (got " + length + ")");
+        }
+        int[] primeIds = vocab.encode(prime);
+        List<String> texts = new ArrayList<String>();
+        for (int first = 0; first < seeds.length; first += model.batch()) {
+            long[] group = Arrays.copyOfRange(seeds, first, Math.min(seeds.length, first + model.batch()));
+            texts.addAll(generateGroup(model, vocab, primeIds, length, params, group, until));
+        }
+        return texts;
+    }
+
+    private static List<String> generateGroup(BatchStepModel model, Vocab vocab, int[] primeIds, int length,
+                                              SamplingParams params, long[] seeds, String until) {
+        int rows = seeds.length;
+        SplitMix64[] rngs = new SplitMix64[rows];
+        TokenDecoder[] decoders = new TokenDecoder[rows];
+        StringBuilder[] texts = new StringBuilder[rows];
+        boolean[] running = new boolean[rows];
+        for (int j = 0; j < rows; j++) {
+            rngs[j] = new SplitMix64(seeds[j]);
+            decoders[j] = vocab.newDecoder();
+            texts[j] = new StringBuilder();
+            running[j] = true;
+        }
+        int[] tokens = new int[model.batch()];
+        model.reset();
+        Arrays.fill(tokens, model.startToken());
+        float[][] logits = model.feed(tokens);
+        for (int id : primeIds) {
+            Arrays.fill(tokens, id);
+            logits = model.feed(tokens);
+        }
+        int left = rows;
+        for (int n = 0; n < length && left > 0; n++) {
+            if (n > 0) {
+                logits = model.feed(tokens);  // a stopped row is fed its last token again
+            }
+            for (int j = 0; j < rows; j++) {
+                if (running[j]) {
+                    tokens[j] = Sampler.choose(logits[j], rngs[j], params);
+                    texts[j].append(decoders[j].decode(tokens[j]));
+                    if (!until.isEmpty() && endsWith(texts[j], until)) {
+                        running[j] = false;
+                        left--;
+                    }
+                }
+            }
+        }
+        List<String> out = new ArrayList<String>();
+        for (StringBuilder text : texts) {
+            out.add(text.toString());
+        }
+        return out;
+    }
+
+    static boolean endsWith(StringBuilder text, String suffix) {
+        int start = text.length() - suffix.length();
+        return start >= 0 && text.indexOf(suffix, start) == start;
+    }
+}
