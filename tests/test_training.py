@@ -9,7 +9,8 @@ import pytest
 from conftest import shakespeare_slice
 from kerasrnn.callbacks import TBPTTSchedule
 from kerasrnn.config import Config
-from kerasrnn.data import StreamBatches, load_ids, split, start_context
+from kerasrnn.corpus import load_ids
+from kerasrnn.data import StreamBatches, split, start_context
 from kerasrnn.model import build_model, copy_weights, get_start, get_states, reset_states
 from kerasrnn.run import load_model
 from kerasrnn.train import train
