@@ -9,7 +9,8 @@ Needs Debian's kernel source (nothing of it is committed):
 
 Each SOURCE (default: the extracted tree, then the tarball) is prepared with --include '*.c' --include
 '*.h' by kerasrnn.corpus.load_ids in a fresh subprocess with an empty cache; the line printed gives the
-text's MB, the seconds, MB/s and the subprocess's peak RSS (its ru_maxrss). With --peer-mb N the first N MB
+text's MB, the seconds, MB/s and the subprocess's peak RSS (its VmHWM: its
+ru_maxrss would count the parent's memory at the fork). With --peer-mb N the first N MB
 of the joined text are also prepared both ways in one run, alternating: the streaming preparation and the
 whole-file decode it replaced (`Vocab.fit` of the file's bytes, as load_ids did before), for a ratio
 measured under the same load.
@@ -36,8 +37,9 @@ else:
     vocab, ids = Vocab.fit(open(path, "rb").read(), tokens)
 seconds = time.perf_counter() - start
 usage = resource.getrusage(resource.RUSAGE_SELF)
+peak = int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])  # kB; ru_maxrss keeps the parent's
 print(json.dumps({"seconds": seconds, "cpu": usage.ru_utime + usage.ru_stime, "tokens": len(ids), "vocab": vocab.size,
-                  "rss_mb": usage.ru_maxrss / 1024}))
+                  "rss_mb": peak / 1024}))
 """
 
 
@@ -79,16 +81,15 @@ def main():
     if args.peer_mb:
         path = next(p for p in args.sources if os.path.exists(p))
         with tempfile.NamedTemporaryFile(suffix=".txt") as slice_file:
-            _, total, fill = corpus.prepare(corpus.Source(path, INCLUDE), "byte")
-            import numpy as np
-            whole = np.memmap(slice_file.name, np.uint8, "w+", shape=(total,))
-            fill(whole)
-            size = int(args.peer_mb * 1e6)
-            cut = bytes(whole[:size])
+            _, _, fill = corpus.prepare(corpus.Source(path, INCLUDE), "byte")  # byte ids: the joined text
+            fill(slice_file, 0)
+            slice_file.seek(0)
+            cut = slice_file.read(int(args.peer_mb * 1e6))
             cut = cut[:len(cut.decode("utf-8", errors="ignore").encode("utf-8"))]  # whole characters
-            del whole
-            with open(slice_file.name, "wb") as f:
-                f.write(cut)
+            slice_file.seek(0)
+            slice_file.truncate()
+            slice_file.write(cut)
+            slice_file.flush()
             for how in ("stream", "whole-file", "stream", "whole-file"):
                 show(f"first {args.peer_mb:g} MB, {how}", prepare(how, slice_file.name, [], args.tokens, len(cut)))
 

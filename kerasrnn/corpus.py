@@ -21,12 +21,14 @@ import glob
 import hashlib
 import importlib.util
 import json
+import lzma
 import os
 import sys
 import sysconfig
 import tarfile
 import time
 import zipfile
+import zlib
 from typing import Callable
 
 import numpy as np
@@ -43,6 +45,7 @@ SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/da
 SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 LINUX_SOURCE = "/usr/src/linux-source-6.1.tar.xz"  # Debian's linux-source-6.1 package
 UNICODE = 0x110000
+ARCHIVE_ERRORS = (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, zlib.error, lzma.LZMAError)
 
 
 def cache_dir():
@@ -84,6 +87,7 @@ class Source:
             raise UserError(f"--include chooses files of a directory or archive, and {self.path} is one file: "
                             f"pass a directory or a {', '.join(ARCHIVES)} archive, or leave --include out")
         self.read = 0  # bytes read so far (of the archive file for a tar): the progress bar's position
+        self._buffer = bytearray(CHUNK)
 
     def __str__(self):
         return self.path + "".join(f" --include {g!r}" for g in self.include)
@@ -125,7 +129,7 @@ class Source:
         if self.kind == "dir":
             return sum(size for _, _, size in self._tree)
         if self.kind == "zip":
-            with zipfile.ZipFile(self.path) as z:
+            with self._archive(zipfile.ZipFile, self.path) as z:
                 return sum(i.file_size for i in z.infolist() if not i.is_dir() and self.chosen(i.filename))
         return os.path.getsize(self.path)
 
@@ -146,25 +150,34 @@ class Source:
         else:
             with open_file(self.path) as raw, self._archive(tarfile.open, fileobj=_Counted(raw, self),
                                                             mode="r|*") as tar:
-                for member in tar:
-                    name = member.name.removeprefix("./")
-                    if member.isfile() and self.chosen(name):
-                        yield f"{self.path}:{name}", self._chunks(tar.extractfile(member), counted=False)
+                try:
+                    for member in tar:  # (a consumer's exceptions do not come in at the yield)
+                        name = member.name.removeprefix("./")
+                        if member.isfile() and self.chosen(name):
+                            yield f"{self.path}:{name}", self._chunks(tar.extractfile(member), counted=False)
+                except ARCHIVE_ERRORS as e:
+                    raise self._damaged(e) from None
 
     def _archive(self, opener, *args, **kwargs):
         try:
             return opener(*args, **kwargs)
-        except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as e:
+        except ARCHIVE_ERRORS as e:
             raise UserError(f"{self.path} is not a readable archive ({e}): pass a "
                             f"{', '.join(ARCHIVES)} archive, a directory or a text file") from None
 
+    def _damaged(self, error):
+        return UserError(f"{self.path} could not be read to its end ({error}): the archive is damaged")
+
     def _chunks(self, f, counted=True):
+        """Read into one buffer, each chunk copied out at its size: `f.read(CHUNK)` of a small file would
+        allocate CHUNK and shrink it, which fragments the heap (memory grew by 300 MB over 55,000 files)."""
+        view = memoryview(self._buffer)
         with f:
             while True:
                 try:
-                    chunk = f.read(CHUNK)
-                except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as e:
-                    raise UserError(f"{self.path} could not be read to its end ({e}): the archive is damaged") from None
+                    chunk = bytes(view[:f.readinto(view)])
+                except ARCHIVE_ERRORS as e:
+                    raise self._damaged(e) from None
                 if not chunk:
                     return
                 if counted:

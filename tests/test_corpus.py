@@ -114,6 +114,11 @@ def test_sources_that_give_no_text_are_one_line(tmp_path, cache):
     (tmp_path / "broken.tar.gz").write_bytes(b"not gzip at all")
     with pytest.raises(UserError, match="is not a readable archive"):
         corpus.load_ids(corpus.Source(tmp_path / "broken.tar.gz"), "char")
+    for kind in ("tar.xz", "zip"):
+        whole = make_source(tmp_path / kind, kind).read_bytes()
+        (tmp_path / f"cut.{kind}").write_bytes(whole[:len(whole) // 2])
+        with pytest.raises(UserError, match=rf"cut.{kind} (is not a readable archive|could not be read to its end)"):
+            corpus.load_ids(corpus.Source(tmp_path / f"cut.{kind}"), "char")
     with pytest.raises(UserError, match="--include chooses files of --text"):
         Config(include=["*.c"]).check()
 
@@ -126,10 +131,11 @@ def test_preparation_memory_is_bounded_whatever_the_text_size(tmp_path, cache):
     with open(path, "w", encoding="utf-8") as f:
         for i in range(45):
             f.write(shakespeare if i % 10 else shakespeare.replace("e", "é"))
-    child = ("import json, resource, sys; from kerasrnn import corpus; "
-             "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
-             "vocab, ids = corpus.load_ids(sys.argv[1], 'char'); "
-             "print(json.dumps([len(ids), vocab.size, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024]))")
+    # VmHWM, the peak RSS of the process's own memory (ru_maxrss would count this process's at the fork)
+    child = ("import json, sys; from kerasrnn import corpus; "
+             "peak = lambda: int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]) * 1024; "
+             "before = peak(); vocab, ids = corpus.load_ids(sys.argv[1], 'char'); "
+             "print(json.dumps([len(ids), vocab.size, peak() - before]))")
     run = subprocess.run([sys.executable, "-c", child, str(path)], capture_output=True, text=True,
                          env={**os.environ, "KERASRNN_CACHE": str(cache)})
     assert run.returncode == 0, run.stderr
