@@ -52,12 +52,12 @@ def cache_dir():
     return os.environ.get("KERASRNN_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "kerasrnn"))
 
 
-def open_file(path, what="pass an existing text file with --text"):
+def open_file(path):
     """`open(path, "rb")`, with a missing or unreadable file as one line."""
     try:
         return open(path, "rb")
     except FileNotFoundError:
-        raise UserError(f"{path} does not exist: {what}") from None
+        raise UserError(f"{path} does not exist: pass an existing text file with --text") from None
     except PermissionError:
         raise UserError(f"{path} cannot be read (permission denied)") from None
 
@@ -65,8 +65,8 @@ def open_file(path, what="pass an existing text file with --text"):
 def read_bytes(path):
     """The bytes of one (small) file, e.g. the text kerasrnn inspect reads."""
     if os.path.isdir(path):
-        raise UserError(f"{path} is a directory: pass a text file")
-    with open_file(path, "pass an existing text file") as f:
+        raise UserError(f"{path} is a directory: pass a text file with --text")
+    with open_file(path) as f:
         data = f.read()
     if not data:
         raise UserError(f"{path} is empty: pass a file with text in it")
