@@ -57,14 +57,16 @@ def prepare(how, path, include, tokens, text_bytes):
 
 def show(label, r):
     print(f"{label}: {r['mb']:,.1f} MB ({r['tokens']:,} tokens, vocab {r['vocab']}) in {r['seconds']:.1f} s = "
-          f"{r['mb'] / r['seconds']:.1f} MB/s ({r['cpu']:.1f} CPU s: {r['mb'] / r['cpu']:.1f} MB per CPU s), peak RSS {r['rss_mb']:,.0f} MB", flush=True)
+          f"{r['mb'] / r['seconds']:.1f} MB/s ({r['cpu']:.1f} CPU s: {r['mb'] / r['cpu']:.1f} MB per CPU s), "
+          f"peak RSS {r['rss_mb']:,.0f} MB", flush=True)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("sources", nargs="*", default=SOURCES)
     parser.add_argument("--tokens", default="char")
-    parser.add_argument("--peer-mb", type=float, default=0, help="also compare with the whole-file decode on this many MB")
+    parser.add_argument("--peer-mb", type=float, default=0,
+                        help="also compare with the whole-file decode on this many MB")
     args = parser.parse_args()
     from kerasrnn import corpus
     print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}; "
@@ -74,9 +76,8 @@ def main():
         if not os.path.exists(path):
             print(f"{path}: not here (see this script's docstring)")
             continue
-        if text_bytes is None:  # the same text from the tree and the tarball (the separators left out)
-            src = corpus.Source(path, INCLUDE)
-            text_bytes = src.size() if src.kind == "dir" else corpus.prepare(src, "byte")[1]
+        if text_bytes is None:  # the joined text's bytes (byte ids), the same from the tree and the tarball
+            text_bytes = corpus.prepare(corpus.Source(path, INCLUDE), "byte")[1]
         show(f"{path} ({args.tokens})", prepare("stream", path, INCLUDE, args.tokens, text_bytes))
     if args.peer_mb:
         path = next(p for p in args.sources if os.path.exists(p))

@@ -8,10 +8,11 @@ matched against the file's name, one with "/" against its path inside the direct
 file. The text is those files joined in sorted path order, with SEPARATOR (one line break) between
 two files.
 
-Preparation streams, so its memory is bounded by the chunk size whatever the corpus size: a first pass
-checks the UTF-8, builds the vocabulary (the code points seen) and counts each file's tokens; a second
-writes each file's ids at its place in the sorted order of a memory-mapped .npy (uint8 or uint16,
-`Vocab.dtype`). Both passes read an archive in its own order, never seeking back in it.
+Preparation streams, CHUNK bytes at a time, so its memory is bounded whatever the corpus size: a first
+pass checks the UTF-8, builds the vocabulary (the code points seen) and counts each file's tokens; a
+second writes each file's ids at its place in the sorted order of a .npy (uint8 or uint16,
+`Vocab.dtype`), which training memory-maps. Both passes read an archive in its own order, never
+seeking back in it. The .npy is cached (`load_ids` says under which key).
 """
 import codecs
 import dataclasses
@@ -114,9 +115,9 @@ class Source:
         raise UserError(f"{error.filename} cannot be read ({error.strerror})")
 
     def identity(self):
-        """What the cache key hashes: the path, the globs, and the size and modification time (ns) of the
-        file, of the archive, or of each chosen file of a directory. So an edited file is prepared
-        again (its mtime changes), an unchanged one is not; a tree's listing is re-read each time."""
+        """What the cache key hashes (with the token kind): the absolute path, the globs, and the size
+        and modification time (ns) of the file, of the archive, or of each chosen file of a directory
+        (listed again for each new Source: 1.8 s for the kernel tree's 78,579 files, on a loaded machine)."""
         if self.kind == "dir":
             stats = [(inside, size, os.stat(full).st_mtime_ns) for inside, full, size in self._tree]
         else:
@@ -205,9 +206,11 @@ def source(config):
 
 
 def load_ids(path_or_source, tokens):
-    """(vocab, ids) of a text: a path (file, directory or archive) or a Source. The ids are memory-mapped
-    from a cache in $KERASRNN_CACHE (~/.cache/kerasrnn) keyed by the token kind and `Source.identity`,
-    prepared there on first use. A char vocabulary is sorted by code point."""
+    """(vocab, ids) of a text: a path (file, directory or archive) or a Source. A char vocabulary is
+    sorted by code point. The ids are memory-mapped from a cache in $KERASRNN_CACHE (~/.cache/kerasrnn),
+    prepared there on first use. Its key hashes the token kind and `Source.identity`: the absolute path,
+    the globs, and the size and modification time (ns) of the file, of the archive, or of every chosen
+    file of a directory. So an edited file is prepared again, an unchanged one is not."""
     src = path_or_source if isinstance(path_or_source, Source) else Source(path_or_source)
     key = hashlib.sha1(json.dumps(["v2", tokens, src.identity()]).encode()).hexdigest()[:16]
     ids_path, vocab_path = (os.path.join(cache_dir(), f"ids-{key}{ext}") for ext in (".npy", ".vocab.json"))
@@ -268,6 +271,8 @@ def prepare(src, tokens):
                     at = out.write(at, ids.of(text, chunk))
                 if text:
                     at = out.write(at, ids.of(text, b"", final=True))
+                if at != starts[i] + counts[i]:
+                    raise UserError(f"{name} changed while it was being prepared: run the command again")
                 if at < total:
                     out.write(at, separator)
             out.flush()
@@ -375,7 +380,8 @@ class Progress:
 
     def update(self, final=False):
         now = time.monotonic()
-        if not (final or now - self.shown >= (0.25 if self.tty else 30) and now - self.start >= (1 if self.tty else 10)):
+        every, after = (0.25, 1) if self.tty else (30, 10)
+        if not (final or now - self.shown >= every and now - self.start >= after):
             return
         self.shown = now
         done = min(self.src.read, self.total)
