@@ -20,7 +20,7 @@ import tempfile
 
 import numpy as np
 
-from kerasrnn import data
+from kerasrnn import corpus, data
 from kerasrnn.run import load_checkpoints, load_config
 from kerasrnn_edge.sampler import EdgeSampler
 from kerasrnn_edge.sampling import generate
@@ -101,7 +101,7 @@ def main():
     parser.add_argument("--show", type=int, default=4, help="print the first 120 characters of this seed's samples")
     args = parser.parse_args()
     config = load_config(args.run_dir)
-    vocab, ids = data.load_ids(data.corpus_path(config), config.tokens)
+    vocab, ids = corpus.load_ids(corpus.source(config), config.tokens)
     val_ids = scoring_context(np.asarray(data.split(ids, config.train_frac, config.val_frac)[1]), vocab,
                               args.context_end == "break")
     best = load_checkpoints(args.run_dir).get(args.checkpoint, {})

@@ -12,7 +12,7 @@ import time
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as `kerasrnn inspect` sets it, before numpy loads
 
-from kerasrnn import data  # noqa: E402
+from kerasrnn import corpus  # noqa: E402
 from kerasrnn.config import Config  # noqa: E402
 from kerasrnn.inspect.main import inspect_run  # noqa: E402
 from kerasrnn.model import build_model  # noqa: E402
@@ -29,7 +29,7 @@ def main():
     parser.add_argument("--num-layers", type=int, default=2)
     args = parser.parse_args()
     config = Config(text=os.path.abspath(args.text), cell=args.cell, rnn_size=args.rnn_size, num_layers=args.num_layers)
-    vocab, _ = data.load_ids(config.text, config.tokens)
+    vocab, _ = corpus.load_ids(config.text, config.tokens)
     with tempfile.TemporaryDirectory() as run_dir:
         write_json(os.path.join(run_dir, "config.json"), config.to_json())
         write_json(os.path.join(run_dir, "vocab.json"), vocab.to_json())

@@ -12,7 +12,7 @@ import tempfile
 
 import numpy as np
 
-from kerasrnn import data
+from kerasrnn import corpus, data
 from kerasrnn.run import load_checkpoints, load_config
 from kerasrnn_edge.sampler import EdgeSampler
 from kerasrnn_export import export_bundle
@@ -35,7 +35,7 @@ def main():
     parser.add_argument("--chars", type=int, default=0, help="use the first N validation characters (0: all)")
     args = parser.parse_args()
     config = load_config(args.run_dir)
-    _, ids = data.load_ids(data.corpus_path(config), config.tokens)
+    _, ids = corpus.load_ids(corpus.source(config), config.tokens)
     val = data.split(ids, config.train_frac, config.val_frac)[1].astype(np.int32)
     val = val[:args.chars] if args.chars else val
     with tempfile.TemporaryDirectory() as scratch:

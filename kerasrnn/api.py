@@ -8,7 +8,7 @@ import keras
 from kerasrnn_edge import sampling
 from kerasrnn_edge.vocab import Vocab
 
-from . import data
+from . import corpus, data
 from .callbacks import read_history
 from .run import load_checkpoints, load_run, run_config
 from .sample import KerasStepModel
@@ -17,14 +17,15 @@ from .sample import KerasStepModel
 def text_datasets(path: str, batch_size: int = 50, seq_length: int = 50, tokens: str = "char",
                   train_frac: float = 0.9, val_frac: float = 0.1,
                   steps_per_chunk: Optional[int] = None) -> "tuple[Vocab, data.StreamBatches, data.StreamBatches]":
-    """(vocabulary, training batches, validation batches) of a text file, as `kerasrnn train` makes them.
+    """(vocabulary, training batches, validation batches) of a text (a file, directory or archive: the
+    corpus module), as `kerasrnn train` makes them.
 
     The batches are keras.utils.PyDataset objects of B streams x T steps, where row i of batch k+1
     continues row i of batch k. Fit them with `shuffle=False` and `TBPTTSchedule(training_batches)`
     among the callbacks; `steps_per_chunk` splits a pass over the text into Keras epochs of about that
     many batches, so that validation runs that often.
     """
-    vocab, ids = data.load_ids(path, tokens)
+    vocab, ids = corpus.load_ids(path, tokens)
     train_ids, val_ids, _ = data.split(ids, train_frac, val_frac)
     return (vocab, data.StreamBatches(train_ids, batch_size, seq_length, steps_per_chunk=steps_per_chunk),
             data.StreamBatches(val_ids, batch_size, seq_length, what="validation"))

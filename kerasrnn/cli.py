@@ -1,4 +1,4 @@
-"""The command line: kerasrnn train | sample | export | inspect | serve-web | demo. User errors are one line,
+"""The command line: kerasrnn train | sample | export | inspect | serve-web | corpus | demo. User errors are one line,
 exit code 2; a training stopped by a signal says how to resume in one line, exit code 128 + the signal's
 number."""
 import argparse
@@ -18,11 +18,17 @@ from .config import PRESETS, Config  # noqa: E402
 from .signals import Stopped  # noqa: E402
 
 TRAIN_HELP = {
-    "text": "train on this file (any text; any file in byte mode)",
-    "corpus": "without --text: python-stdlib (embedded, offline) or shakespeare (downloaded once)",
+    "text": "train on this file, or the files of this directory or .tar, .tar.gz, .tar.xz or .zip archive, "
+            "joined in sorted path order with a line break between two files (any text; any file in byte mode)",
+    "include": "repeatable: take only the files of --text matching this glob (one without / matches the file "
+               "name, one with / the path inside the directory or archive), e.g. --include '*.c' --include '*.h'",
+    "corpus": "without --text, a named corpus (kerasrnn corpus list): python-stdlib (embedded, offline), "
+              "shakespeare (downloaded once), linux (apt-get install linux-source-6.1), names (pip install names)",
     "tokens": "char: Unicode code points of UTF-8 text; byte: the 256 byte values",
     "train_frac": "fraction of the text for training (from the start)",
     "val_frac": "fraction for validation (after the training part); the rest is the test split",
+    "val_tokens": "validate on at most this many tokens (the start of the validation part), so that validation "
+                  "costs the same on a corpus of any size; 0: all of it",
     "cell": "recurrent cell: lstm, gru or rnn", "rnn_size": "units per recurrent layer",
     "num_layers": "recurrent layers", "embedding_size": "token embedding size",
     "dropout": "dropout after each recurrent layer", "input_dropout": "dropout on the token embeddings",
@@ -49,7 +55,8 @@ def add_train_options(parser):
     for field in dataclasses.fields(Config):
         flag = "--" + field.name.replace("_", "-")
         kind = {bool: parse_bool, type(None): str}.get(type(field.default), type(field.default))
-        parser.add_argument(flag, type=kind, default=None, metavar=field.name.upper(),
+        repeatable = {"action": "append"} if field.name == "include" else {}
+        parser.add_argument(flag, type=kind, default=None, metavar=field.name.upper(), **repeatable,
                             help=f"{TRAIN_HELP[field.name]} (default: from the preset; tiny: "
                                  f"{PRESETS['tiny'].get(field.name, field.default)})")
 
@@ -126,6 +133,13 @@ def make_parser():
     inspect.add_argument("--skip-unknown", action="store_true", help="leave out characters outside the vocabulary")
     inspect.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which weights (default best)")
 
+    corpus = commands.add_parser("corpus", help="the named corpora: list them, get one's text")
+    corpus_commands = corpus.add_subparsers(dest="corpus_command", required=True)
+    corpus_commands.add_parser("list", help="each named corpus: what it is, where it comes from, whether it is here")
+    get = corpus_commands.add_parser("get", help="write a named corpus's text to a file, or say where it is")
+    get.add_argument("name", help="a name kerasrnn corpus list prints")
+    get.add_argument("--out", metavar="FILE", help="write the text here (default: print where it is)")
+
     demo = commands.add_parser("demo", help="train a small model on Python's own source code, then sample")
     demo.add_argument("--run-dir", default="runs/demo", help="where the run goes (default runs/demo)")
     demo.add_argument("--seconds", type=float, default=120, help="training time budget (default 120)")
@@ -157,6 +171,13 @@ def run(args):
         return serve(args.dir, args.port)
     if args.command == "train":
         return train_command(args)
+    if args.command == "corpus":  # needs no Keras (but shakespeare's download)
+        from . import corpus
+        if args.corpus_command == "list":
+            print("\n".join(corpus.list_corpora()))
+        else:
+            print(corpus.get_corpus(args.name, args.out))
+        return
     import_keras_quietly()
     if args.command == "sample":
         sample_command(args)

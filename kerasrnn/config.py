@@ -10,11 +10,13 @@ class Config:
     """Every training setting, one field per `kerasrnn train` option (saved as a run's config.json)."""
 
     # data
-    text: str = None              # path of the training text; None: the embedded corpus (`corpus`)
-    corpus: str = "python-stdlib"  # "python-stdlib" (offline, embedded) or "shakespeare" (downloaded)
+    text: str = None              # the training text: a file, directory or archive; None: `corpus`
+    include: list = None          # globs choosing the files of a `text` directory or archive
+    corpus: str = "python-stdlib"  # a named corpus (corpus.NAMED): python-stdlib, shakespeare, linux, names
     tokens: str = "char"          # "char": Unicode code points; "byte": 256 byte values, any file
     train_frac: float = 0.9
     val_frac: float = 0.1         # the rest after train and val is the test split
+    val_tokens: int = 500_000     # validation reads at most this many tokens of its split (0: all)
     # model
     cell: str = "lstm"            # lstm | gru | rnn
     rnn_size: int = 128
@@ -50,6 +52,7 @@ class Config:
     sample_every: int = 0         # save a sample every N steps (samples.jsonl, TensorBoard); 0: never
 
     def check(self):
+        from .corpus import NAMED  # corpus imports run, which imports this module
         positive = ["rnn_size", "num_layers", "embedding_size", "batch_size", "seq_length", "max_epochs",
                     "eval_every", "steps_per_execution"]
         for name in positive:
@@ -59,17 +62,19 @@ class Config:
             if not getattr(self, name) > 0:
                 raise UserError(f"--{name.replace('_', '-')} must be > 0 (got {getattr(self, name)})")
         for name in ["max_seconds", "patience", "warmup_steps", "weight_decay", "grad_clip", "lr_decay_after",
-                     "sample_every"]:
+                     "sample_every", "val_tokens"]:
             if getattr(self, name) < 0:
                 raise UserError(f"--{name.replace('_', '-')} must be >= 0 (got {getattr(self, name)})")
         for name in ["dropout", "input_dropout", "ema"]:
             if not 0 <= getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be in [0, 1) (got {getattr(self, name)})")
+        if self.include and not self.text:
+            raise UserError("--include chooses files of --text: pass --text DIRECTORY_OR_ARCHIVE with it")
         if self.train_frac + self.val_frac > 1 + 1e-9:
             raise UserError(f"--train-frac + --val-frac must be at most 1 (got {self.train_frac + self.val_frac})")
         choices = {"tokens": ("char", "byte"), "cell": ("lstm", "gru", "rnn"),
                    "optimizer": ("adam", "adamw", "rmsprop"), "lr_schedule": ("exponential", "cosine", "constant"),
-                   "corpus": ("python-stdlib", "shakespeare")}
+                   "corpus": tuple(NAMED)}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise UserError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)} "

@@ -1,78 +1,9 @@
-"""Corpora to token ids, the train/val/test split, and the batch layout of truncated BPTT."""
-import glob
-import hashlib
-import json
-import os
-import sysconfig
-
+"""Token ids to the train/val/test split, the start context of sampling, and the batch layout of
+truncated BPTT (the ids come from corpus.load_ids)."""
 import keras
 import numpy as np
 
 from kerasrnn_edge.errors import UserError
-from kerasrnn_edge.vocab import Vocab
-
-from .run import atomic_write, write_bytes, write_json
-
-SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
-SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
-CACHE_DIR = os.environ.get("KERASRNN_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "kerasrnn"))
-
-
-def corpus_path(config):
-    """The file to train on: --text, or the embedded/downloaded corpus named by --corpus."""
-    if config.text:
-        return config.text
-    if config.corpus == "shakespeare":
-        try:
-            return keras.utils.get_file("tinyshakespeare.txt", SHAKESPEARE_URL, file_hash=SHAKESPEARE_SHA256)
-        except Exception as e:
-            raise UserError(f"could not download tiny-shakespeare ({type(e).__name__}); offline? Fetch "
-                            f"{SHAKESPEARE_URL} elsewhere and pass --text PATH") from None
-    return python_stdlib_corpus()
-
-
-def python_stdlib_corpus():
-    """The source of Python's standard library (its top-level modules): every machine with Python has
-    it, so the default run needs no download (Karpathy trained on the Linux source the same way)."""
-    path = os.path.join(CACHE_DIR, "python-stdlib.py.txt")
-    if not os.path.exists(path):
-        files = sorted(glob.glob(os.path.join(sysconfig.get_paths()["stdlib"], "*.py")))
-        text = b"".join(open(f, "rb").read() for f in files)
-        os.makedirs(CACHE_DIR, exist_ok=True)
-        write_bytes(path, text)
-    return path
-
-
-def read_bytes(path):
-    if os.path.isdir(path):
-        raise UserError(f"{path} is a directory: pass a text file with --text")
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise UserError(f"{path} does not exist: pass an existing text file with --text") from None
-    except PermissionError:
-        raise UserError(f"{path} cannot be read (permission denied)") from None
-    if not data:
-        raise UserError(f"{path} is empty: pass a file with text in it")
-    return data
-
-
-def load_ids(path, tokens):
-    """(vocab, ids) of a file. Ids are cached as .npy beside a vocab, keyed by the file's identity,
-    and memory-mapped, so a large corpus is decoded once and never held as Python objects."""
-    stat = os.stat(path) if os.path.isfile(path) else None
-    key = hashlib.sha1(f"{os.path.abspath(path)}|{stat and stat.st_size}|{stat and stat.st_mtime_ns}|{tokens}"
-                       .encode()).hexdigest()[:16]
-    ids_path, vocab_path = (os.path.join(CACHE_DIR, f"ids-{key}{ext}") for ext in (".npy", ".vocab.json"))
-    if os.path.exists(ids_path) and os.path.exists(vocab_path):
-        with open(vocab_path, encoding="utf-8") as f:
-            return Vocab.from_json(json.load(f)), np.load(ids_path, mmap_mode="r")
-    vocab, ids = Vocab.fit(read_bytes(path), tokens)
-    os.makedirs(CACHE_DIR, exist_ok=True)
-    atomic_write(ids_path, lambda tmp: np.save(tmp, ids))
-    write_json(vocab_path, vocab.to_json())
-    return vocab, ids
 
 
 def split(ids, train_frac, val_frac):

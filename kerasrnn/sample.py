@@ -7,7 +7,7 @@ import numpy as np
 from kerasrnn_edge.samples import Novelty, write_samples
 from kerasrnn_edge.sampling import check_params, generate, generate_batch, stream_seed
 
-from .data import corpus_path
+from . import corpus
 from .model import build_model, copy_weights, get_start, model_args, reset_to_start
 from .run import load_run
 
@@ -54,7 +54,10 @@ def sample_many(run_dir, prime="", length=500, temperature=1.0, top_k=0, top_p=1
     cut after `until`; `novel`: only those not found in the run's training text (kerasrnn_edge.samples)."""
     check_params(temperature, top_k, top_p, length)
     trained, vocab, config, _ = load_run(run_dir, which)
-    novelty = Novelty(corpus_path(config), until) if novel else None
+    novelty = None
+    if novel:
+        src = corpus.source(config)
+        novelty = Novelty(corpus.text(src), until, src)
     seeds = [stream_seed(seed, i) for i in range(num_samples)]
     texts = generate_batch(KerasStepModel(trained, vocab, num_samples), vocab, prime, length, temperature, top_k,
                            top_p, seeds, argmax, until)

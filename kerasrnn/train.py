@@ -9,7 +9,7 @@ import keras
 
 from kerasrnn_edge.errors import UserError
 
-from . import data, finetune
+from . import corpus, data, finetune
 from .callbacks import (Checkpointer, Preemption, SampleLog, TBPTTSchedule, TimeBudget, plot_history, read_history,
                         read_samples, resume_point)
 from .config import Config
@@ -56,7 +56,7 @@ def train(config: Config, run_dir, resume=False, verbose="auto"):
     if resume and not os.path.exists(last_path):
         raise UserError(f"{run_dir} has no checkpoint to resume (last.keras is missing)")
 
-    vocab, ids = data.load_ids(data.corpus_path(config), config.tokens)
+    vocab, ids = corpus.load_ids(corpus.source(config), config.tokens)
     with locked(run_dir):
         try:
             return _train(config, run_dir, resume, verbose, vocab, ids)
@@ -74,6 +74,8 @@ def _train(config, run_dir, resume, verbose, text_vocab, ids):
     else:
         vocab = text_vocab
     train_ids, val_ids, _ = data.split(ids, config.train_frac, config.val_frac)
+    if config.val_tokens:  # a validation of bounded cost however large the corpus
+        val_ids = val_ids[:config.val_tokens]
     batches = data.StreamBatches(train_ids, config.batch_size, config.seq_length, steps_per_chunk=config.eval_every)
     val_batches = data.StreamBatches(val_ids, config.batch_size, config.seq_length, what="validation")
 

@@ -81,7 +81,8 @@ def test_bad_inputs_get_one_line_and_lose_nothing(trained, tmp_path):
 
     cases = [
         (["train", "--text", tmp_path / "missing.txt", "--run-dir", tmp_path / "r1"], "does not exist"),
-        (["train", "--text", tmp_path, "--run-dir", tmp_path / "r2"], "is a directory"),
+        (["train", "--text", tmp_path, "--include", "*.txt", "--run-dir", tmp_path / "r2"],
+         f"{tmp_path}/latin1.txt is not valid UTF-8 (byte offset 3)"),
         (["train", "--text", tmp_path / "empty.txt", "--run-dir", tmp_path / "r3"], "is empty"),
         (["train", "--text", tmp_path / "short.txt", "--run-dir", tmp_path / "r4", *TINY], "= 65 are needed"),
         (["train", "--text", tmp_path / "latin1.txt", "--run-dir", tmp_path / "r5"], "byte offset 3"),

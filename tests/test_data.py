@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from conftest import shakespeare_slice
-from kerasrnn.data import StreamBatches, load_ids, split, start_context
+from kerasrnn.corpus import load_ids
+from kerasrnn.data import StreamBatches, split, start_context
 from kerasrnn_edge.errors import UserError
 from kerasrnn_edge.vocab import Vocab
 

@@ -9,7 +9,8 @@ import pytest
 from conftest import shakespeare_slice
 from kerasrnn.callbacks import TBPTTSchedule
 from kerasrnn.config import Config
-from kerasrnn.data import StreamBatches, load_ids, split, start_context
+from kerasrnn.corpus import load_ids
+from kerasrnn.data import StreamBatches, split, start_context
 from kerasrnn.model import build_model, copy_weights, get_start, get_states, reset_states
 from kerasrnn.run import load_model
 from kerasrnn.train import train
@@ -148,6 +149,22 @@ def test_weight_averaging_validates_and_keeps_the_averaged_weights(tmp_path):
     model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     val_loss = model.evaluate(StreamBatches(val_ids, config.batch_size, config.seq_length), verbose=0)
     assert val_loss == pytest.approx(records["best"]["val_loss"], abs=1e-5)
+
+
+def test_validation_reads_at_most_val_tokens_from_the_start_of_its_part(tmp_path):
+    """--val-tokens bounds validation (a corpus of any size): the recorded validation loss is best.keras's
+    loss on the first val_tokens of the validation part, not on the whole part."""
+    text = shakespeare_slice(tmp_path, 12_000)
+    config = tiny_config(text, max_epochs=1, val_tokens=400)
+    records = train(config, str(tmp_path / "run"), verbose=0)
+    vocab, ids = load_ids(text, "char")
+    _, val_ids, _ = split(ids, config.train_frac, config.val_frac)
+    model = build_model(vocab.size, config.batch_size, config.seq_length, **config.model_args())
+    copy_weights(load_model(str(tmp_path / "run" / "best.keras")), model)
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    head, whole = (model.evaluate(StreamBatches(part, config.batch_size, config.seq_length), verbose=0)
+                   for part in (val_ids[:400], val_ids))
+    assert records["best"]["val_loss"] == pytest.approx(head, abs=1e-5) and head != pytest.approx(whole, abs=1e-3)
 
 
 def test_steps_per_execution_trains_the_same_model(tmp_path):

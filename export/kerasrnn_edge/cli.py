@@ -34,7 +34,7 @@ def main(argv=None):
         if args.num_samples < 1:
             raise UserError(f"--num-samples must be >= 1 (got {args.num_samples})")
         until = parse_until(args.until)
-        novelty = Novelty(args.novel_against, until) if args.novel_against else None
+        novelty = Novelty.of_file(args.novel_against, until) if args.novel_against else None
         sampler = EdgeSampler.load(args.bundle, args.runtime, args.precision)
         if args.num_samples > 1 or until or novelty:
             texts = sampler.generate_batch(args.prime, args.length, args.temperature, args.top_k, args.top_p,

@@ -42,15 +42,18 @@ class Novelty:
     the text's delimiters (names, one per line, with "\\n": a whole line of the text);
     without one, if it occurs anywhere in the text."""
 
-    def __init__(self, path, until):
+    def __init__(self, text, until, where):
+        pieces = without_delimiter(text, until).split(until) if until else None  # a last delimiter ends a piece
+        self.text, self.where, self.pieces = text, where, set(pieces) if until else None
+
+    @classmethod
+    def of_file(cls, path, until):
         try:
             with open(path, encoding="utf-8", errors="replace") as f:
-                self.text = f.read()
+                return cls(f.read(), until, path)
         except OSError as e:
             raise UserError(f"cannot read the training text {path} ({e.strerror}): pass the file the model "
                             "was trained on") from None
-        pieces = without_delimiter(self.text, until).split(until) if until else None  # a last delimiter ends a piece
-        self.path, self.pieces = path, set(pieces) if until else None
 
     def found(self, sample):
         return sample in self.pieces if self.pieces is not None else sample in self.text
@@ -63,6 +66,6 @@ def write_samples(texts, prime, until, novelty=None, out=None, err=None, prog="k
     samples = [prime + without_delimiter(text, until) for text in texts]
     if novelty is not None:
         samples = [s for s in samples if not novelty.found(s)]
-        print(f"{prog}: {len(samples)} of {len(texts)} samples are novel (not found in {novelty.path})", file=err)
+        print(f"{prog}: {len(samples)} of {len(texts)} samples are novel (not found in {novelty.where})", file=err)
     out.write(("\n" if until == "\n" else "\n\n").join(samples) + ("\n" if samples else ""))
     out.flush()

@@ -135,8 +135,12 @@ def decode_utf8(data: bytes) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise UserError(f"the file is not valid UTF-8 (byte offset {e.start}): "
-                        "train in byte mode with --tokens byte, or convert it to UTF-8") from None
+        raise not_utf8("the file", e.start) from None
+
+
+def not_utf8(name, offset):
+    return UserError(f"{name} is not valid UTF-8 (byte offset {offset}): "
+                     "train in byte mode with --tokens byte, or convert it to UTF-8")
 
 
 def _show(chars):

@@ -9,7 +9,7 @@ from kerasrnn_edge.errors import UserError
 from kerasrnn_edge.sampling import generate
 from kerasrnn_edge.vocab import decode_utf8
 
-from .. import data
+from .. import corpus, data
 from ..callbacks import read_history, read_samples
 from ..run import load_run
 from . import features, lstmvis, report
@@ -97,11 +97,11 @@ def inspect_run(run_dir, text=None, split="val", chars=2000, out=None, lstmvis_d
 def read_text(config, vocab, text, split, chars, skip_unknown):
     """(training ids, the ids to inspect, where they come from, characters skipped). The training split is
     the n-gram baseline's text, so the run's corpus must still be at hand."""
-    path = data.corpus_path(config)
-    if not os.path.isfile(path):
-        raise UserError(f"the run's training text {path} is missing (the n-gram baseline needs it): run from the "
-                        "directory the run was trained in, or put the text back")
-    corpus_vocab, ids = data.load_ids(path, config.tokens)
+    if config.text and not os.path.exists(config.text):
+        raise UserError(f"the run's training text {config.text} is missing (the n-gram baseline needs it): run from "
+                        "the directory the run was trained in, or put the text back")
+    path = corpus.source(config)
+    corpus_vocab, ids = corpus.load_ids(path, config.tokens)
     try:  # a fine-tuned run's vocabulary holds more characters than its text
         ids = vocab.recode(ids, corpus_vocab)
     except UserError as e:
@@ -109,7 +109,7 @@ def read_text(config, vocab, text, split, chars, skip_unknown):
     parts = dict(zip(("train", "val", "test"), data.split(ids, config.train_frac, config.val_frac)))
     skipped = []
     if text:
-        raw = data.read_bytes(text)
+        raw = corpus.read_bytes(text)
         if vocab.kind == "char":
             decoded, known, kept = decode_utf8(raw), set(vocab.chars), []
             if not skip_unknown:
