@@ -31,7 +31,7 @@ CORPORA = {
     "linux": TINY,
     # 5,000 short lines: a smaller model with dropout, stopped when validation stops improving
     "names": ["--preset", "tiny", "--rnn-size", "128", "--batch-size", "16", "--seq-length", "32", "--dropout", "0.2",
-              "--eval-every", "50", "--patience", "5", "--max-seconds", "300"],
+              "--eval-every", "50", "--patience", "5", "--max-epochs", "500", "--max-seconds", "300"],
 }
 TEMPERATURES = (0.5, 0.8, 1.0)
 NAMES_SAMPLED = 1000

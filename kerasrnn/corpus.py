@@ -21,13 +21,13 @@ import functools
 import glob
 import hashlib
 import importlib.util
-import io
 import json
 import lzma
 import os
 import sys
 import sysconfig
 import tarfile
+import tempfile
 import time
 import zipfile
 import zlib
@@ -232,9 +232,10 @@ def load_ids(path_or_source, tokens):
 def text(src):
     """The whole text of a Source, its files joined as training joins them (`kerasrnn sample --novel`)."""
     _, _, fill = prepare(src, "byte")  # byte ids are the text's bytes
-    joined = io.BytesIO()
-    fill(joined, 0)
-    return joined.getvalue().decode("utf-8", errors="replace")
+    with tempfile.TemporaryFile() as joined:  # fill writes with os.pwrite
+        fill(joined, 0)
+        joined.seek(0)
+        return joined.read().decode("utf-8", errors="replace")
 
 
 def prepare(src, tokens):
@@ -465,23 +466,22 @@ def names_dir():
 
 def names_corpus():
     """The first names of the names package's census lists (1990 US census: 1,219 male, 4,275 female),
-    one a line, capitalized ("Mary"), the most frequent first (male and female frequencies merged, a
-    name in both lists where it is more frequent), each once."""
+    one a line, capitalized ("Mary"), each once, in the order of their names' SHA-256: a shuffle every
+    machine reproduces. (In the lists' order, by frequency with ties alphabetical, a stateful model learns
+    the alphabetical runs of the rare names, and its samples walk through the alphabet.)"""
     directory = names_dir()
     if not directory or not all(os.path.exists(os.path.join(directory, f)) for f in NAMES_FILES):
         raise UserError("the names corpus comes from the names package: pip install names "
                         "(or pip install \"kerasrnn[corpora]\")")
-    path = os.path.join(cache_dir(), "names.txt")
+    path = os.path.join(cache_dir(), "census-names.txt")
     if not os.path.exists(path):
-        frequency = {}
+        census = set()
         for file in NAMES_FILES:
             with open(os.path.join(directory, file), encoding="ascii") as f:
-                for line in f:
-                    name, percent = line.split()[:2]
-                    frequency[name] = max(frequency.get(name, 0.0), float(percent))
-        ordered = sorted(frequency, key=lambda n: (-frequency[n], n))
+                census |= {line.split()[0].capitalize() for line in f if line.strip()}
+        ordered = sorted(census, key=lambda n: hashlib.sha256(n.encode()).hexdigest())
         os.makedirs(cache_dir(), exist_ok=True)
-        write_bytes(path, "".join(n.capitalize() + "\n" for n in ordered).encode())
+        write_bytes(path, "".join(n + "\n" for n in ordered).encode())
     return Source(path)
 
 

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from conftest import run_cli
-from kerasrnn.data import corpus_path
+from kerasrnn import corpus
 from kerasrnn.run import load_config
 from kerasrnn.sample import sample, sample_many
 from kerasrnn_edge import cli
@@ -111,7 +111,7 @@ def test_novel_keeps_samples_not_found_in_the_training_text(run_and_bundles):
     run_dir, _, _ = run_and_bundles
     every, _ = keras_many(run_dir, **UNTIL)
     novel, err = keras_many(run_dir, **UNTIL, novel=True)
-    path = corpus_path(load_config(run_dir))
+    path = corpus.source(load_config(run_dir)).path
     with open(path, encoding="utf-8") as f:
         lines = set(f.read().split("\n"))
     kept = [s for s in every.split("\n")[:-1] if s not in lines]
