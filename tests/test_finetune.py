@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import shakespeare_slice
-from kerasrnn.data import load_ids
+from kerasrnn.corpus import load_ids
 from kerasrnn.finetune import copy_grown, load_source
 from kerasrnn.inspect.main import inspect_run
 from kerasrnn.model import build_model, reset_states
