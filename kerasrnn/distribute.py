@@ -60,7 +60,7 @@ class Plan:
         return self.process_id == 0
 
 
-def start(launch, batch_size, run_dir):
+def start(launch, config, run_dir):
     """Joins the processes, lays out the mesh and sets the global keras distribution; returns the Plan."""
     import keras
     if keras.backend.backend() != "jax":
@@ -82,6 +82,7 @@ def start(launch, batch_size, run_dir):
     for d in sorted(jax.devices(), key=lambda d: (d.process_index, d.id)):
         by_process.setdefault(d.process_index, []).append(d)
     devices = [d for p in sorted(by_process) for d in by_process[p][:per_process]]
+    batch_size = config.batch_size
     if batch_size % len(devices):
         raise UserError(f"--batch-size {batch_size} does not split evenly across {len(devices)} devices: "
                         f"use a multiple of {len(devices)}")
@@ -91,6 +92,9 @@ def start(launch, batch_size, run_dir):
     keras.distribution.set_distribution(keras.distribution.ModelParallel(
         layout_map=layout_map, batch_dim_name="batch", auto_shard_dataset=False))
     processes, process_id = jax.process_count(), jax.process_index()
+    if processes > 1 and config.max_seconds:  # each process's clock would stop it at a different step
+        raise UserError("--max-seconds cannot stop several processes at the same step: leave it at 0 and "
+                        "bound the run with --max-epochs")
     rows = batch_size // processes
     out_dir = run_dir if process_id == 0 else tempfile.mkdtemp(prefix=f"kerasrnn-process{process_id}-")
     return Plan(slice(process_id * rows, (process_id + 1) * rows), len(devices), processes, process_id, out_dir)

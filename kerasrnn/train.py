@@ -52,7 +52,7 @@ def train(config: Config, run_dir, resume=False, verbose="auto", launch=None):
     if resume and not os.path.exists(last_path):
         raise UserError(f"{run_dir} has no checkpoint to resume (last.keras is missing)")
 
-    plan = distribute.start(launch, config.batch_size, run_dir) if launch and launch.requested else None
+    plan = distribute.start(launch, config, run_dir) if launch and launch.requested else None
     vocab, ids = data.load_ids(data.corpus_path(config), config.tokens)
     out = plan.out_dir if plan else run_dir  # where this process writes: the run directory, unless it is not process 0
     try:
