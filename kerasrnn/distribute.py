@@ -86,15 +86,15 @@ def start(launch, config, run_dir):
     if batch_size % len(devices):
         raise UserError(f"--batch-size {batch_size} does not split evenly across {len(devices)} devices: "
                         f"use a multiple of {len(devices)}")
+    processes, process_id = jax.process_count(), jax.process_index()
+    if processes > 1 and config.max_seconds:  # each process's clock would stop it at a different step
+        raise UserError("--max-seconds cannot stop several processes at the same step: leave it at 0 and "
+                        "bound the run with --max-epochs")
     mesh = keras.distribution.DeviceMesh((len(devices),), ["batch"], devices)
     layout_map = keras.distribution.LayoutMap(mesh)
     layout_map[STATE_WEIGHTS] = ("batch", None)
     keras.distribution.set_distribution(keras.distribution.ModelParallel(
         layout_map=layout_map, batch_dim_name="batch", auto_shard_dataset=False))
-    processes, process_id = jax.process_count(), jax.process_index()
-    if processes > 1 and config.max_seconds:  # each process's clock would stop it at a different step
-        raise UserError("--max-seconds cannot stop several processes at the same step: leave it at 0 and "
-                        "bound the run with --max-epochs")
     rows = batch_size // processes
     out_dir = run_dir if process_id == 0 else tempfile.mkdtemp(prefix=f"kerasrnn-process{process_id}-")
     return Plan(slice(process_id * rows, (process_id + 1) * rows), len(devices), processes, process_id, out_dir)
