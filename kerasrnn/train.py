@@ -55,14 +55,14 @@ def train(config: Config, run_dir, resume=False, verbose="auto", launch=None):
     plan = distribute.start(launch, config, run_dir) if launch and launch.requested else None
     vocab, ids = data.load_ids(data.corpus_path(config), config.tokens)
     out = plan.out_dir if plan else run_dir  # where this process writes: the run directory, unless it is not process 0
-    try:
-        with locked(out):
+    with locked(out):
+        try:
             return _train(config, run_dir, resume, verbose, vocab, ids, plan, out)
-    except Stopped as stop:
-        raise Stopped(stop.signum, stopped_message(run_dir, stop.signum)) from None
-    finally:
-        if plan:
-            distribute.finish(plan)
+        except Stopped as stop:
+            raise Stopped(stop.signum, stopped_message(run_dir, stop.signum)) from None
+        finally:
+            if plan:
+                distribute.finish(plan)
 
 
 def _train(config, run_dir, resume, verbose, vocab, ids, plan, out):
