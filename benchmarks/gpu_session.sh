@@ -5,9 +5,11 @@
 #   grid-torch   the same grid on the torch backend (PyTorch's cuDNN LSTM inside Keras), beside PyTorch
 #   quality  NAME [kerasrnn train options]: the shakespeare preset for $BUDGET seconds (default 300)
 #   torch-quality   the PyTorch reference's quality run (3x1024, dropout 0.35) for $BUDGET seconds
+#   distributed  training steps/s of the shakespeare preset on one GPU with the distribution API (--devices 1)
+#                and without it, alternating, 3 rounds each (target: within 3% of each other)
 # Before the lease, from the repo root here: ../shared/gpu/fetch-wheels.sh && cp -r ../shared shared
 # Device call: carry [".whl", "shared"], command `bash benchmarks/gpu_session.sh STEP ...`.
-# Results land in $OUT: grid.jsonl, NAME.csv (history) and NAME.log, torch_quality.jsonl.
+# Results land in $OUT: grid.jsonl, NAME.csv (history) and NAME.log, torch_quality.jsonl, distributed.jsonl.
 set -euo pipefail
 out=${OUT:-/tmp/kerasrnn-out}
 mkdir -p "$out"
@@ -37,7 +39,10 @@ case $step in
     python3 shared/bench/torch_reference.py quality \
       '{"L":3,"H":1024,"E":256,"B":128,"T":128,"dropout":0.35,"lr":0.002}' "${BUDGET:-300}" \
       | tee "$out/torch_quality.jsonl" ;;
+  distributed)
+    python3 benchmarks/distributed_steps.py --preset shakespeare --modes plain,1 --rounds 3 --steps 64 "$@" \
+      | tee "$out/distributed.jsonl" ;;
   *)
-    echo "usage: bash benchmarks/gpu_session.sh check|grid|grid-torch|quality NAME [options]|torch-quality" >&2
+    echo "usage: bash benchmarks/gpu_session.sh check|grid|grid-torch|quality NAME [options]|torch-quality|distributed" >&2
     exit 2 ;;
 esac

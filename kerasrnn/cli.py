@@ -92,6 +92,13 @@ def make_parser():
     train.add_argument("--run-dir", default="runs/default", help="where checkpoints and logs go (default runs/default)")
     train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from last.keras")
     add_train_options(train)
+    parallel = train.add_argument_group("data-parallel training on JAX (docs/scaling.md)")
+    parallel.add_argument("--devices", help="split the streams across all (or this many) of each process's devices")
+    parallel.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address, to train as several "
+                          "processes (default: KERAS_DISTRIBUTION_JOB_ADDRESSES or JAX_COORDINATOR_ADDRESS)")
+    parallel.add_argument("--num-processes", type=int, help="processes in the run (default: KERAS_DISTRIBUTION_NUM_PROCESSES)")
+    parallel.add_argument("--process-id", type=int, help="this process's number, 0 writes the run directory "
+                                                         "(default: KERAS_DISTRIBUTION_PROCESS_ID)")
 
     sample = commands.add_parser("sample", help="generate text from a trained run")
     sample.add_argument("run_dir", help="a run directory made by kerasrnn train")
@@ -210,12 +217,15 @@ def sample_command(args):
 
 def train_command(args):
     """A run directory that exists may be in use: its lock (which train() takes too) is taken before the
-    slow import of Keras, so that a second writer is refused at once."""
+    slow import of Keras, so that a second writer is refused at once (not by a process of a distributed run:
+    only process 0 takes it, once the processes have joined)."""
+    from .distribute import Launch
     from .run import locked
-    with locked(args.run_dir) if os.path.isdir(args.run_dir) else contextlib.nullcontext():
+    launch = Launch(args.devices, args.coordinator, args.num_processes, args.process_id)
+    with locked(args.run_dir) if os.path.isdir(args.run_dir) and not launch.requested else contextlib.nullcontext():
         import_keras_quietly()
         from .train import train
-        train(train_config(args), args.run_dir, resume=args.resume)
+        train(train_config(args), args.run_dir, resume=args.resume, launch=launch)
 
 
 def export(args):

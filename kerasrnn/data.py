@@ -44,10 +44,12 @@ class StreamBatches(keras.utils.PyDataset):
     may be split into several Keras epochs ("chunks") of about `steps_per_chunk` batches, so that
     validation can run every few hundred steps; `TBPTTSchedule` sets `chunk` at each Keras epoch and
     resets the state when a pass begins. `skip` leaves out the first batches of the chunk: a run resumed
-    from a checkpoint inside a chunk trains the rest of it.
+    from a checkpoint inside a chunk trains the rest of it. `rows` are the streams this process feeds
+    (all; or, training on several processes, its own: distribute.Plan.rows): only their part of the
+    memory-mapped `ids` is read.
     """
 
-    def __init__(self, ids, batch_size, seq_length, steps_per_chunk=None, what="training"):
+    def __init__(self, ids, batch_size, seq_length, steps_per_chunk=None, what="training", rows=slice(None)):
         super().__init__()
         per_stream = (len(ids) - 1) // batch_size
         if per_stream < seq_length:
@@ -57,8 +59,9 @@ class StreamBatches(keras.utils.PyDataset):
                             f"seq length {seq_length} + 1 = {need} are needed: lower --batch-size or "
                             f"--seq-length, or raise {hint}")
         self.seq_length = seq_length
-        self.inputs = ids[: batch_size * per_stream].reshape(batch_size, per_stream)
-        self.targets = ids[1: batch_size * per_stream + 1].reshape(batch_size, per_stream)
+        self.streams = ids[: batch_size * per_stream].reshape(batch_size, per_stream)
+        self.inputs = self.streams[rows]
+        self.targets = ids[1: batch_size * per_stream + 1].reshape(batch_size, per_stream)[rows]
         self.batches_per_pass = per_stream // seq_length
         self.chunks = max(1, round(self.batches_per_pass / steps_per_chunk)) if steps_per_chunk else 1
         self.steps = self.batches_per_pass // self.chunks
@@ -68,7 +71,7 @@ class StreamBatches(keras.utils.PyDataset):
     @property
     def tokens(self):
         """The streams' tokens in text order: the text, less the few tokens that fill no stream."""
-        return self.inputs.reshape(-1)
+        return self.streams.reshape(-1)
 
     def __len__(self):
         return self.steps - self.skip

@@ -19,6 +19,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from .distribute import gather, read, tiled
+
 CELLS = {"lstm": layers.LSTM, "gru": layers.GRU, "rnn": layers.SimpleRNN}
 
 
@@ -196,8 +198,9 @@ def recurrent(model):
 
 
 def get_states(model):
-    """Every layer's state as numpy arrays, in layer order (h, then c for an LSTM)."""
-    return [ops.convert_to_numpy(w.value) for w in recurrent(model).state_weights]
+    """Every layer's state as numpy arrays, in layer order (h, then c for an LSTM); all B streams', also
+    when they are spread over several processes (every process must call it then)."""
+    return [gather(w.value) for w in recurrent(model).state_weights]
 
 
 def set_states(model, states):
@@ -241,8 +244,7 @@ def compute_start(model, context, token):
     length = length or max(1, len(context))
     if len(context) % length:
         raise ValueError(f"the start context ({len(context)} tokens) is not a whole number of {length}-token chunks")
-    for i in range(0, len(context), length):
-        model.predict_on_batch(np.tile(np.asarray(context[i:i + length], np.int32), (batch, 1)))
+    read(model, [tiled(np.asarray(context[i:i + length], np.int32), batch) for i in range(0, len(context), length)])
     set_start(model, token, [state[0] for state in get_states(model)])
     set_states(model, saved)
 

@@ -84,7 +84,9 @@ class Writes:
         self.text(path, json.dumps(obj, indent=1, ensure_ascii=False) + "\n")
 
     def model(self, path, model):
-        self.file(path, model.save)
+        from .distribute import whole_variables
+        with whole_variables(model):
+            self.file(path, model.save)
 
     def __exit__(self, kind, error, traceback):
         try:

@@ -9,7 +9,7 @@ import keras
 
 from kerasrnn_edge.errors import UserError
 
-from . import corpus, data, finetune
+from . import corpus, data, distribute, finetune
 from .callbacks import (Checkpointer, Preemption, SampleLog, TBPTTSchedule, TimeBudget, plot_history, read_history,
                         read_samples, resume_point)
 from .config import Config
@@ -39,8 +39,9 @@ def check_resumable(run_dir, config, text_vocab, ids):
                         f"a new run from it: --init-from {run_dir} --run-dir NEW_DIR") from None
 
 
-def train(config: Config, run_dir, resume=False, verbose="auto"):
+def train(config: Config, run_dir, resume=False, verbose="auto", launch=None):
     """Trains (or resumes) a run in `run_dir`; returns the checkpoint record {"best": ..., "last": ...}.
+    With a `launch` (distribute.Launch) asking for devices or processes, data-parallel (docs/scaling.md).
 
     Holds the run directory's lock throughout (one writer per directory). A first SIGTERM or SIGINT saves
     a checkpoint at the current step and raises signals.Stopped saying how to resume; a second stops at once.
@@ -56,18 +57,23 @@ def train(config: Config, run_dir, resume=False, verbose="auto"):
     if resume and not os.path.exists(last_path):
         raise UserError(f"{run_dir} has no checkpoint to resume (last.keras is missing)")
 
+    plan = distribute.start(launch, config, run_dir) if launch and launch.requested else None
     vocab, ids = corpus.load_ids(corpus.source(config), config.tokens)
-    with locked(run_dir):
+    out = plan.out_dir if plan else run_dir  # where this process writes: the run directory, unless it is not process 0
+    with locked(out):
         try:
-            return _train(config, run_dir, resume, verbose, vocab, ids)
+            return _train(config, run_dir, resume, verbose, vocab, ids, plan, out)
         except Stopped as stop:
             raise Stopped(stop.signum, stopped_message(run_dir, stop.signum)) from None
+        finally:
+            if plan:
+                distribute.finish(plan)
 
 
-def _train(config, run_dir, resume, verbose, text_vocab, ids):
+def _train(config, run_dir, resume, verbose, text_vocab, ids, plan, out):
     if resume:
         vocab, ids = check_resumable(run_dir, config, text_vocab, ids)
-        remove_temp_files(run_dir)
+        remove_temp_files(out)
     elif config.init_from:
         source, vocab = finetune.load_source(config, text_vocab)
         ids = vocab.recode(ids, text_vocab)
@@ -76,8 +82,10 @@ def _train(config, run_dir, resume, verbose, text_vocab, ids):
     train_ids, val_ids, _ = data.split(ids, config.train_frac, config.val_frac)
     if config.val_tokens:  # a validation of bounded cost however large the corpus
         val_ids = val_ids[:config.val_tokens]
-    batches = data.StreamBatches(train_ids, config.batch_size, config.seq_length, steps_per_chunk=config.eval_every)
-    val_batches = data.StreamBatches(val_ids, config.batch_size, config.seq_length, what="validation")
+    rows = plan.rows if plan else slice(None)
+    batches = data.StreamBatches(train_ids, config.batch_size, config.seq_length, steps_per_chunk=config.eval_every,
+                                 rows=rows)
+    val_batches = data.StreamBatches(val_ids, config.batch_size, config.seq_length, what="validation", rows=rows)
 
     keras.utils.set_random_seed(config.seed)
     if resume:
@@ -97,11 +105,11 @@ def _train(config, run_dir, resume, verbose, text_vocab, ids):
             finetune.copy_grown(source, model)
         initial_epoch, best_val, records, history = 0, math.inf, {}, []
     with Writes() as writes:
-        writes.json(os.path.join(run_dir, "config.json"), config.to_json())
-        writes.json(os.path.join(run_dir, "vocab.json"), vocab.to_json())
+        writes.json(os.path.join(out, "config.json"), config.to_json())
+        writes.json(os.path.join(out, "vocab.json"), vocab.to_json())
 
     start = data.start_context(batches.tokens, vocab, config.seq_length)
-    checkpointer = Checkpointer(run_dir, batches, history, records, start, best_val)
+    checkpointer = Checkpointer(out, batches, history, records, start, best_val)
     signals = StopSignals()
     callbacks = [TBPTTSchedule(batches), checkpointer, Preemption(signals, checkpointer)]
     if config.ema:
@@ -112,15 +120,16 @@ def _train(config, run_dir, resume, verbose, text_vocab, ids):
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience))
     if config.sample_every:
         samples = read_samples(run_dir, records["last"]["step"]) if resume else []
-        callbacks.append(SampleLog(run_dir, vocab, config.sample_every, config.seed, samples, _has_tensorboard()))
+        callbacks.append(SampleLog(out, vocab, config.sample_every, config.seed, samples, _has_tensorboard()))
     if _has_tensorboard():
-        callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")))
+        callbacks.append(keras.callbacks.TensorBoard(os.path.join(out, "logs")))
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
     if verbose:
         print(f"kerasrnn: {len(train_ids):,} training and {len(val_ids):,} validation tokens, vocab {vocab.size}, "
               f"{model.count_params():,} parameters; {batches.steps * batches.chunks} steps per pass over the text, "
-              f"validated every {batches.steps} (one Keras epoch)", flush=True)
+              f"validated every {batches.steps} (one Keras epoch)"
+              + (f"; data-parallel on {plan.devices} devices, {plan.processes} processes" if plan else ""), flush=True)
     fit = functools.partial(model.fit, batches, validation_data=val_batches, callbacks=callbacks, verbose=verbose,
                             shuffle=False)
     try:
@@ -132,13 +141,13 @@ def _train(config, run_dir, resume, verbose, text_vocab, ids):
                 fit(epochs=config.max_epochs * batches.chunks, initial_epoch=initial_epoch)
     except Stopped as stop:
         if not stop.at_once:
-            plot_history(run_dir, checkpointer.history)
+            plot_history(out, checkpointer.history)
         raise
     except UserError as e:  # a write failed: the last complete checkpoint is intact
         again = (f"continue with kerasrnn train --run-dir {run_dir} --resume" if "last" in checkpointer.records
                  else "run the same command again")
         raise UserError(f"{e}; then {again}") from None
-    plot_history(run_dir, checkpointer.history)
+    plot_history(out, checkpointer.history)
     if checkpointer.diverged_at is not None:
         best = checkpointer.records.get("best")
         kept = f"best.keras (val loss {best['val_loss']:.4f}) is intact" if best else "no checkpoint was saved"
