@@ -10,6 +10,7 @@ import zipfile
 import pytest
 
 from conftest import REPO, run_cli, shakespeare_slice
+from kerasrnn import cli
 
 TINY = ["--batch-size", "4", "--seq-length", "16", "--rnn-size", "16", "--num-layers", "1", "--embedding-size", "8"]
 
@@ -60,7 +61,7 @@ def assert_one_line_error(result, *fragments):
         assert fragment in lines[0], lines[0]
 
 
-def test_bad_inputs_get_one_line_and_lose_nothing(trained, tmp_path):
+def test_bad_inputs_get_one_line_and_lose_nothing(trained, tmp_path, capsys):
     text, run_dir = trained
     before = digest(run_dir)
     (tmp_path / "empty.txt").write_text("")
@@ -103,9 +104,22 @@ def test_bad_inputs_get_one_line_and_lose_nothing(trained, tmp_path):
         (["sample", foreign], "could not be loaded as a kerasrnn checkpoint"),
         (["sample", tmp_path / "nowhere"], "is not a directory"),
     ]
-    for args, fragment in cases:
-        assert_one_line_error(run_cli(*args), fragment)
+    (args, fragment), *rest = cases
+    assert_one_line_error(run_cli(*args), fragment)  # a real process: exit status 2, one line, no traceback
+    for args, fragment in rest:  # the same main(), in this process (a process each took two minutes)
+        assert_one_line_error(run_main(capsys, *args), fragment)
     assert digest(run_dir) == before
+
+
+def run_main(capsys, *args):
+    """`kerasrnn ARGS` through the console script's main() in this process: exit status and output."""
+    capsys.readouterr()
+    try:
+        cli.main([str(a) for a in args])
+        status = 0
+    except SystemExit as e:
+        status = e.code
+    return subprocess.CompletedProcess(args, status, *capsys.readouterr())
 
 
 def test_sigkill_at_three_moments_then_resume(tmp_path):

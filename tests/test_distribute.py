@@ -34,7 +34,8 @@ from keras import ops
 from kerasrnn import distribute
 from kerasrnn.callbacks import TBPTTSchedule
 from kerasrnn.config import preset
-from kerasrnn.data import StreamBatches, load_ids, split
+from kerasrnn.corpus import load_ids
+from kerasrnn.data import StreamBatches, split
 from kerasrnn.model import recurrent, reset_states
 from kerasrnn.run import load_checkpoints, load_model
 from kerasrnn.train import train
