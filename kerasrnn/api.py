@@ -10,15 +10,16 @@ from kerasrnn_edge.vocab import Vocab
 
 from . import corpus, data
 from .callbacks import read_history
+from .config import Config
 from .run import load_checkpoints, load_run, run_config
 from .sample import KerasStepModel
 
 
 def text_datasets(path: str, batch_size: int = 50, seq_length: int = 50, tokens: str = "char",
-                  train_frac: float = 0.9, val_frac: float = 0.1,
+                  train_frac: float = 0.9, val_frac: float = 0.1, val_tokens: int = Config.val_tokens,
                   steps_per_chunk: Optional[int] = None) -> "tuple[Vocab, data.StreamBatches, data.StreamBatches]":
     """(vocabulary, training batches, validation batches) of a text (a file, directory or archive: the
-    corpus module), as `kerasrnn train` makes them.
+    corpus module), as `kerasrnn train` makes them (validation: at most `val_tokens` tokens, 0 for all).
 
     The batches are keras.utils.PyDataset objects of B streams x T steps, where row i of batch k+1
     continues row i of batch k. Fit them with `shuffle=False` and `TBPTTSchedule(training_batches)`
@@ -26,9 +27,8 @@ def text_datasets(path: str, batch_size: int = 50, seq_length: int = 50, tokens:
     many batches, so that validation runs that often.
     """
     vocab, ids = corpus.load_ids(path, tokens)
-    train_ids, val_ids, _ = data.split(ids, train_frac, val_frac)
-    return (vocab, data.StreamBatches(train_ids, batch_size, seq_length, steps_per_chunk=steps_per_chunk),
-            data.StreamBatches(val_ids, batch_size, seq_length, what="validation"))
+    return (vocab, *data.stream_batches(ids, batch_size, seq_length, train_frac, val_frac, val_tokens,
+                                        steps_per_chunk))
 
 
 def generate(model: keras.Model, vocab: Vocab, prime: str = "", length: int = 500, temperature: float = 1.0,

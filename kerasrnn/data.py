@@ -12,6 +12,18 @@ def split(ids, train_frac, val_frac):
     return ids[:n_train], ids[n_train:n_train + n_val], ids[n_train + n_val:]
 
 
+def stream_batches(ids, batch_size, seq_length, train_frac, val_frac, val_tokens=0, steps_per_chunk=None,
+                   rows=slice(None)):
+    """(training batches, validation batches) of a text's ids, as `kerasrnn train` makes them: the split,
+    validation bounded to its first `val_tokens` (0: all of it; a validation of bounded cost however large
+    the corpus), `rows` the streams this process feeds."""
+    train_ids, val_ids, _ = split(ids, train_frac, val_frac)
+    if val_tokens:
+        val_ids = val_ids[:val_tokens]
+    return (StreamBatches(train_ids, batch_size, seq_length, steps_per_chunk=steps_per_chunk, rows=rows),
+            StreamBatches(val_ids, batch_size, seq_length, what="validation", rows=rows))
+
+
 START_CONTEXT = 1024  # tokens read before sampling's start token: enough for the state to forget zeros
 
 

@@ -144,7 +144,6 @@ def whole_variables(model):
             variable._value = value
 
 
-
 def tiled(row, batch):
     """The model input of `batch` copies of `row`, for a call outside `fit` (predict_on_batch, which feeds
     its input as it is): under a distribution, laid out across the devices, each process giving its rows."""

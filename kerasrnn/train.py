@@ -79,13 +79,9 @@ def _train(config, run_dir, resume, verbose, text_vocab, ids, plan, out):
         ids = vocab.recode(ids, text_vocab)
     else:
         vocab = text_vocab
-    train_ids, val_ids, _ = data.split(ids, config.train_frac, config.val_frac)
-    if config.val_tokens:  # a validation of bounded cost however large the corpus
-        val_ids = val_ids[:config.val_tokens]
-    rows = plan.rows if plan else slice(None)
-    batches = data.StreamBatches(train_ids, config.batch_size, config.seq_length, steps_per_chunk=config.eval_every,
-                                 rows=rows)
-    val_batches = data.StreamBatches(val_ids, config.batch_size, config.seq_length, what="validation", rows=rows)
+    batches, val_batches = data.stream_batches(ids, config.batch_size, config.seq_length, config.train_frac,
+                                               config.val_frac, config.val_tokens, config.eval_every,
+                                               plan.rows if plan else slice(None))
 
     keras.utils.set_random_seed(config.seed)
     if resume:
@@ -126,7 +122,7 @@ def _train(config, run_dir, resume, verbose, text_vocab, ids, plan, out):
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
     if verbose:
-        print(f"kerasrnn: {len(train_ids):,} training and {len(val_ids):,} validation tokens, vocab {vocab.size}, "
+        print(f"kerasrnn: {batches.tokens.size:,} training and {val_batches.tokens.size:,} validation tokens, vocab {vocab.size}, "
               f"{model.count_params():,} parameters; {batches.steps * batches.chunks} steps per pass over the text, "
               f"validated every {batches.steps} (one Keras epoch)"
               + (f"; data-parallel on {plan.devices} devices, {plan.processes} processes" if plan else ""), flush=True)
