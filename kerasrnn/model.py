@@ -14,6 +14,10 @@ The whole stack can run as one call of a fused kernel rather than one Keras laye
 layer: on torch, PyTorch's own LSTM or GRU (`torch_fused`: oneDNN's fused RNN on a CPU, cuDNN on a
 GPU), as nn.LSTM calls it; on JAX with a GPU, cuDNN's LSTM (`fused_lstm`). Both take the weights in
 PyTorch's layout (`pytorch_weights`).
+
+On torch, Keras runs every step eagerly, so the model's training and validation steps call each layer's
+own `call` in turn (`LanguageModel`), leaving out the bookkeeping `Layer.__call__` repeats around every
+layer on every step; TensorFlow and JAX trace the step once and keep Keras's own.
 """
 import keras
 import numpy as np
@@ -168,6 +172,56 @@ def fused_lstm(inputs, states, weights, cudnn_lstm):
     return outputs, [s for i in range(len(weights)) for s in (h[i], c[i])]
 
 
+@keras.saving.register_keras_serializable(package="kerasrnn")
+class LanguageModel(keras.Model):
+    """The language model `build_model` makes: a functional chain of layers, token ids in, logits out.
+
+    On torch its `train_step` and `test_step` are Keras's, but the forward pass calls each layer's `call`
+    directly, in order, and the loss and metrics see the logits flattened to [B*T, vocab] (the same
+    per-token losses, so the same mean). `Layer.__call__` (input conversion, name scopes, call contexts,
+    torch module hooks) costs 0.1-0.4 ms per layer per step there, and the compiled loss on [B, T, vocab]
+    moves the class axis with copies: together a tenth of a small model's step (docs/benchmarks.md,
+    "Training throughput"). On TensorFlow and JAX, whose steps are traced once, and under a mixed-precision
+    policy (which `Layer.__call__` applies), Keras's own steps run.
+    """
+
+    def train_step(self, data):
+        if not self._calls_layers_directly(data):
+            return super().train_step(data)
+        import torch
+        self.zero_grad()
+        loss, y, logits = self._scored(*data, training=True)
+        self.optimizer.scale_loss(loss).backward()
+        weights = self.trainable_weights[:]
+        with torch.no_grad():
+            self.optimizer.apply([w.value.grad for w in weights], weights)
+        return self.compute_metrics(data[0], y, logits)
+
+    def test_step(self, data):
+        if not self._calls_layers_directly(data):
+            return super().test_step(data)
+        _, y, logits = self._scored(*data, training=False)
+        return self.compute_metrics(data[0], y, logits)
+
+    def _scored(self, x, y, training):
+        """The loss (tracked), targets and logits of a batch, the last two flattened to one row per token."""
+        logits = self._logits(x, training=training)
+        y, logits = ops.reshape(y, (-1,)), ops.reshape(logits, (-1, logits.shape[-1]))
+        loss = self.compute_loss(x=x, y=y, y_pred=logits, training=training)
+        self._loss_tracker.update_state(loss, sample_weight=x.shape[0])
+        return loss, y, logits
+
+    def _calls_layers_directly(self, data):
+        return (keras.backend.backend() == "torch" and isinstance(data, (tuple, list)) and len(data) == 2
+                and self.dtype_policy.name == "float32")
+
+    def _logits(self, tokens, training):
+        x = tokens
+        for layer in self.layers[1:]:  # after the Input: build_model's chain, in order
+            x = layer.call(x, training=training) if layer._call_has_training_arg else layer.call(x)
+        return x
+
+
 def build_model(vocab_size: int, batch_size: int, seq_length: "int | None" = None, cell: str = "lstm",
                 rnn_size: int = 128, num_layers: int = 2, embedding_size: int = 64, dropout: float = 0.0,
                 input_dropout: float = 0.0, locked_dropout: bool = False, fused: bool = True) -> keras.Model:
@@ -180,7 +234,7 @@ def build_model(vocab_size: int, batch_size: int, seq_length: "int | None" = Non
         x = layers.Dropout(input_dropout, noise_shape=noise_shape, name="input_dropout")(x)
     x = StatefulRecurrent(cell, rnn_size, num_layers, dropout, locked_dropout, fused, name="recurrent")(x)
     logits = layers.Dense(vocab_size, name="logits")(x)
-    return keras.Model(tokens, logits, name="kerasrnn")
+    return LanguageModel(tokens, logits, name="kerasrnn")
 
 
 def model_args(model):

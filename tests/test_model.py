@@ -82,6 +82,42 @@ def test_fit_through_the_torch_fused_path_equals_fit_through_the_per_layer_path(
         np.testing.assert_allclose(got, want, atol=1e-4)
 
 
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="LanguageModel's own steps run on torch")
+def test_the_torch_steps_equal_keras_own_steps():
+    """On torch, LanguageModel's training and validation steps call each layer's `call` and score flattened
+    logits; through `fit` (with dropout on the inputs and between layers, a metric and validation) they
+    give what Keras's own steps give."""
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 11, size=(5, B, T)).astype("int32")
+    y = rng.integers(0, 11, size=(5, B, T)).astype("int32")
+
+    def fit(direct):
+        keras.utils.set_random_seed(4)
+        model = build_model(11, B, T, rnn_size=H, num_layers=2, embedding_size=E, dropout=0.3, input_dropout=0.2,
+                            locked_dropout=True)
+        model.compile(keras.optimizers.Adam(1e-2, global_clipnorm=1.0),
+                      keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        steps = []
+        if direct:
+            took = model._calls_layers_directly
+            model._calls_layers_directly = lambda data: steps.append(took(data)) or took(data)
+        else:
+            model._calls_layers_directly = lambda data: False
+        history = model.fit(x.reshape(-1, T), y.reshape(-1, T), batch_size=B, epochs=2, shuffle=False, verbose=0,
+                            validation_data=(x[:2].reshape(-1, T), y[:2].reshape(-1, T))).history
+        assert all(steps) and len(steps) == direct * 2 * (5 + 2)  # every training and validation step
+        return history, [keras.ops.convert_to_numpy(w) for w in model.weights]
+
+    want_history, want_weights = fit(direct=False)
+    got_history, got_weights = fit(direct=True)
+    assert got_history.keys() == want_history.keys() == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    for key in want_history:
+        np.testing.assert_allclose(got_history[key], want_history[key], atol=1e-6)
+    assert want_history["loss"][1] < want_history["loss"][0]  # it trains
+    for got, want in zip(got_weights, want_weights):
+        np.testing.assert_allclose(got, want, atol=1e-6)
+
+
 jax = pytest.importorskip("jax")
 from jax.experimental import rnn  # noqa: E402
 
