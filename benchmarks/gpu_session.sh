@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One GPU lease's work, a step per device call (each fits the 10-minute limit):
 #   check    the fused cuDNN stacks against Keras's per-layer path (tests/test_model.py on cuDNN: JAX, then torch)
-#   grid     training chars/s over torch_reference.py's grid, fused and per-layer, beside PyTorch fp32/bf16
+#   grid     training chars/s over torch_reference's grid, fused and per-layer, beside PyTorch fp32/bf16 (one round
+#            each: a lone process on a dedicated GPU drifts less than on the shared CPU, and the step has 10 minutes)
 #   grid-torch   the same grid on the torch backend (PyTorch's cuDNN LSTM inside Keras), beside PyTorch
 #   quality  NAME [kerasrnn train options]: the shakespeare preset for $BUDGET seconds (default 300)
 #   torch-quality   the PyTorch reference's quality run (3x1024, dropout 0.35) for $BUDGET seconds
@@ -24,10 +25,10 @@ case $step in
     python3 -m pytest -q -p no:cacheprovider tests/test_model.py
     KERAS_BACKEND=torch python3 -m pytest -q -p no:cacheprovider tests/test_model.py ;;
   grid)
-    python3 benchmarks/train_throughput.py --grid gpu --steps-per-execution 16 --fused both --torch "$@" \
+    python3 benchmarks/train_throughput.py --grid gpu --steps-per-execution 16 --fused both --torch --rounds 1 "$@" \
       | tee "$out/grid.jsonl" ;;
   grid-torch)
-    KERAS_BACKEND=torch python3 benchmarks/train_throughput.py --grid gpu --fused both --torch "$@" \
+    KERAS_BACKEND=torch python3 benchmarks/train_throughput.py --grid gpu --fused both --torch --rounds 1 "$@" \
       | tee "$out/grid_torch.jsonl" ;;
   quality)
     name=$1

@@ -1,14 +1,20 @@
 """Training throughput of kerasrnn over the PyTorch reference's grid, measured after warm-up.
 
-    python benchmarks/train_throughput.py [--grid gpu|cpu] [--steps 60] [--steps-per-execution 16] [--torch]
-                                          [--fused on|off|both]
+    python benchmarks/train_throughput.py [--grid gpu|cpu] [--steps 60] [--rounds 3] [--steps-per-execution 16]
+                                          [--torch] [--fused on|off|both]
 
-One JSON line per shape: characters per second through `model.fit` (stateful batches, Adam, clip 5,
+On the backend `kerasrnn train` takes (KERAS_BACKEND, or torch on a CPU-only Linux machine where it is
+installed), one JSON line per shape: characters per second through `model.fit` (stateful batches, Adam, clip 5,
 as ../shared/bench/torch_reference.py trains), ms per step and peak accelerator memory. `--torch`
-runs the PyTorch peer on the same shapes in the same command (a child process each), on the same
-device kind, and adds the ratios. `--fused` picks the LSTM stack's path: one call of a fused kernel for
-all layers (on: PyTorch's own LSTM on torch, cuDNN's on JAX with a GPU), one per layer (off), or a row
-for each. On the GPU host: KERAS_BACKEND=jax or torch (no TensorFlow there).
+times that PyTorch peer on the same shapes, on the same device kind, and adds the ratios. `--fused`
+picks the LSTM stack's path: one call of a fused kernel for all layers (on: PyTorch's own LSTM on
+torch, cuDNN's on JAX with a GPU), one per layer (off), or a row for each. On the GPU host:
+KERAS_BACKEND=jax or torch (no TensorFlow there).
+
+Each measurement runs in a process of its own (kerasrnn's too), warms up for the reference's 10 steps
+and times `--steps` steps; the two sides take turns, `--rounds` times per shape, and the fastest round
+of each side counts. On a shared machine a process's speed drifts by ±20% from one minute (and one
+process) to the next; taking turns exposes both sides to the same drift.
 """
 import argparse
 import json
@@ -17,10 +23,13 @@ import subprocess
 import sys
 import time
 
-import keras
-
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path[:0] = [REPO, os.path.join(REPO, "export")]  # runs from a plain checkout (the GPU host installs nothing)
+from kerasrnn.cli import choose_backend  # noqa: E402
+
+choose_backend("train")  # the backend `kerasrnn train` would take here, unless KERAS_BACKEND names one
+import keras  # noqa: E402
+
 from kerasrnn.data import StreamBatches  # noqa: E402
 from kerasrnn.model import build_model, recurrent  # noqa: E402
 from kerasrnn_edge.vocab import Vocab  # noqa: E402
@@ -33,6 +42,9 @@ GRIDS = {  # the torch reference's grid; the CPU grid is its batch-50 shapes tha
            + [dict(B=128, T=128, L=3, H=1024, E=256), dict(B=256, T=256, L=2, H=1024, E=256)],
     "cpu": [dict(B=50, T=50, L=1, H=128), dict(B=50, T=50, L=3, H=128), dict(B=50, T=50, L=1, H=512)],
 }
+
+
+WARM = 10  # warm-up steps, as the PyTorch reference takes
 
 
 class StepTimer(keras.callbacks.Callback):
@@ -79,22 +91,40 @@ def kerasrnn_throughput(model, shape, ids, steps, steps_per_execution):
     B, T = shape["B"], shape["T"]
     if keras.backend.backend() == "torch":
         steps_per_execution = 1  # torch runs eagerly: one step per call
-    warm = 2 * steps_per_execution
+    whole = lambda n: -(-n // steps_per_execution) * steps_per_execution  # whole compiled calls
+    warm, steps = whole(WARM), whole(steps)
     batches = StreamBatches(ids, B, T)
     model.compile(keras.optimizers.Adam(2e-3, global_clipnorm=5.0),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   steps_per_execution=steps_per_execution)
     timer = StepTimer(warm)
-    total = warm + steps
-    model.fit(batches, epochs=1, steps_per_epoch=min(total, len(batches)), callbacks=[timer], verbose=0,
+    model.fit(batches, epochs=1, steps_per_epoch=min(warm + steps, len(batches)), callbacks=[timer], verbose=0,
               shuffle=False)
     timed = timer.batches - warm
     return dict(chars_per_s=round(B * T * timed / timer.seconds), ms_per_step=round(1000 * timer.seconds / timed, 3),
                 peak_mib=peak_memory_mib())
 
 
+def measure(spec):
+    """One kerasrnn measurement, in this process (a child of `main`): `spec` is {shape, fused, steps,
+    steps_per_execution}. Prints the row."""
+    vocab, ids = Vocab.fit(open(DATA, "rb").read(), "char")
+    model = build(spec["shape"], vocab.size, spec["fused"])
+    row = dict(impl=f"kerasrnn-{keras.backend.backend()}", **spec["shape"], lstm=lstm_path(model),
+               **kerasrnn_throughput(model, spec["shape"], ids[: int(len(ids) * 0.9)], spec["steps"],
+                                     spec["steps_per_execution"]))
+    print(json.dumps(row), flush=True)
+
+
+def kerasrnn_child(shape, fused, steps, steps_per_execution):
+    spec = dict(shape=shape, fused=fused, steps=steps, steps_per_execution=steps_per_execution)
+    out = subprocess.run([sys.executable, __file__, "--measure", json.dumps(spec)], check=True, capture_output=True,
+                         text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def torch_peer(shape, steps, amp):
-    """The PyTorch reference on one shape, in a process of its own: in this one, TensorFlow's spinning
+    """The PyTorch reference on one shape, in a process of its own: in kerasrnn's, TensorFlow's spinning
     thread pools would starve it (measured on CPU: 3,047 vs 338,232 chars/s for 1x128)."""
     code = ("import json, sys, torch, torch_reference as t; shape = json.loads(sys.argv[1]); "
             "dev = 'cuda' if torch.cuda.is_available() else 'cpu'; "
@@ -104,35 +134,41 @@ def torch_peer(shape, steps, amp):
     return json.loads(out.strip().splitlines()[-1])
 
 
+def fastest(runs):
+    return max(runs, key=lambda run: run["chars_per_s"])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grid", choices=list(GRIDS), default="cpu")
-    parser.add_argument("--steps", type=int, default=60, help="timed steps per shape")
+    parser.add_argument("--steps", type=int, default=60, help="timed steps per round")
+    parser.add_argument("--rounds", type=int, default=3, help="turns per shape; each side's fastest counts")
     parser.add_argument("--steps-per-execution", type=int, default=1)
     parser.add_argument("--torch", action="store_true", help="also time the PyTorch peer (fp32, and bf16 on GPU)")
     parser.add_argument("--fused", choices=("on", "off", "both"), default="on",
                         help="the LSTM stack as one fused kernel call (on), one per layer (off), or both")
+    parser.add_argument("--measure", help=argparse.SUPPRESS)  # a child's one measurement
     args = parser.parse_args()
-    vocab, ids = Vocab.fit(open(DATA, "rb").read(), "char")
-    ids = ids[: int(len(ids) * 0.9)]
-    fused_choices = {"on": [True], "off": [False], "both": [False, True]}[args.fused]
+    if args.measure:
+        return measure(json.loads(args.measure))
     for shape in GRIDS[args.grid]:
-        models = {}  # by the path the LSTM stack takes: where no fused path exists, "both" times one
-        for fused in fused_choices:
-            model = build(shape, vocab.size, fused)
-            models.setdefault(lstm_path(model), model)
-        rows = [dict(impl=f"kerasrnn-{keras.backend.backend()}", **shape, lstm=path,
-                     **kerasrnn_throughput(model, shape, ids, args.steps, args.steps_per_execution))
-                for path, model in models.items()]
-        peers = {}
-        if args.torch:
-            peers["fp32"] = torch_peer(shape, args.steps, amp=False)
-            if peers["fp32"]["device"] == "cuda":
-                peers["bf16"] = torch_peer(shape, args.steps, amp=True)
-        for row in rows:
-            for precision, peer in peers.items():
-                row.update({f"torch_{precision}": peer["chars_per_s"],
-                            f"ratio_{precision}": round(row["chars_per_s"] / peer["chars_per_s"], 3)})
+        runs, peers = {}, {}  # kerasrnn's by the LSTM stack's path, the peer's by precision
+        fused_choices = {"on": [True], "off": [False], "both": [False, True]}[args.fused]
+        for _ in range(args.rounds):
+            for fused in list(fused_choices):
+                run = kerasrnn_child(shape, fused, args.steps, args.steps_per_execution)
+                if fused and fused_choices == [False, True] and run["lstm"] == "per-layer":
+                    fused_choices.remove(True)  # no fused path here: "both" times the one path there is
+                runs.setdefault(run["lstm"], []).append(run)
+            if args.torch:
+                peers.setdefault("fp32", []).append(torch_peer(shape, args.steps, amp=False))
+                if peers["fp32"][0]["device"] == "cuda":
+                    peers.setdefault("bf16", []).append(torch_peer(shape, args.steps, amp=True))
+        for measured in runs.values():
+            row = fastest(measured)
+            for precision, peer_runs in peers.items():
+                peer = fastest(peer_runs)["chars_per_s"]
+                row.update({f"torch_{precision}": peer, f"ratio_{precision}": round(row["chars_per_s"] / peer, 3)})
             print(json.dumps(row), flush=True)
 
 
