@@ -85,9 +85,12 @@ def make_parser():
 
     train = commands.add_parser(
         "train", help="train a model (or resume a run)",
-        description="Trains a model, or resumes a run, on the Keras backend KERAS_BACKEND names: tensorflow "
-                    "(Keras's default), jax or torch (pip install \"kerasrnn[torch]\"; on torch the LSTM or GRU "
-                    "stack runs as PyTorch's own fused kernel).")
+        description="Trains a model, or resumes a run, on the Keras backend KERAS_BACKEND names: tensorflow, jax or "
+                    "torch. Unset, torch where PyTorch is installed (pip install \"kerasrnn[torch]\") on a Linux "
+                    "machine with no GPU, as the fastest there: its LSTM or GRU stack runs as PyTorch's own fused "
+                    "kernel, 1.4-2x TensorFlow's speed on a CPU (docs/benchmarks.md); otherwise Keras's default, "
+                    "tensorflow. On a CPU busy with other work, OMP_WAIT_POLICY=PASSIVE or "
+                    "KERAS_BACKEND=tensorflow is faster.")
     train.add_argument("--preset", default="tiny", help=f"base settings: {', '.join(PRESETS)} (default tiny)")
     train.add_argument("--run-dir", default="runs/default", help="where checkpoints and logs go (default runs/default)")
     train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from last.keras")
@@ -160,14 +163,26 @@ def train_config(args):
     return run_config(args.run_dir, args.preset, args.resume, overrides)
 
 
+def choose_backend(command):
+    """`kerasrnn train` and `demo` train on torch where PyTorch is installed on a Linux machine with no GPU,
+    unless KERAS_BACKEND names a backend: there PyTorch's fused LSTM kernel (oneDNN's) trains 1.4-2x faster
+    than TensorFlow's or JAX's paths (docs/benchmarks.md, "Training throughput"). Runs before Keras is
+    imported, which reads the variable once."""
+    gpu = any(os.path.exists(device) for device in ("/dev/nvidiactl", "/dev/kfd"))
+    if (command in ("train", "demo") and "KERAS_BACKEND" not in os.environ and sys.platform.startswith("linux")
+            and not gpu and importlib.util.find_spec("torch")):
+        os.environ["KERAS_BACKEND"] = "torch"
+
+
 def import_keras_quietly():
     """TensorFlow 2.21 writes start-up notices to stderr before any log setting applies; import it (and
-    let it probe for devices) with stderr closed, so that an error stays one line."""
+    let it probe for devices) with stderr closed, so that an error stays one line. Where it is installed it
+    is imported on every backend: TensorBoard logs and the export stage use it."""
     from kerasrnn_edge.runtimes import native_stderr_silenced
 
     with native_stderr_silenced():
-        import keras
-        if keras.backend.backend() == "tensorflow":
+        import keras  # noqa: F401
+        if importlib.util.find_spec("tensorflow"):
             import tensorflow as tf
             tf.config.list_physical_devices()
 
@@ -277,6 +292,7 @@ def demo(run_dir, seconds):
 
 def main(argv=None):
     args = make_parser().parse_args(argv)
+    choose_backend(args.command)
     if args.command == "inspect":
         # before numpy loads: the recurrence is thousands of small matrix-vector products, which BLAS threads
         # slow down (30x measured on a busy 2-core machine) rather than speed up

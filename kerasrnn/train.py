@@ -123,7 +123,8 @@ def _train(config, run_dir, resume, verbose, text_vocab, ids, plan, out):
         verbose = 1 if sys.stdout.isatty() else 2
     if verbose:
         print(f"kerasrnn: {batches.tokens.size:,} training and {val_batches.tokens.size:,} validation tokens, vocab {vocab.size}, "
-              f"{model.count_params():,} parameters; {batches.steps * batches.chunks} steps per pass over the text, "
+              f"{model.count_params():,} parameters, on {keras.backend.backend()}; {batches.steps * batches.chunks} "
+              "steps per pass over the text, "
               f"validated every {batches.steps} (one Keras epoch)"
               + (f"; data-parallel on {plan.devices} devices, {plan.processes} processes" if plan else ""), flush=True)
     fit = functools.partial(model.fit, batches, validation_data=val_batches, callbacks=callbacks, verbose=verbose,
