@@ -185,10 +185,11 @@ class LanguageModel(keras.Model):
     policy (which `Layer.__call__` applies), Keras's own steps run.
     """
 
-    def train_step(self, data):
-        if not self._calls_layers_directly(data):
-            return super().train_step(data)
+    def train_step(self, *args):  # JAX's steps take (state, data)
+        if not self._calls_layers_directly(args):
+            return super().train_step(*args)
         import torch
+        (data,) = args
         self.zero_grad()
         loss, y, logits = self._scored(*data, training=True)
         self.optimizer.scale_loss(loss).backward()
@@ -197,9 +198,10 @@ class LanguageModel(keras.Model):
             self.optimizer.apply([w.value.grad for w in weights], weights)
         return self.compute_metrics(data[0], y, logits)
 
-    def test_step(self, data):
-        if not self._calls_layers_directly(data):
-            return super().test_step(data)
+    def test_step(self, *args):
+        if not self._calls_layers_directly(args):
+            return super().test_step(*args)
+        (data,) = args
         _, y, logits = self._scored(*data, training=False)
         return self.compute_metrics(data[0], y, logits)
 
@@ -211,8 +213,8 @@ class LanguageModel(keras.Model):
         self._loss_tracker.update_state(loss, sample_weight=x.shape[0])
         return loss, y, logits
 
-    def _calls_layers_directly(self, data):
-        return (keras.backend.backend() == "torch" and isinstance(data, (tuple, list)) and len(data) == 2
+    def _calls_layers_directly(self, args):
+        return (keras.backend.backend() == "torch" and isinstance(args[0], (tuple, list)) and len(args[0]) == 2
                 and self.dtype_policy.name == "float32")
 
     def _logits(self, tokens, training):

@@ -100,9 +100,9 @@ def test_the_torch_steps_equal_keras_own_steps():
         steps = []
         if direct:
             took = model._calls_layers_directly
-            model._calls_layers_directly = lambda data: steps.append(took(data)) or took(data)
+            model._calls_layers_directly = lambda args: steps.append(took(args)) or took(args)
         else:
-            model._calls_layers_directly = lambda data: False
+            model._calls_layers_directly = lambda args: False
         history = model.fit(x.reshape(-1, T), y.reshape(-1, T), batch_size=B, epochs=2, shuffle=False, verbose=0,
                             validation_data=(x[:2].reshape(-1, T), y[:2].reshape(-1, T))).history
         assert all(steps) and len(steps) == direct * 2 * (5 + 2)  # every training and validation step
