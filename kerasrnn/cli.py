@@ -164,25 +164,32 @@ def train_config(args):
 
 
 def choose_backend(command):
-    """`kerasrnn train` and `demo` train on torch where PyTorch is installed on a Linux machine with no GPU,
-    unless KERAS_BACKEND names a backend: there PyTorch's fused LSTM kernel (oneDNN's) trains 1.4-2x faster
-    than TensorFlow's or JAX's paths (docs/benchmarks.md, "Training throughput"). Runs before Keras is
-    imported, which reads the variable once."""
+    """`kerasrnn train` and `demo` take the fastest backend (`fastest_backend`) unless KERAS_BACKEND names
+    one. Runs before Keras is imported, which reads the variable once."""
+    if command in ("train", "demo") and "KERAS_BACKEND" not in os.environ and fastest_backend():
+        os.environ["KERAS_BACKEND"] = fastest_backend()
+
+
+def fastest_backend():
+    """torch where PyTorch is installed on a Linux machine with no GPU: there PyTorch's fused LSTM kernel
+    (oneDNN's) trains 1.4-2x faster than TensorFlow's or JAX's paths (docs/benchmarks.md, "Training
+    throughput"). None elsewhere (Keras's default then)."""
     gpu = any(os.path.exists(device) for device in ("/dev/nvidiactl", "/dev/kfd"))
-    if (command in ("train", "demo") and "KERAS_BACKEND" not in os.environ and sys.platform.startswith("linux")
-            and not gpu and importlib.util.find_spec("torch")):
-        os.environ["KERAS_BACKEND"] = "torch"
+    if sys.platform.startswith("linux") and not gpu and importlib.util.find_spec("torch"):
+        return "torch"
+    return None
 
 
-def import_keras_quietly():
+def import_keras_quietly(tensorflow_too=False):
     """TensorFlow 2.21 writes start-up notices to stderr before any log setting applies; import it (and
-    let it probe for devices) with stderr closed, so that an error stays one line. Where it is installed it
-    is imported on every backend: TensorBoard logs and the export stage use it."""
+    let it probe for devices) with stderr closed, so that an error stays one line. On the other backends it
+    is imported only for a command that uses it where it is installed (`tensorflow_too`: training's
+    TensorBoard logs, the export stage)."""
     from kerasrnn_edge.runtimes import native_stderr_silenced
 
     with native_stderr_silenced():
-        import keras  # noqa: F401
-        if importlib.util.find_spec("tensorflow"):
+        import keras
+        if keras.backend.backend() == "tensorflow" or tensorflow_too and importlib.util.find_spec("tensorflow"):
             import tensorflow as tf
             tf.config.list_physical_devices()
 
@@ -200,7 +207,7 @@ def run(args):
         else:
             print(corpus.get_corpus(args.name, args.out))
         return
-    import_keras_quietly()
+    import_keras_quietly(tensorflow_too=args.command in ("export", "demo"))
     if args.command == "sample":
         sample_command(args)
     elif args.command == "export":
@@ -238,7 +245,7 @@ def train_command(args):
     from .run import locked
     launch = Launch(args.devices, args.coordinator, args.num_processes, args.process_id)
     with locked(args.run_dir) if os.path.isdir(args.run_dir) and not launch.requested else contextlib.nullcontext():
-        import_keras_quietly()
+        import_keras_quietly(tensorflow_too=True)
         from .train import train
         train(train_config(args), args.run_dir, resume=args.resume, launch=launch)
 
