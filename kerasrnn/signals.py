@@ -2,7 +2,9 @@
 stop a job, Ctrl-C sends SIGINT. The first one asks training to stop at the next step boundary with a
 checkpoint (callbacks.Preemption acts on it); a second one stops at once."""
 import contextlib
+import os
 import signal
+import sys
 import threading
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -27,16 +29,30 @@ class StopSignals:
     def __enter__(self):
         on_main_thread = threading.current_thread() is threading.main_thread()  # only it may set handlers
         self._previous = {s: signal.signal(s, self._receive) for s in SIGNALS} if on_main_thread else {}
+        self._previous_unraisablehook, sys.unraisablehook = sys.unraisablehook, self._unraisable
         return self
 
     def __exit__(self, *exc):
         for s, handler in self._previous.items():
             signal.signal(s, handler)
+        sys.unraisablehook = self._previous_unraisablehook
 
     def _receive(self, signum, frame):
         if self.signum is not None:
             raise Stopped(signum, at_once=True)
         self.signum = signum
+
+    def _unraisable(self, unraisable):
+        """Python runs a signal handler wherever the main thread is, and an exception raised inside a garbage
+        collector callback or a finalizer (JAX has one) cannot propagate: it is swallowed. The at-once Stopped
+        is not lost there: the signal is sent again from another thread, to land in ordinary code."""
+        if not isinstance(unraisable.exc_value, Stopped):
+            return self._previous_unraisablehook(unraisable)
+        threading.Timer(0.01, self._send_again, (unraisable.exc_value.signum,)).start()
+
+    def _send_again(self, signum):
+        if signal.getsignal(signum) == self._receive:  # still inside the block
+            os.kill(os.getpid(), signum)
 
 
 @contextlib.contextmanager

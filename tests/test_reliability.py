@@ -1,6 +1,7 @@
 """docs/reliability.md, shown with real processes, real signals and a real small disk: a full disk, a
 run directory used twice, preemption (SIGTERM) at three moments, resumed exactly."""
 import contextlib
+import gc
 import hashlib
 import json
 import os
@@ -222,3 +223,27 @@ def test_sigterm_at_three_moments_then_resume_trains_as_an_uninterrupted_run(tmp
     assert_same_weights(run_dir, reference)
     history = [line.split(",") for line in open(run_dir / "history.csv").read().split()[1:]]
     assert [int(row[4]) for row in history] == [steps, 2 * steps, 3 * steps, 4 * steps]
+
+
+def test_a_second_signal_inside_a_garbage_collector_callback_still_stops_at_once(capfd):
+    """Python runs a signal handler wherever the main thread is; inside a gc callback (JAX installs one) an
+    exception cannot propagate. The second signal's Stopped must still reach the training loop, silently."""
+    from kerasrnn.signals import StopSignals, Stopped
+
+    def callback(phase, info):
+        if phase == "start":
+            signal.raise_signal(signal.SIGTERM)
+            sum(range(1000))  # bytecode after the signal: its handler runs here, inside the callback
+
+    with pytest.raises(Stopped) as stopped, StopSignals() as signals:
+        signals.signum = signal.SIGTERM  # the first one arrived
+        gc.callbacks.append(callback)
+        try:
+            gc.collect()
+        finally:
+            gc.callbacks.remove(callback)
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            time.sleep(0.001)
+    assert stopped.value.at_once and stopped.value.signum == signal.SIGTERM
+    assert "Exception ignored" not in capfd.readouterr().err
