@@ -83,18 +83,21 @@ def test_fit_through_the_torch_fused_path_equals_fit_through_the_per_layer_path(
 
 
 @pytest.mark.skipif(keras.backend.backend() != "torch", reason="LanguageModel's own steps run on torch")
-def test_the_torch_steps_equal_keras_own_steps():
+@pytest.mark.parametrize("dropout", [0.3, 0.0], ids=["per-layer", "fused"])
+def test_the_torch_steps_equal_keras_own_steps(dropout):
     """On torch, LanguageModel's training and validation steps call each layer's `call` and score flattened
-    logits; through `fit` (with dropout on the inputs and between layers, a metric and validation) they
-    give what Keras's own steps give."""
+    logits, and keep the optimizer's moments in the memory layout of the fused LSTM's kernels; through `fit`
+    (with dropout on the inputs and between layers, a metric and validation) they give what Keras's own
+    steps give."""
     rng = np.random.default_rng(3)
     x = rng.integers(0, 11, size=(5, B, T)).astype("int32")
     y = rng.integers(0, 11, size=(5, B, T)).astype("int32")
 
     def fit(direct):
         keras.utils.set_random_seed(4)
-        model = build_model(11, B, T, rnn_size=H, num_layers=2, embedding_size=E, dropout=0.3, input_dropout=0.2,
-                            locked_dropout=True)
+        model = build_model(11, B, T, rnn_size=H, num_layers=2, embedding_size=E, dropout=dropout,
+                            input_dropout=0.2, locked_dropout=True)
+        assert recurrent(model).runs_fused(training=True) == (dropout == 0)
         model.compile(keras.optimizers.Adam(1e-2, global_clipnorm=1.0),
                       keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
         steps = []
@@ -106,6 +109,13 @@ def test_the_torch_steps_equal_keras_own_steps():
         history = model.fit(x.reshape(-1, T), y.reshape(-1, T), batch_size=B, epochs=2, shuffle=False, verbose=0,
                             validation_data=(x[:2].reshape(-1, T), y[:2].reshape(-1, T))).history
         assert all(steps) and len(steps) == direct * 2 * (5 + 2)  # every training and validation step
+        if direct:
+            kernels = [w for rnn in recurrent(model).rnns for w in (rnn.cell.kernel, rnn.cell.recurrent_kernel)]
+            assert all(w.value.t().is_contiguous() for w in kernels)  # PyTorch's layout in memory
+            strides = {w.path.replace("/", "_"): w.value.stride() for w in model.trainable_weights}
+            slots = [v for v in model.optimizer.variables if v.name.rsplit("_", 1)[0] in strides]
+            assert len(slots) == 2 * len(strides)  # Adam's two moments per weight
+            assert all(v.value.stride() == strides[v.name.rsplit("_", 1)[0]] for v in slots)
         return history, [keras.ops.convert_to_numpy(w) for w in model.weights]
 
     want_history, want_weights = fit(direct=False)
