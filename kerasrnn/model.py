@@ -141,7 +141,7 @@ def transposed_in_memory(variables):
     """Stores each torch variable's 2-D matrix transposed in memory, its shape and values unchanged. A fused
     LSTM's kernels then are contiguous in PyTorch's layout (`pytorch_weights`), and their gradients arrive in
     their own layout: without it, three transposing copies of each recurrent kernel a step (at 512 units,
-    6% of the step)."""
+    10 ms of a 140-ms step)."""
     for variable in variables:
         variable.value.data = variable.value.data.t().contiguous().t()
 
@@ -207,7 +207,7 @@ class LanguageModel(keras.Model):
         weights = self.trainable_weights[:]
         with torch.no_grad():
             self.optimizer.apply([w.value.grad for w in weights], weights)
-        if not getattr(self, "_slots_laid_out", False):  # the optimizer builds them in its first step
+        if getattr(self, "_slots_laid_out_for", None) != id(self.optimizer):  # built in its first step
             self._lay_out_slots_as_weights(weights)
         return self.compute_metrics(data[0], y, logits)
 
@@ -218,7 +218,7 @@ class LanguageModel(keras.Model):
         prefixes = tuple(w.path.replace("/", "_") + "_" for w in weights if not w.value.is_contiguous())
         transposed_in_memory([v for v in self.optimizer.variables
                               if v.name.startswith(prefixes) and v.value.is_contiguous()])
-        self._slots_laid_out = True
+        self._slots_laid_out_for = id(self.optimizer)  # not the optimizer: saving walks attributes
 
     def test_step(self, *args):
         if not self._calls_layers_directly(args):

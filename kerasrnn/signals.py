@@ -29,7 +29,9 @@ class StopSignals:
     def __enter__(self):
         on_main_thread = threading.current_thread() is threading.main_thread()  # only it may set handlers
         self._previous = {s: signal.signal(s, self._receive) for s in SIGNALS} if on_main_thread else {}
-        self._previous_unraisablehook, sys.unraisablehook = sys.unraisablehook, self._unraisable
+        self._previous_unraisablehook = sys.unraisablehook
+        if on_main_thread:
+            sys.unraisablehook = self._unraisable
         return self
 
     def __exit__(self, *exc):
