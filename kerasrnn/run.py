@@ -30,7 +30,7 @@ from kerasrnn_edge.errors import UserError
 from kerasrnn_edge.vocab import Vocab
 
 from .config import Config, load_json, preset
-from .signals import deferred
+from .signals import check_not_stopped, deferred
 
 WHAT_TO_DO = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space (disk quota exceeded)",
               errno.EROFS: "the file system is read-only: make it writable or write elsewhere",
@@ -91,6 +91,7 @@ class Writes:
     def __exit__(self, kind, error, traceback):
         try:
             if kind is None:
+                check_not_stopped()
                 with deferred():
                     for tmp, path in self._staged:
                         try:

@@ -247,3 +247,30 @@ def test_a_second_signal_inside_a_garbage_collector_callback_still_stops_at_once
             time.sleep(0.001)
     assert stopped.value.at_once and stopped.value.signum == signal.SIGTERM
     assert "Exception ignored" not in capfd.readouterr().err
+
+
+def test_a_swallowed_second_signal_still_abandons_the_write_under_way(tmp_path, capfd):
+    """The same, during a checkpoint's write: its files are not renamed into place, the old ones stay."""
+    from kerasrnn.run import Writes
+    from kerasrnn.signals import StopSignals, Stopped
+
+    target = tmp_path / "checkpoint.json"
+    target.write_text("old\n")
+
+    def callback(phase, info):
+        if phase == "start":
+            signal.raise_signal(signal.SIGTERM)
+            sum(range(1000))
+
+    with pytest.raises(Stopped) as stopped, StopSignals() as signals:
+        signals.signum = signal.SIGTERM
+        with Writes() as writes:
+            writes.text(target, "new\n")
+            gc.callbacks.append(callback)
+            try:
+                gc.collect()
+            finally:
+                gc.callbacks.remove(callback)
+    assert stopped.value.at_once and target.read_text() == "old\n" and os.listdir(tmp_path) == ["checkpoint.json"]
+    time.sleep(0.1)  # the signal sent again finds the block ended: nothing happens
+    assert "Exception ignored" not in capfd.readouterr().err
