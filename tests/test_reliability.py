@@ -225,23 +225,35 @@ def test_sigterm_at_three_moments_then_resume_trains_as_an_uninterrupted_run(tmp
     assert [int(row[4]) for row in history] == [steps, 2 * steps, 3 * steps, 4 * steps]
 
 
-def test_a_second_signal_inside_a_garbage_collector_callback_still_stops_at_once(capfd):
-    """Python runs a signal handler wherever the main thread is; inside a gc callback (JAX installs one) an
-    exception cannot propagate. The second signal's Stopped must still reach the training loop, silently."""
-    from kerasrnn.signals import StopSignals, Stopped
+@contextlib.contextmanager
+def stop_signals_after_a_first_sigterm():
+    """A StopSignals block that has had its first SIGTERM; it yields a function that sends the second one
+    inside a garbage collector callback, where the handler's exception cannot propagate (JAX installs one)."""
+    from kerasrnn.signals import StopSignals
 
     def callback(phase, info):
         if phase == "start":
             signal.raise_signal(signal.SIGTERM)
             sum(range(1000))  # bytecode after the signal: its handler runs here, inside the callback
 
-    with pytest.raises(Stopped) as stopped, StopSignals() as signals:
-        signals.signum = signal.SIGTERM  # the first one arrived
+    def second_sigterm_inside_a_gc_callback():
         gc.callbacks.append(callback)
         try:
             gc.collect()
         finally:
             gc.callbacks.remove(callback)
+
+    with StopSignals() as signals:
+        signals.signum = signal.SIGTERM
+        yield second_sigterm_inside_a_gc_callback
+
+
+def test_a_second_signal_inside_a_garbage_collector_callback_still_stops_at_once(capfd):
+    """The second signal's Stopped must still reach the training loop, silently."""
+    from kerasrnn.signals import Stopped
+
+    with pytest.raises(Stopped) as stopped, stop_signals_after_a_first_sigterm() as second_sigterm:
+        second_sigterm()
         deadline = time.time() + 5
         while time.time() < deadline:
             time.sleep(0.001)
@@ -252,25 +264,14 @@ def test_a_second_signal_inside_a_garbage_collector_callback_still_stops_at_once
 def test_a_swallowed_second_signal_still_abandons_the_write_under_way(tmp_path, capfd):
     """The same, during a checkpoint's write: its files are not renamed into place, the old ones stay."""
     from kerasrnn.run import Writes
-    from kerasrnn.signals import StopSignals, Stopped
+    from kerasrnn.signals import Stopped
 
     target = tmp_path / "checkpoint.json"
     target.write_text("old\n")
-
-    def callback(phase, info):
-        if phase == "start":
-            signal.raise_signal(signal.SIGTERM)
-            sum(range(1000))
-
-    with pytest.raises(Stopped) as stopped, StopSignals() as signals:
-        signals.signum = signal.SIGTERM
+    with pytest.raises(Stopped) as stopped, stop_signals_after_a_first_sigterm() as second_sigterm:
         with Writes() as writes:
             writes.text(target, "new\n")
-            gc.callbacks.append(callback)
-            try:
-                gc.collect()
-            finally:
-                gc.callbacks.remove(callback)
+            second_sigterm()
     assert stopped.value.at_once and target.read_text() == "old\n" and os.listdir(tmp_path) == ["checkpoint.json"]
     time.sleep(0.1)  # the signal sent again finds the block ended: nothing happens
     assert "Exception ignored" not in capfd.readouterr().err
