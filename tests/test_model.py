@@ -128,6 +128,25 @@ def test_the_torch_steps_equal_keras_own_steps(dropout):
         np.testing.assert_allclose(got, want, atol=1e-6)
 
 
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="LanguageModel's own steps run on torch")
+@pytest.mark.parametrize("loss, plain", [
+    (keras.losses.SparseCategoricalCrossentropy(from_logits=True), True),
+    (keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0), False),
+    (keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum"), False),
+], ids=["plain", "ignore_class", "sum"])
+def test_the_torch_steps_score_the_compiled_loss(loss, plain):
+    """The torch steps compute kerasrnn's own loss (mean from-logits cross-entropy) by one PyTorch call, and
+    any other compiled loss through Keras: either way, the loss Keras's `compute_loss` gives."""
+    model = build_model(11, B, T, rnn_size=H, num_layers=2, embedding_size=E)
+    model.compile(keras.optimizers.Adam(), loss)
+    rng = np.random.default_rng(5)
+    x, y = (keras.ops.convert_to_tensor(rng.integers(0, 11, size=(B, T)).astype("int32")) for _ in range(2))
+    assert model._compiled_plain_cross_entropy() == plain
+    got, flat_y, logits = model._scored(x, y, training=False)
+    want = model.compute_loss(x=x, y=flat_y, y_pred=logits, training=False)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(got), keras.ops.convert_to_numpy(want), rtol=1e-6)
+
+
 jax = pytest.importorskip("jax")
 from jax.experimental import rnn  # noqa: E402
 
