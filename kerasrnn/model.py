@@ -189,7 +189,8 @@ class LanguageModel(keras.Model):
 
     On torch its `train_step` and `test_step` are Keras's, but the forward pass calls each layer's `call`
     directly, in order, and the loss and metrics see the logits flattened to [B*T, vocab] (the same
-    per-token losses, so the same mean). `Layer.__call__` (input conversion, name scopes, call contexts,
+    per-token losses, so the same mean); kerasrnn's own loss is one call of PyTorch's `cross_entropy` there
+    (`_compiled_plain_cross_entropy`). `Layer.__call__` (input conversion, name scopes, call contexts,
     torch module hooks) costs 0.1-0.4 ms per layer per step there, and the compiled loss on [B, T, vocab]
     moves the class axis with copies: together a tenth of a small model's step (docs/benchmarks.md,
     "Training throughput"). On TensorFlow and JAX, whose steps are traced once, and under a mixed-precision
