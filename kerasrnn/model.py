@@ -232,7 +232,7 @@ class LanguageModel(keras.Model):
         """The loss (tracked), targets and logits of a batch, the last two flattened to one row per token."""
         logits = self._logits(x, training=training)
         y, logits = ops.reshape(y, (-1,)), ops.reshape(logits, (-1, logits.shape[-1]))
-        if self._compiled_plain_cross_entropy() and not self.losses:
+        if self._compiled_plain_cross_entropy():
             import torch
             loss = torch.nn.functional.cross_entropy(logits, y.long())
         else:
@@ -242,13 +242,13 @@ class LanguageModel(keras.Model):
 
     def _compiled_plain_cross_entropy(self):
         """Whether the compiled loss is the one kerasrnn compiles, the mean from-logits sparse cross-entropy
-        with no loss weights. Keras computes it by the same `cross_entropy` call, wrapped in its `Loss`
-        conversions and reduction: 0.35 ms of a 13-ms step at 1x128 (docs/benchmarks.md). Any other loss, or
-        losses the layers add, go through `compute_loss`."""
+        with no loss weights, and no losses added by the layers. Keras computes it by the same `cross_entropy`
+        call, wrapped in its `Loss` conversions and reduction: 0.35 ms of a 13-ms step at 1x128
+        (docs/benchmarks.md). Any other loss goes through `compute_loss`."""
         loss = self.loss
         return (type(loss) is keras.losses.SparseCategoricalCrossentropy and loss.reduction == "sum_over_batch_size"
                 and loss._fn_kwargs == {"from_logits": True, "ignore_class": None, "axis": -1}
-                and self._compile_loss._user_loss_weights is None)
+                and self._compile_loss._user_loss_weights is None and not self.losses)
 
     def _calls_layers_directly(self, args):
         return (keras.backend.backend() == "torch" and isinstance(args[0], (tuple, list)) and len(args[0]) == 2
