@@ -6,7 +6,10 @@ the step model's feed (invoke + token in + state copied back + logits out), and 
 choose() alone, and priming 1,000 characters token by token vs in one feed (ONNX: one run).
 
 Many samples (`--batch-sizes 1,16`): aggregate chars/s of `EdgeSampler.generate_batch` at each N (N
-streams of 200 characters, LiteRT int8, the bundle's batch models), the sizes alternating round by round.
+streams of 500 characters, LiteRT int8, the bundle's batch models), the sizes alternating round by round;
+then the bare invoke of each batch model, and one of the step's gate products converted alone (a 512 x
+2048 int8 FULLY_CONNECTED whose 1 MB of weights stays in this core's L2 cache), which shows how the batch
+step's time splits into reading the weights and the arithmetic (docs/benchmarks.md, "Many samples").
 
     python benchmarks/edge_sampling.py [--seconds 2]
     python benchmarks/edge_sampling.py --batch-sizes 1,16 [--rounds 5]
@@ -22,6 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 
 tf.config.threading.set_intra_op_parallelism_threads(1)
 tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -140,6 +144,7 @@ def many_samples(sizes, rounds, precision, length=500):
                 step = sampler.batch_models[n]
                 feed_one_by_one(step, np.zeros((step.batch, 20), np.int32) + np.arange(20, dtype=np.int32))
                 invokes[n].append(1e6 / rate(step.interpreter.invoke, 0.5))
+    products = gate_product_alone(sizes, rounds, precision)
     base = sizes[0]
     for n in sizes:
         ratio = np.median([a / b for a, b in zip(rates[n], rates[base])])
@@ -147,6 +152,35 @@ def many_samples(sizes, rounds, precision, length=500):
         print(f"N={n}: median {np.median(rates[n]):,.0f} chars/s, median ratio to N={base}: {ratio:.2f}x; bare invoke "
               f"{np.median(invokes[n]):,.0f} us, {invoke:.2f}x that of N={base} (so at most {n / invoke:.1f}x "
               f"chars/s from the model)")
+    size = MODEL["rnn_size"]
+    for n in sizes:
+        best, median = np.min(products[n]), np.median(products[n])
+        print(f"N={n}: one {size}x{4 * size} {precision} gate product alone: best {best:,.1f} us "
+              f"({n * size * 4 * size / best / 1e3:,.0f} G multiply-adds/s), median {median:,.1f} us")
+
+
+def gate_product_alone(sizes, rounds, precision):
+    """Microseconds per invoke of one h @ recurrent_kernel product at each batch, converted alone as the
+    bundle converts the step (same converter options); its weights stay cached between invokes."""
+    size = MODEL["rnn_size"]
+    kernel = tf.constant(np.random.default_rng(2).normal(0, 0.05, (size, 4 * size)).astype(np.float32))
+    interpreters = {}
+    for n in sizes:
+        product = tf.function(lambda h: tf.matmul(h, kernel), input_signature=[tf.TensorSpec([n, size], tf.float32)])
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([product.get_concrete_function()], product)
+        if precision == "int8":  # as kerasrnn_export.tflite.convert
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter._experimental_disable_per_channel_quantization_for_dense_layers = True
+        interpreter = Interpreter(model_content=converter.convert(), num_threads=1)
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"],
+                               np.random.default_rng(3).normal(0, 0.3, (n, size)).astype(np.float32))
+        interpreters[n] = interpreter
+    times = {n: [] for n in sizes}
+    for _ in range(rounds):
+        for n in sizes:
+            times[n].append(1e6 / rate(interpreters[n].invoke, 0.5))
+    return times
 
 
 def feed_one_by_one(step, ids):
