@@ -19,6 +19,9 @@ On torch, Keras runs every step eagerly, so the model's training and validation 
 own `call` in turn (`LanguageModel`), leaving out the bookkeeping `Layer.__call__` repeats around every
 layer on every step; TensorFlow and JAX trace the step once and keep Keras's own.
 """
+import base64
+import contextlib
+
 import keras
 import numpy as np
 from keras import layers, ops
@@ -198,10 +201,38 @@ class LanguageModel(keras.Model):
     """
 
     def train_step(self, *args):  # JAX's steps take (state, data)
-        if not self._calls_layers_directly(args):
-            return super().train_step(*args)
+        with self._own_torch_generator():
+            if not self._calls_layers_directly(args):
+                return super().train_step(*args)
+            return self._torch_train_step(*args)
+
+    @contextlib.contextmanager
+    def _own_torch_generator(self):
+        """On torch, PyTorch's default CPU generator holds the model's own random stream during a training
+        step. Keras's dropout draws from that generator there (its fast path), and so does the data loading
+        between steps, a different number of times in a run that resumed; with the stream swapped in for
+        the steps alone, the masks follow from the steps, and checkpoints save it (`get_rng_states`)."""
+        if keras.backend.backend() != "torch":
+            yield
+            return
         import torch
-        (data,) = args
+        outside = torch.get_rng_state()
+        torch.set_rng_state(self.torch_generator_state())
+        try:
+            yield
+        finally:
+            self._torch_generator_state = torch.get_rng_state()
+            torch.set_rng_state(outside)
+
+    def torch_generator_state(self):
+        """The model's stream of PyTorch's CPU generator; before its first step, the generator's state."""
+        import torch
+        if getattr(self, "_torch_generator_state", None) is None:
+            self._torch_generator_state = torch.get_rng_state()
+        return self._torch_generator_state
+
+    def _torch_train_step(self, data):
+        import torch
         self.zero_grad()
         loss, y, logits = self._scored(*data, training=True)
         self.optimizer.scale_loss(loss).backward()
@@ -343,15 +374,34 @@ def compute_start(model, context, token):
 
 
 def get_rng_states(model):
-    """The dropout random generators' states. Keras's .keras format does not save them, so checkpoint.json
-    carries them, and a resumed run draws the same dropout masks as one that never stopped."""
-    return [ops.convert_to_numpy(v.value).tolist() for v in model.non_trainable_variables
-            if "seed_generator" in v.path]
+    """The random generators' states, which Keras's .keras format does not save, so that checkpoint.json
+    carries them and a resumed run draws the same dropout masks as one that never stopped: each dropout
+    layer's seed generator, and on torch, where Keras's dropout draws from PyTorch's generators unless it is
+    given a seed or a noise shape, the model's own stream of the CPU generator and each GPU's generator."""
+    states = {"seed_generators": [ops.convert_to_numpy(v.value).tolist() for v in model.non_trainable_variables
+                                  if "seed_generator" in v.path]}
+    if keras.backend.backend() == "torch":
+        import torch
+        gpus = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+        states["torch"] = [base64.b64encode(g.numpy().tobytes()).decode("ascii")
+                           for g in [model.torch_generator_state(), *gpus]]
+    return states
 
 
 def set_rng_states(model, states):
-    for variable, value in zip([v for v in model.non_trainable_variables if "seed_generator" in v.path], states):
+    """Puts back what `get_rng_states` gave (from a checkpoint written before PyTorch's generators were
+    saved: the list of the seed generators' states)."""
+    if isinstance(states, list):
+        states = {"seed_generators": states}
+    seed_generators = [v for v in model.non_trainable_variables if "seed_generator" in v.path]
+    for variable, value in zip(seed_generators, states["seed_generators"]):
         variable.assign(value)
+    if keras.backend.backend() == "torch" and "torch" in states:
+        import torch
+        cpu, *gpus = [torch.frombuffer(bytearray(base64.b64decode(g)), dtype=torch.uint8) for g in states["torch"]]
+        model._torch_generator_state = cpu
+        if gpus and torch.cuda.is_available() and len(gpus) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(gpus)
 
 
 def copy_weights(source, target):

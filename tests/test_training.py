@@ -104,12 +104,16 @@ def tiny_config(text, **overrides):
 REGULARIZED = dict(dropout=0.2, input_dropout=0.1, locked_dropout=True, ema=0.9)
 
 
-def test_two_epochs_equal_one_epoch_then_resume(tmp_path):
+@pytest.mark.parametrize("locked", [True, False], ids=["locked", "per-element"])
+def test_two_epochs_equal_one_epoch_then_resume(tmp_path, locked):
+    """Dropout included: locked masks come from Keras's seed generators on every backend, per-element masks
+    on torch from PyTorch's generator (Keras's fast path there)."""
     text = shakespeare_slice(tmp_path, 3000)
     straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
-    train(tiny_config(text, max_epochs=2, **REGULARIZED), straight, verbose=0)
-    train(tiny_config(text, max_epochs=1, **REGULARIZED), resumed, verbose=0)
-    records = train(tiny_config(text, max_epochs=2, **REGULARIZED), resumed, resume=True, verbose=0)
+    regularized = {**REGULARIZED, "locked_dropout": locked}
+    train(tiny_config(text, max_epochs=2, **regularized), straight, verbose=0)
+    train(tiny_config(text, max_epochs=1, **regularized), resumed, verbose=0)
+    records = train(tiny_config(text, max_epochs=2, **regularized), resumed, resume=True, verbose=0)
     assert records["last"]["keras_epoch"] == 1
     a, b = load_model(os.path.join(straight, "last.keras")), load_model(os.path.join(resumed, "last.keras"))
     assert int(a.optimizer.iterations.value) == int(b.optimizer.iterations.value) > 0
