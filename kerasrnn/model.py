@@ -149,6 +149,29 @@ def transposed_in_memory(variables):
         variable.value.data = variable.value.data.t().contiguous().t()
 
 
+def clip_by_global_norm(grads, clip_norm):
+    """Keras's `clip_by_global_norm` (the same formula, NaN for a non-finite norm) as PyTorch's foreach ops:
+    one norm kernel over all the gradients, where Keras makes three ops per gradient (0.5 ms of a 13-ms
+    step at 1x128, docs/benchmarks.md)."""
+    import torch
+    norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    scale = clip_norm * torch.clamp(1 / norm, max=1 / clip_norm) + (norm - norm)
+    return torch._foreach_mul(grads, scale)
+
+
+def _clip_global_norm_by_foreach(optimizer):
+    """Has a Keras optimizer on torch clip by global norm with `clip_by_global_norm`, and clip as before
+    for any other setting (Keras's `_clip_gradients` takes `clipnorm` first, then `global_clipnorm`)."""
+    keras_clip = type(optimizer)._clip_gradients
+
+    def clip(grads):
+        clipnorm, global_clipnorm = optimizer.clipnorm or 0, optimizer.global_clipnorm or 0
+        if clipnorm > 0 or global_clipnorm <= 0 or any(g is None for g in grads):
+            return keras_clip(optimizer, grads)
+        return clip_by_global_norm(grads, global_clipnorm)
+    optimizer._clip_gradients = clip
+
+
 def torch_fused(cell, inputs, states, weights, training):
     """Runs a stack of LSTM or GRU layers, given their Keras (kernel, recurrent_kernel, bias) in `weights`,
     as one call of PyTorch's own kernel, the flat-weights call nn.LSTM and nn.GRU make: oneDNN's fused
@@ -193,7 +216,8 @@ class LanguageModel(keras.Model):
     On torch its `train_step` and `test_step` are Keras's, but the forward pass calls each layer's `call`
     directly, in order, and the loss and metrics see the logits flattened to [B*T, vocab] (the same
     per-token losses, so the same mean); kerasrnn's own loss is one call of PyTorch's `cross_entropy` there
-    (`_compiled_plain_cross_entropy`). `Layer.__call__` (input conversion, name scopes, call contexts,
+    (`_compiled_plain_cross_entropy`), and the optimizer clips by global norm with PyTorch's foreach ops
+    (`clip_by_global_norm`). `Layer.__call__` (input conversion, name scopes, call contexts,
     torch module hooks) costs 0.1-0.4 ms per layer per step there, and the compiled loss on [B, T, vocab]
     moves the class axis with copies: together a tenth of a small model's step (docs/benchmarks.md,
     "Training throughput"). On TensorFlow and JAX, whose steps are traced once, and under a mixed-precision
@@ -237,10 +261,14 @@ class LanguageModel(keras.Model):
         loss, y, logits = self._scored(*data, training=True)
         self.optimizer.scale_loss(loss).backward()
         weights = self.trainable_weights[:]
+        first = getattr(self, "_adapted_optimizer", None) != id(self.optimizer)  # the optimizer's first step
+        if first:
+            _clip_global_norm_by_foreach(self.optimizer)
         with torch.no_grad():
             self.optimizer.apply([w.value.grad for w in weights], weights)
-        if getattr(self, "_slots_laid_out_for", None) != id(self.optimizer):  # built in its first step
+        if first:  # it builds its variables in its first `apply`
             self._lay_out_slots_as_weights(weights)
+            self._adapted_optimizer = id(self.optimizer)  # not the optimizer: saving walks attributes
         return self.compute_metrics(data[0], y, logits)
 
     def _lay_out_slots_as_weights(self, weights):
@@ -250,7 +278,6 @@ class LanguageModel(keras.Model):
         prefixes = tuple(w.path.replace("/", "_") + "_" for w in weights if not w.value.is_contiguous())
         transposed_in_memory([v for v in self.optimizer.variables
                               if v.name.startswith(prefixes) and v.value.is_contiguous()])
-        self._slots_laid_out_for = id(self.optimizer)  # not the optimizer: saving walks attributes
 
     def test_step(self, *args):
         if not self._calls_layers_directly(args):

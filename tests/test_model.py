@@ -147,6 +147,32 @@ def test_the_torch_steps_score_the_compiled_loss(loss, plain):
     np.testing.assert_allclose(keras.ops.convert_to_numpy(got), keras.ops.convert_to_numpy(want), rtol=1e-6)
 
 
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="LanguageModel's own steps run on torch")
+@pytest.mark.parametrize("options", [dict(global_clipnorm=1.0), dict(global_clipnorm=1e3), dict(clipnorm=1.0),
+                                     dict(clipvalue=0.1), {}], ids=["clipped", "unclipped", "clipnorm", "clipvalue",
+                                                                    "none"])
+@pytest.mark.parametrize("finite", [True, False], ids=["finite", "inf"])
+def test_the_torch_steps_clip_as_keras_does(options, finite):
+    """On torch the optimizer clips by global norm with PyTorch's foreach ops, and clips as Keras does with
+    any other setting: either way, Keras's clipped gradients (NaN everywhere when the norm is not finite)."""
+    import torch
+    from kerasrnn.model import _clip_global_norm_by_foreach
+    rng = np.random.default_rng(6)
+    grads = [torch.from_numpy(rng.normal(0, 3, shape).astype("float32")) for shape in [(7, 5), (5,), (4, 3, 2)]]
+    if not finite:
+        grads[1][2] = float("inf")
+    optimizer = keras.optimizers.Adam(**options)
+    want = optimizer._clip_gradients(grads)
+    _clip_global_norm_by_foreach(optimizer)
+    got = optimizer._clip_gradients(grads)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-6)
+    if "global_clipnorm" in options and finite:
+        clipped = np.sqrt(sum(float((g ** 2).sum()) for g in got))
+        np.testing.assert_allclose(clipped, min(options["global_clipnorm"], np.sqrt(sum(float((g ** 2).sum())
+                                                                                        for g in grads))), rtol=1e-6)
+
+
 jax = pytest.importorskip("jax")
 from jax.experimental import rnn  # noqa: E402
 
