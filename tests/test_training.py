@@ -11,7 +11,8 @@ from kerasrnn.callbacks import TBPTTSchedule
 from kerasrnn.config import Config
 from kerasrnn.corpus import load_ids
 from kerasrnn.data import StreamBatches, split, start_context
-from kerasrnn.model import build_model, copy_weights, get_start, get_states, reset_states
+from kerasrnn.model import (build_model, copy_weights, get_rng_states, get_start, get_states, reset_states,
+                            set_rng_states)
 from kerasrnn.run import load_model
 from kerasrnn.train import train
 
@@ -123,6 +124,17 @@ def test_two_epochs_equal_one_epoch_then_resume(tmp_path, locked):
                                    atol=1e-5, err_msg=wa.path)
     history = open(os.path.join(resumed, "history.csv")).read().split()
     assert history[0] == "epoch,learning_rate,loss,seconds,step,val_loss" and len(history) == 3
+
+
+def test_random_states_of_a_checkpoint_written_before_torch_generators_were_saved_still_load():
+    """checkpoint.json's "rng" was the list of the seed generators' states; such a run still resumes."""
+    model = build_model(11, 2, 4, rnn_size=8, num_layers=2, embedding_size=4, dropout=0.5, locked_dropout=True)
+    saved = get_rng_states(model)
+    x = keras.ops.ones((2, 4), "int32")
+    model(x, training=True)  # draws: the generators move on
+    assert get_rng_states(model)["seed_generators"] != saved["seed_generators"]
+    set_rng_states(model, saved["seed_generators"])
+    assert get_rng_states(model)["seed_generators"] == saved["seed_generators"]
 
 
 def test_validation_every_n_steps_checkpoints_each_time(tmp_path):
