@@ -37,6 +37,7 @@ from kerasrnn_edge.sampling import SplitMix64, choose  # noqa: E402
 from kerasrnn_edge.sampler import EdgeSampler  # noqa: E402
 from kerasrnn_edge.vocab import Vocab  # noqa: E402
 from kerasrnn_export import export_bundle  # noqa: E402
+from kerasrnn_export.tflite import quantize_weights  # noqa: E402
 
 CHARS = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"  # tiny-shakespeare's 65
 MODEL = dict(cell="lstm", rnn_size=512, num_layers=3, embedding_size=128)
@@ -168,9 +169,8 @@ def gate_product_alone(sizes, rounds, precision):
     for n in sizes:
         product = tf.function(lambda h: tf.matmul(h, kernel), input_signature=[tf.TensorSpec([n, size], tf.float32)])
         converter = tf.lite.TFLiteConverter.from_concrete_functions([product.get_concrete_function()], product)
-        if precision == "int8":  # as kerasrnn_export.tflite.convert
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter._experimental_disable_per_channel_quantization_for_dense_layers = True
+        if precision == "int8":
+            quantize_weights(converter)
         interpreter = Interpreter(model_content=converter.convert(), num_threads=1)
         interpreter.allocate_tensors()
         interpreter.set_tensor(interpreter.get_input_details()[0]["index"],

@@ -85,18 +85,22 @@ def _tf_info_silenced():
 
 
 def convert(weights, int8, batch=1):
-    """The .tflite bytes of the step model at `batch` streams. int8: dynamic-range quantized weights
-    (activations stay float).
-
-    Per-channel quantization of dense layers is turned off: it needs FULLY_CONNECTED version 12,
-    which tflite-runtime 2.14 (its last release) cannot load; per-tensor scales load everywhere.
-    """
+    """The .tflite bytes of the step model at `batch` streams; `int8`: with `quantize_weights`."""
     module = StepModule(weights, batch)
     with tempfile.TemporaryDirectory() as saved_model, _tf_info_silenced():
         tf.saved_model.save(module, saved_model, signatures={"step": module.step.get_concrete_function()})
         converter = tf.lite.TFLiteConverter.from_saved_model(saved_model, signature_keys=["step"])
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # fail rather than use Flex
         if int8:
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter._experimental_disable_per_channel_quantization_for_dense_layers = True
+            quantize_weights(converter)
         return converter.convert()
+
+
+def quantize_weights(converter):
+    """Sets `converter` to the step models' int8: dynamic-range quantized weights (activations stay float).
+
+    Per-channel quantization of dense layers is turned off: it needs FULLY_CONNECTED version 12,
+    which tflite-runtime 2.14 (its last release) cannot load; per-tensor scales load everywhere.
+    """
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter._experimental_disable_per_channel_quantization_for_dense_layers = True
