@@ -27,6 +27,7 @@ import numpy as np
 from keras import layers, ops
 
 from .distribute import gather, read, tiled
+from .optim import adapt_to_torch
 
 CELLS = {"lstm": layers.LSTM, "gru": layers.GRU, "rnn": layers.SimpleRNN}
 
@@ -149,29 +150,6 @@ def transposed_in_memory(variables):
         variable.value.data = variable.value.data.t().contiguous().t()
 
 
-def clip_by_global_norm(grads, clip_norm):
-    """Keras's `clip_by_global_norm` (the same formula, NaN for a non-finite norm) as PyTorch's foreach ops:
-    one norm kernel over all the gradients, where Keras makes three ops per gradient (0.5 ms of a 13-ms
-    step at 1x128, docs/benchmarks.md)."""
-    import torch
-    norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-    scale = clip_norm * torch.clamp(1 / norm, max=1 / clip_norm) + (norm - norm)
-    return torch._foreach_mul(grads, scale)
-
-
-def _clip_global_norm_by_foreach(optimizer):
-    """Has a Keras optimizer on torch clip by global norm with `clip_by_global_norm`, and clip as before
-    for any other setting (Keras's `_clip_gradients` takes `clipnorm` first, then `global_clipnorm`)."""
-    keras_clip = type(optimizer)._clip_gradients
-
-    def clip(grads):
-        clipnorm, global_clipnorm = optimizer.clipnorm or 0, optimizer.global_clipnorm or 0
-        if clipnorm > 0 or global_clipnorm <= 0 or any(g is None for g in grads):
-            return keras_clip(optimizer, grads)
-        return clip_by_global_norm(grads, global_clipnorm)
-    optimizer._clip_gradients = clip
-
-
 def torch_fused(cell, inputs, states, weights, training):
     """Runs a stack of LSTM or GRU layers, given their Keras (kernel, recurrent_kernel, bias) in `weights`,
     as one call of PyTorch's own kernel, the flat-weights call nn.LSTM and nn.GRU make: oneDNN's fused
@@ -214,10 +192,11 @@ class LanguageModel(keras.Model):
     """The language model `build_model` makes: a functional chain of layers, token ids in, logits out.
 
     On torch its `train_step` and `test_step` are Keras's, but the forward pass calls each layer's `call`
-    directly, in order, and the loss and metrics see the logits flattened to [B*T, vocab] (the same
-    per-token losses, so the same mean); kerasrnn's own loss is one call of PyTorch's `cross_entropy` there
-    (`_compiled_plain_cross_entropy`), and the optimizer clips by global norm with PyTorch's foreach ops
-    (`clip_by_global_norm`). `Layer.__call__` (input conversion, name scopes, call contexts,
+    directly, in order (the embedding and the logits as PyTorch's own functions, `torch_call`), and the
+    loss and metrics see the logits flattened to [B*T, vocab] (the same per-token losses, so the same
+    mean); kerasrnn's own loss is one call of PyTorch's `cross_entropy` there
+    (`_compiled_plain_cross_entropy`), and the optimizer clips and updates with PyTorch's multi-tensor
+    kernels (`optim.adapt_to_torch`). `Layer.__call__` (input conversion, name scopes, call contexts,
     torch module hooks) costs 0.1-0.4 ms per layer per step there, and the compiled loss on [B, T, vocab]
     moves the class axis with copies: together a tenth of a small model's step (docs/benchmarks.md,
     "Training throughput"). On TensorFlow and JAX, whose steps are traced once, and under a mixed-precision
@@ -257,19 +236,29 @@ class LanguageModel(keras.Model):
 
     def _torch_train_step(self, data):
         import torch
+        if getattr(self, "_adapted_optimizer", None) != id(self.optimizer):  # the optimizer's first step
+            self._lay_out_for_torch()
         self.zero_grad()
         loss, y, logits = self._scored(*data, training=True)
         self.optimizer.scale_loss(loss).backward()
         weights = self.trainable_weights[:]
-        first = getattr(self, "_adapted_optimizer", None) != id(self.optimizer)  # the optimizer's first step
-        if first:
-            _clip_global_norm_by_foreach(self.optimizer)
         with torch.no_grad():
             self.optimizer.apply([w.value.grad for w in weights], weights)
-        if first:  # it builds its variables in its first `apply`
-            self._lay_out_slots_as_weights(weights)
-            self._adapted_optimizer = id(self.optimizer)  # not the optimizer: saving walks attributes
         return self.compute_metrics(data[0], y, logits)
+
+    def _lay_out_for_torch(self):
+        """Before the first step with an optimizer: the weights that `torch_call` passes to `F.linear` in
+        nn.Linear's memory layout, the optimizer adapted (`optim.adapt_to_torch`) and built, as its first
+        `apply` would build it, and its per-weight variables laid out as their weights."""
+        weights = self.trainable_weights[:]
+        transposed_in_memory([layer.kernel for layer in self.layers if runs_as_torch_linear(layer)
+                              and layer.kernel.value.is_contiguous()])
+        adapt_to_torch(self.optimizer)
+        if not self.optimizer.built:
+            with keras.name_scope(self.optimizer.name, caller=self.optimizer):
+                self.optimizer.build(weights)
+        self._lay_out_slots_as_weights(weights)
+        self._adapted_optimizer = id(self.optimizer)  # not the optimizer: saving walks attributes
 
     def _lay_out_slots_as_weights(self, weights):
         """The optimizer's per-weight variables (moments, averages) in the memory layout of their weight:
@@ -315,8 +304,28 @@ class LanguageModel(keras.Model):
     def _logits(self, tokens, training):
         x = tokens
         for layer in self.layers[1:]:  # after the Input: build_model's chain, in order
-            x = layer.call(x, training=training) if layer._call_has_training_arg else layer.call(x)
+            x = torch_call(layer, x, training)
         return x
+
+
+def runs_as_torch_linear(layer):
+    """Whether `torch_call` runs `layer` as `F.linear`: a plain Dense layer (no activation, LoRA or
+    quantization)."""
+    return (type(layer) is layers.Dense and layer.activation is keras.activations.linear and not layer.lora_enabled
+            and layer.quantization_mode is None)
+
+
+def torch_call(layer, x, training):
+    """`layer.call(x)` on torch, as PyTorch's own function where Keras's call wraps one in conversions: a
+    plain Embedding as `F.embedding` (Keras's adds casts and a pass for negative ids: 0.15 ms a step), a
+    plain Dense as `F.linear` on its kernel transposed in memory, as nn.Linear holds it (`_lay_out_for_torch`;
+    Keras's matmul and add on its own layout take 0.1-0.6 ms more a step at 1x128-1x512)."""
+    import torch.nn.functional as F
+    if type(layer) is layers.Embedding and not layer.lora_enabled and layer.quantization_mode is None:
+        return F.embedding(x, layer.embeddings.value)
+    if runs_as_torch_linear(layer):
+        return F.linear(x, layer.kernel.value.t(), layer.bias.value if layer.use_bias else None)
+    return layer.call(x, training=training) if layer._call_has_training_arg else layer.call(x)
 
 
 def build_model(vocab_size: int, batch_size: int, seq_length: "int | None" = None, cell: str = "lstm",

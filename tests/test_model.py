@@ -84,11 +84,14 @@ def test_fit_through_the_torch_fused_path_equals_fit_through_the_per_layer_path(
 
 @pytest.mark.skipif(keras.backend.backend() != "torch", reason="LanguageModel's own steps run on torch")
 @pytest.mark.parametrize("dropout", [0.3, 0.0], ids=["per-layer", "fused"])
-def test_the_torch_steps_equal_keras_own_steps(dropout):
+def test_the_torch_steps_equal_keras_own_steps(dropout, monkeypatch):
     """On torch, LanguageModel's training and validation steps call each layer's `call` and score flattened
-    logits, and keep the optimizer's moments in the memory layout of the fused LSTM's kernels; through `fit`
-    (with dropout on the inputs and between layers, a metric and validation) they give what Keras's own
-    steps give."""
+    logits, and keep the optimizer's moments in the memory layout of the fused LSTM's kernels, so that
+    PyTorch's fused Adam updates them from the first step; through `fit` (with dropout on the inputs and
+    between layers, a metric and validation) they give what Keras's own steps give."""
+    from kerasrnn import optim
+    real_update, fused = optim.fused_adam_update, []  # whether each update was the fused kernel's
+    monkeypatch.setattr(optim, "fused_adam_update", lambda *args: fused.append(real_update(*args)) or fused[-1])
     rng = np.random.default_rng(3)
     x = rng.integers(0, 11, size=(5, B, T)).astype("int32")
     y = rng.integers(0, 11, size=(5, B, T)).astype("int32")
@@ -109,6 +112,7 @@ def test_the_torch_steps_equal_keras_own_steps(dropout):
         history = model.fit(x.reshape(-1, T), y.reshape(-1, T), batch_size=B, epochs=2, shuffle=False, verbose=0,
                             validation_data=(x[:2].reshape(-1, T), y[:2].reshape(-1, T))).history
         assert all(steps) and len(steps) == direct * 2 * (5 + 2)  # every training and validation step
+        assert fused == [True] * direct * 2 * 5  # every training step
         if direct:
             kernels = [w for rnn in recurrent(model).rnns for w in (rnn.cell.kernel, rnn.cell.recurrent_kernel)]
             assert all(w.value.t().is_contiguous() for w in kernels)  # PyTorch's layout in memory
@@ -124,8 +128,8 @@ def test_the_torch_steps_equal_keras_own_steps(dropout):
     for key in want_history:
         np.testing.assert_allclose(got_history[key], want_history[key], atol=1e-6)
     assert want_history["loss"][1] < want_history["loss"][0]  # it trains
-    for got, want in zip(got_weights, want_weights):
-        np.testing.assert_allclose(got, want, atol=1e-6)
+    for got, want in zip(got_weights, want_weights):  # PyTorch's Adam takes its bias corrections in float64,
+        np.testing.assert_allclose(got, want, atol=1e-5)  # Keras's in float32: 6e-6 of each step
 
 
 @pytest.mark.skipif(keras.backend.backend() != "torch", reason="LanguageModel's own steps run on torch")
@@ -145,32 +149,6 @@ def test_the_torch_steps_score_the_compiled_loss(loss, plain):
     got, flat_y, logits = model._scored(x, y, training=False)
     want = model.compute_loss(x=x, y=flat_y, y_pred=logits, training=False)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(got), keras.ops.convert_to_numpy(want), rtol=1e-6)
-
-
-@pytest.mark.skipif(keras.backend.backend() != "torch", reason="LanguageModel's own steps run on torch")
-@pytest.mark.parametrize("options", [dict(global_clipnorm=1.0), dict(global_clipnorm=1e3), dict(clipnorm=1.0),
-                                     dict(clipvalue=0.1), {}], ids=["clipped", "unclipped", "clipnorm", "clipvalue",
-                                                                    "none"])
-@pytest.mark.parametrize("finite", [True, False], ids=["finite", "inf"])
-def test_the_torch_steps_clip_as_keras_does(options, finite):
-    """On torch the optimizer clips by global norm with PyTorch's foreach ops, and clips as Keras does with
-    any other setting: either way, Keras's clipped gradients (NaN everywhere when the norm is not finite)."""
-    import torch
-    from kerasrnn.model import _clip_global_norm_by_foreach
-    rng = np.random.default_rng(6)
-    grads = [torch.from_numpy(rng.normal(0, 3, shape).astype("float32")) for shape in [(7, 5), (5,), (4, 3, 2)]]
-    if not finite:
-        grads[1][2] = float("inf")
-    optimizer = keras.optimizers.Adam(**options)
-    want = optimizer._clip_gradients(grads)
-    _clip_global_norm_by_foreach(optimizer)
-    got = optimizer._clip_gradients(grads)
-    for g, w in zip(got, want):
-        np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-6)
-    if "global_clipnorm" in options and finite:
-        clipped = np.sqrt(sum(float((g ** 2).sum()) for g in got))
-        np.testing.assert_allclose(clipped, min(options["global_clipnorm"], np.sqrt(sum(float((g ** 2).sum())
-                                                                                        for g in grads))), rtol=1e-6)
 
 
 jax = pytest.importorskip("jax")
