@@ -76,10 +76,8 @@ class StatefulRecurrent(layers.Layer):
                                            name="start_token")
 
     def call(self, inputs, training=None):
-        # a copy: torch's autograd keeps the initial state for the backward pass, and the assign below
-        # overwrites the weight in place
-        initial = [ops.copy(w.value) for w in self.state_weights]
-        if self.runs_fused(training):
+        if self.runs_fused(training):  # the fused kernels take the states stacked, a copy
+            initial = [w.value for w in self.state_weights]
             weights = [(r.cell.kernel.value, r.cell.recurrent_kernel.value, r.cell.bias.value) for r in self.rnns]
             if keras.backend.backend() == "torch":
                 outputs, states = torch_fused(self.cell, inputs, initial, weights, training=bool(training))
@@ -89,6 +87,9 @@ class StatefulRecurrent(layers.Layer):
             if self.dropouts:
                 outputs = self.dropouts[-1](outputs, training=training)
         else:
+            # a copy: torch's autograd keeps the initial state for the backward pass, and the assign below
+            # overwrites the weight in place
+            initial = [ops.copy(w.value) for w in self.state_weights]
             outputs, states, per_layer = inputs, [], len(initial) // self.num_layers
             for i, rnn in enumerate(self.rnns):
                 outputs, *layer_states = rnn(outputs, initial_state=initial[i * per_layer:(i + 1) * per_layer],
