@@ -245,7 +245,7 @@ class LanguageModel(keras.Model):
         weights = self.trainable_weights[:]
         with torch.no_grad():
             self.optimizer.apply([w.value.grad for w in weights], weights)
-        return self.compute_metrics(data[0], y, logits)
+        return self._metrics_result(data[0], y, logits)
 
     def _lay_out_for_torch(self):
         """Before the first step with an optimizer: the weights that `torch_call` passes to `F.linear` in
@@ -274,19 +274,36 @@ class LanguageModel(keras.Model):
             return super().test_step(*args)
         (data,) = args
         _, y, logits = self._scored(*data, training=False)
-        return self.compute_metrics(data[0], y, logits)
+        return self._metrics_result(data[0], y, logits)
 
     def _scored(self, x, y, training):
-        """The loss (tracked), targets and logits of a batch, the last two flattened to one row per token."""
+        """The loss, targets and logits of a batch, the last two flattened to one row per token. The loss
+        tracker, a Keras `Mean`, takes the loss as its `update_state` would, in two in-place additions to its
+        total and count, where `update_state` makes a dozen ops (0.15 ms of a 12-ms step at 1x128)."""
+        import torch
         logits = self._logits(x, training=training)
-        y, logits = ops.reshape(y, (-1,)), ops.reshape(logits, (-1, logits.shape[-1]))
+        y, logits = y.reshape(-1), logits.reshape(-1, logits.shape[-1])
         if self._compiled_plain_cross_entropy():
-            import torch
             loss = torch.nn.functional.cross_entropy(logits, y.long())
         else:
             loss = self.compute_loss(x=x, y=y, y_pred=logits, training=training)
-        self._loss_tracker.update_state(loss, sample_weight=x.shape[0])
+        tracker = self._loss_tracker
+        if type(tracker) is keras.metrics.Mean:  # its update_state for a scalar weighted by the batch size
+            with torch.no_grad():
+                tracker.total.value.add_(loss.detach() * x.shape[0])
+                tracker.count.value.add_(x.shape[0])
+        else:
+            tracker.update_state(loss, sample_weight=x.shape[0])
         return loss, y, logits
+
+    def _metrics_result(self, x, y, logits):
+        """`compute_metrics`; with no compiled metrics (kerasrnn compiles none), the loss tracker's mean alone,
+        which is what `compute_metrics` returns then, without walking the layers for metrics and dividing by
+        Keras's ops (0.15 ms of a 12-ms step at 1x128)."""
+        tracker = self._loss_tracker
+        if self._compile_metrics is not None or type(tracker) is not keras.metrics.Mean:
+            return self.compute_metrics(x, y, logits)
+        return {tracker.name: tracker.total.value / tracker.count.value}
 
     def _compiled_plain_cross_entropy(self):
         """Whether the compiled loss is the one kerasrnn compiles, the mean from-logits sparse cross-entropy

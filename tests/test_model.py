@@ -84,11 +84,13 @@ def test_fit_through_the_torch_fused_path_equals_fit_through_the_per_layer_path(
 
 @pytest.mark.skipif(keras.backend.backend() != "torch", reason="LanguageModel's own steps run on torch")
 @pytest.mark.parametrize("dropout", [0.3, 0.0], ids=["per-layer", "fused"])
-def test_the_torch_steps_equal_keras_own_steps(dropout, monkeypatch):
+@pytest.mark.parametrize("metrics", [["accuracy"], []], ids=["accuracy", "loss-only"])
+def test_the_torch_steps_equal_keras_own_steps(dropout, metrics, monkeypatch):
     """On torch, LanguageModel's training and validation steps call each layer's `call` and score flattened
     logits, and keep the optimizer's moments in the memory layout of the fused LSTM's kernels, so that
     PyTorch's fused Adam updates them from the first step; through `fit` (with dropout on the inputs and
-    between layers, a metric and validation) they give what Keras's own steps give."""
+    between layers, with a compiled metric and with the loss alone, and validation) they give what Keras's
+    own steps give."""
     from kerasrnn import optim
     real_update, fused = optim.fused_adam_update, []  # whether each update was the fused kernel's
     monkeypatch.setattr(optim, "fused_adam_update", lambda *args: fused.append(real_update(*args)) or fused[-1])
@@ -102,7 +104,7 @@ def test_the_torch_steps_equal_keras_own_steps(dropout, monkeypatch):
                             input_dropout=0.2, locked_dropout=True)
         assert recurrent(model).runs_fused(training=True) == (dropout == 0)
         model.compile(keras.optimizers.Adam(1e-2, global_clipnorm=1.0),
-                      keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+                      keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=metrics)
         steps = []
         if direct:
             took = model._calls_layers_directly
@@ -124,7 +126,8 @@ def test_the_torch_steps_equal_keras_own_steps(dropout, monkeypatch):
 
     want_history, want_weights = fit(direct=False)
     got_history, got_weights = fit(direct=True)
-    assert got_history.keys() == want_history.keys() == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    names = {"loss", *metrics}
+    assert got_history.keys() == want_history.keys() == names | {f"val_{name}" for name in names}
     for key in want_history:
         np.testing.assert_allclose(got_history[key], want_history[key], atol=1e-6)
     assert want_history["loss"][1] < want_history["loss"][0]  # it trains
