@@ -17,6 +17,15 @@ of each side counts. On a shared machine a process's speed drifts by ±20% from 
 process) to the next; taking turns exposes both sides to the same drift. Five turns, not three: on this
 2-core machine eight fresh processes of each side at 1x512 spread over 145-228 ms a step (kerasrnn) and
 120-209 (PyTorch), so the fastest of three still moved the ratio by 0.15 from one run to the next.
+
+On torch the peer takes its turns inside kerasrnn's process instead, `TURN` steps after every `TURN` of
+kerasrnn's (`StepTimer`): between processes the drift between processes stayed. Six fresh processes of
+each side at 3x128 spread over 44-69k chars/s (kerasrnn) and 52-75k (PyTorch), and that shape's ratio
+moved over 0.73-0.94 in six commands (two versions of kerasrnn); six processes whose two sides took
+turns inside each gave ratios of 0.91-1.01 at 3x128 and 0.94-0.97 at 1x128 (docs/benchmarks.md). Each
+round's process gives both sides' figures, and the ratio is of each side's fastest round, as between
+processes. On TensorFlow and JAX the peer keeps processes of its own: their thread pools (and JAX's GPU
+memory) would starve it in theirs.
 """
 import argparse
 import json
@@ -47,23 +56,73 @@ GRIDS = {  # the torch reference's grid; the CPU grid is its batch-50 shapes tha
 
 
 WARM = 10  # warm-up steps, as the PyTorch reference takes
+TURN = 5  # steps per turn when the peer takes turns in kerasrnn's process
+
+
+class TorchPeer:
+    """The PyTorch reference's training step in this process: its CharLSTM, Adam at 2e-3, cross-entropy and
+    clip 5 over its stateful streams, as its `throughput` steps them."""
+
+    def __init__(self, shape):
+        import torch
+        sys.path.insert(0, os.path.join(SHARED, "bench"))
+        import torch_reference as reference
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        ids, _, self.vocab_size = reference.load()
+        xs, ys = reference.streams(ids, shape["B"], shape["T"])
+        self.x, self.y = torch.from_numpy(xs).to(self.device), torch.from_numpy(ys).to(self.device)
+        self.model = reference.CharLSTM(self.vocab_size, shape.get("E", 64), shape["H"], shape["L"]).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=2e-3)
+        self.state, self.i = None, 0
+
+    def run(self, steps):
+        """Seconds for `steps` steps, results in."""
+        import torch
+        start = time.perf_counter()
+        for _ in range(steps):
+            logits, new = self.model(self.x[self.i % len(self.x)], self.state)
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, self.vocab_size),
+                                                     self.y[self.i % len(self.y)].reshape(-1))
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
+            self.optimizer.step()
+            self.state, self.i = tuple(s.detach() for s in new), self.i + 1
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
 
 
 class StepTimer(keras.callbacks.Callback):
-    """Wall time of the batches after `warm` warm-up batches (the step that ends the run blocks on results)."""
+    """Wall time of the batches after `warm` warm-up batches, read every `turn` batches (the step that ends
+    a turn blocks on results). With a `peer`, the peer warms up with kerasrnn and then takes a turn of
+    `turn` steps after each of kerasrnn's, timed apart: both sides meet the same moments of the machine."""
 
-    def __init__(self, warm):
+    def __init__(self, warm, turn, peer=None):
         super().__init__()
-        self.warm, self.start, self.batches = warm, None, 0
+        self.warm, self.turn, self.peer = warm, turn, peer
+        self.batches, self.seconds, self.peer_seconds = 0, 0.0, 0.0
 
     def on_train_batch_end(self, batch, logs=None):
         self.batches = batch + 1
-        if self.batches == self.warm:
+        timed = self.batches - self.warm
+        if timed >= 0 and timed % self.turn == 0:
             keras.ops.convert_to_numpy(logs["loss"])
-            self.start = time.perf_counter()
+            self.end_turn(timed and self.turn)
 
     def on_train_end(self, logs=None):
-        self.seconds = time.perf_counter() - self.start
+        timed = self.batches - self.warm
+        if timed > 0 and timed % self.turn:  # the data ran out within a turn
+            self.end_turn(timed % self.turn)
+
+    def end_turn(self, steps):
+        """Ends kerasrnn's turn of `steps` timed steps (0: the warm-up ends), and gives the peer its own."""
+        if steps:
+            self.seconds += time.perf_counter() - self.start
+        if self.peer:
+            seconds = self.peer.run(steps or self.warm)
+            self.peer_seconds += seconds if steps else 0.0
+        self.start = time.perf_counter()
 
 
 def peak_memory_mib():
@@ -89,37 +148,43 @@ def lstm_path(model):
     return "fused" if recurrent(model).runs_fused(training=True) else "per-layer"
 
 
-def kerasrnn_throughput(model, shape, ids, steps, steps_per_execution):
+def kerasrnn_throughput(model, shape, ids, steps, steps_per_execution, peer):
     B, T = shape["B"], shape["T"]
     if keras.backend.backend() == "torch":
         steps_per_execution = 1  # torch runs eagerly: one step per call
-    whole = lambda n: -(-n // steps_per_execution) * steps_per_execution  # whole compiled calls
-    warm, steps = whole(WARM), whole(steps)
+    whole = lambda n, k: -(-n // k) * k  # whole compiled calls, whole turns
+    warm = whole(WARM, steps_per_execution)
+    steps = whole(steps, TURN) if peer else whole(steps, steps_per_execution)
     batches = StreamBatches(ids, B, T)
     model.compile(keras.optimizers.Adam(2e-3, global_clipnorm=5.0),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   steps_per_execution=steps_per_execution)
-    timer = StepTimer(warm)
+    timer = StepTimer(warm, TURN if peer else steps, peer)
     model.fit(batches, epochs=1, steps_per_epoch=min(warm + steps, len(batches)), callbacks=[timer], verbose=0,
               shuffle=False)
     timed = timer.batches - warm
-    return dict(chars_per_s=round(B * T * timed / timer.seconds), ms_per_step=round(1000 * timer.seconds / timed, 3),
-                peak_mib=peak_memory_mib())
+    row = dict(chars_per_s=round(B * T * timed / timer.seconds), ms_per_step=round(1000 * timer.seconds / timed, 3),
+               peak_mib=peak_memory_mib())
+    if peer:
+        row.update(peer=dict(device=peer.device, chars_per_s=round(B * T * timed / timer.peer_seconds),
+                             ms_per_step=round(1000 * timer.peer_seconds / timed, 3)))
+    return row
 
 
 def measure(spec):
     """One kerasrnn measurement, in this process (a child of `main`): `spec` is {shape, fused, steps,
-    steps_per_execution}. Prints the row."""
+    steps_per_execution, peer}, with the PyTorch peer taking turns if `peer`. Prints the row."""
     vocab, ids = Vocab.fit(open(DATA, "rb").read(), "char")
     model = build(spec["shape"], vocab.size, spec["fused"])
+    peer = TorchPeer(spec["shape"]) if spec["peer"] else None
     row = dict(impl=f"kerasrnn-{keras.backend.backend()}", **spec["shape"], lstm=lstm_path(model),
                **kerasrnn_throughput(model, spec["shape"], ids[: int(len(ids) * 0.9)], spec["steps"],
-                                     spec["steps_per_execution"]))
+                                     spec["steps_per_execution"], peer))
     print(json.dumps(row), flush=True)
 
 
-def kerasrnn_child(shape, fused, steps, steps_per_execution):
-    spec = dict(shape=shape, fused=fused, steps=steps, steps_per_execution=steps_per_execution)
+def kerasrnn_child(shape, fused, steps, steps_per_execution, peer):
+    spec = dict(shape=shape, fused=fused, steps=steps, steps_per_execution=steps_per_execution, peer=peer)
     out = subprocess.run([sys.executable, __file__, "--measure", json.dumps(spec)], check=True, capture_output=True,
                          text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -153,19 +218,22 @@ def main():
     args = parser.parse_args()
     if args.measure:
         return measure(json.loads(args.measure))
+    in_process = args.torch and keras.backend.backend() == "torch"  # the peer takes turns in kerasrnn's process
     for shape in GRIDS[args.grid]:
         runs, peers = {}, {}  # kerasrnn's by the LSTM stack's path, the peer's by precision
         fused_choices = {"on": [True], "off": [False], "both": [False, True]}[args.fused]
         for _ in range(args.rounds):
             for fused in list(fused_choices):
-                run = kerasrnn_child(shape, fused, args.steps, args.steps_per_execution)
+                run = kerasrnn_child(shape, fused, args.steps, args.steps_per_execution, in_process)
                 if fused and fused_choices == [False, True] and run["lstm"] == "per-layer":
                     fused_choices.remove(True)  # no fused path here: "both" times the one path there is
+                if in_process:
+                    peers.setdefault("fp32", []).append(run.pop("peer"))
                 runs.setdefault(run["lstm"], []).append(run)
-            if args.torch:
+            if args.torch and not in_process:
                 peers.setdefault("fp32", []).append(torch_peer(shape, args.steps, amp=False))
-                if peers["fp32"][0]["device"] == "cuda":
-                    peers.setdefault("bf16", []).append(torch_peer(shape, args.steps, amp=True))
+            if args.torch and peers["fp32"][0]["device"] == "cuda":
+                peers.setdefault("bf16", []).append(torch_peer(shape, args.steps, amp=True))
         for measured in runs.values():
             row = fastest(measured)
             for precision, peer_runs in peers.items():
