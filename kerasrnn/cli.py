@@ -88,7 +88,7 @@ def make_parser():
         description="Trains a model, or resumes a run, on the Keras backend KERAS_BACKEND names: tensorflow, jax or "
                     "torch. Unset, torch where PyTorch is installed (pip install \"kerasrnn[torch]\") on a Linux "
                     "machine with no GPU, as the fastest there: its LSTM or GRU stack runs as PyTorch's own fused "
-                    "kernel, 1.3-2.2x TensorFlow's speed on a CPU (docs/benchmarks.md); otherwise Keras's default, "
+                    "kernel, 2.1-2.2x TensorFlow's speed on a CPU (docs/benchmarks.md); otherwise Keras's default, "
                     "tensorflow. On a CPU busy with other work, OMP_WAIT_POLICY=PASSIVE or "
                     "KERAS_BACKEND=tensorflow is faster.")
     train.add_argument("--preset", default="tiny", help=f"base settings: {', '.join(PRESETS)} (default tiny)")
@@ -172,7 +172,7 @@ def choose_backend(command):
 
 def fastest_backend():
     """torch where PyTorch is installed on a Linux machine with no GPU: there PyTorch's fused LSTM kernel
-    (oneDNN's) trains 1.3-2.2x faster than TensorFlow's or JAX's paths (docs/benchmarks.md, "Training
+    (oneDNN's) trains 1.5-2.5x faster than TensorFlow's or JAX's paths (docs/benchmarks.md, "Training
     throughput"). None elsewhere (Keras's default then)."""
     gpu = any(os.path.exists(device) for device in ("/dev/nvidiactl", "/dev/kfd"))
     if sys.platform.startswith("linux") and not gpu and importlib.util.find_spec("torch"):

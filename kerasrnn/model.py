@@ -16,8 +16,9 @@ GPU), as nn.LSTM calls it; on JAX with a GPU, cuDNN's LSTM (`fused_lstm`). Both 
 PyTorch's layout (`pytorch_weights`).
 
 On torch, Keras runs every step eagerly, so the model's training and validation steps call each layer's
-own `call` in turn (`LanguageModel`), leaving out the bookkeeping `Layer.__call__` repeats around every
-layer on every step; TensorFlow and JAX trace the step once and keep Keras's own.
+own `call` in turn, or PyTorch's own function for it (`LanguageModel`, `torch_call`), leaving out the
+bookkeeping `Layer.__call__` repeats around every layer on every step; TensorFlow and JAX trace the step
+once and keep Keras's own.
 """
 import base64
 import contextlib
@@ -287,23 +288,18 @@ class LanguageModel(keras.Model):
             loss = torch.nn.functional.cross_entropy(logits, y.long())
         else:
             loss = self.compute_loss(x=x, y=y, y_pred=logits, training=training)
-        tracker = self._loss_tracker
-        if type(tracker) is keras.metrics.Mean:  # its update_state for a scalar weighted by the batch size
-            with torch.no_grad():
-                tracker.total.value.add_(loss.detach() * x.shape[0])
-                tracker.count.value.add_(x.shape[0])
-        else:
-            tracker.update_state(loss, sample_weight=x.shape[0])
+        with torch.no_grad():  # Mean.update_state(loss, sample_weight=batch size)
+            self._loss_tracker.total.value.add_(loss.detach() * x.shape[0])
+            self._loss_tracker.count.value.add_(x.shape[0])
         return loss, y, logits
 
     def _metrics_result(self, x, y, logits):
         """`compute_metrics`; with no compiled metrics (kerasrnn compiles none), the loss tracker's mean alone,
         which is what `compute_metrics` returns then, without walking the layers for metrics and dividing by
         Keras's ops (0.15 ms of a 12-ms step at 1x128)."""
-        tracker = self._loss_tracker
-        if self._compile_metrics is not None or type(tracker) is not keras.metrics.Mean:
+        if self._compile_metrics is not None:
             return self.compute_metrics(x, y, logits)
-        return {tracker.name: tracker.total.value / tracker.count.value}
+        return {"loss": self._loss_tracker.total.value / self._loss_tracker.count.value}
 
     def _compiled_plain_cross_entropy(self):
         """Whether the compiled loss is the one kerasrnn compiles, the mean from-logits sparse cross-entropy
