@@ -88,9 +88,10 @@ def fused_adam_update(optimizer, grads, variables, learning_rate) -> bool:
     """Keras's Adam update (no amsgrad) of `variables` as one call of PyTorch's fused Adam kernel, where
     Keras's makes ten foreach ops (0.6 ms against 0.2 at 1x128, docs/benchmarks.md). The formulas differ
     in one place: PyTorch adds epsilon after dividing the second moment's root by its bias correction
-    sqrt(1 - beta_2^t), Keras before, so Keras's epsilon is PyTorch's times that correction. The kernel
-    walks each tensor's memory in order, so it runs only on a CPU and where every weight lies in memory as
-    its gradient and moments do (a mismatch would silently pair the wrong elements); returns whether it
+    sqrt(1 - beta_2^t), Keras before, so Keras's epsilon is PyTorch's times that correction. It runs on a
+    CPU only (that epsilon needs the step count on the host: on a GPU, a wait for the device every step),
+    and only where every weight lies in memory as its gradient and moments do: the kernel walks each
+    tensor's memory in order, so a mismatch would silently pair the wrong elements. Returns whether it
     ran."""
     import torch
     params = [v.value for v in variables]
