@@ -189,8 +189,11 @@ def load_checkpoints(run_dir):
     return load_json(path, "checkpoint record") if os.path.exists(path) else {}
 
 
-def load_model(path):
-    """Loads a .keras checkpoint (safe_mode: no code is deserialised), or says why it cannot."""
+def load_model(path, compile=True):
+    """Loads a .keras checkpoint (safe_mode: no code is deserialised), or says why it cannot; with
+    `compile`, with its optimizer and loss, to train on. A checkpoint written before its compile config
+    named optimizers by Keras's public classes names the backend's own (keras.src.backend.torch...), which
+    would import that backend: those names map to the public classes here."""
     import keras
 
     from . import model, optim  # noqa: F401  (registers StatefulRecurrent and WarmupDecay)
@@ -202,7 +205,8 @@ def load_model(path):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Keras warns about a mismatched file before it raises
-            return keras.saving.load_model(path, compile=True, safe_mode=True)
+            return keras.saving.load_model(path, compile=compile, safe_mode=True, custom_objects={
+                name: getattr(keras.optimizers, name) for name in ("Adam", "AdamW", "RMSprop")})
     except Exception as e:  # Keras raises many types for foreign or damaged archives
         if "StatefulRecurrent" in str(e):
             raise UserError(f"{path} does not match this kerasrnn's recurrent layer: checkpoints saved before "
@@ -213,11 +217,12 @@ def load_model(path):
 
 
 def load_run(run_dir, which="best"):
-    """(trained model, vocab, config, checkpoint record) of a run directory; `which` is best or last."""
+    """(trained model, vocab, config, checkpoint record) of a run directory; `which` is best or last. The model
+    is not compiled: sampling, export and inspect need its weights alone."""
     if not os.path.isdir(run_dir):
         raise UserError(f"{run_dir} is not a directory: pass a run directory made by kerasrnn train")
     config, vocab = load_config(run_dir), load_vocab(run_dir)
-    model = load_model(os.path.join(run_dir, f"{which}.keras"))
+    model = load_model(os.path.join(run_dir, f"{which}.keras"), compile=False)
     if model.output_shape[-1] != vocab.size:
         raise UserError(f"{which}.keras has {model.output_shape[-1]} outputs but vocab.json has {vocab.size} "
                         "tokens: the run directory mixes two runs")
