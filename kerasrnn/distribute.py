@@ -22,6 +22,8 @@ import numpy as np
 
 from kerasrnn_edge.errors import UserError
 
+from . import compat
+
 STATE_WEIGHTS = r"recurrent/[hc]_\d+$"  # StatefulRecurrent.state_weights' paths: [batch, units] each
 PROCESS_ENV = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES",
                "KERAS_DISTRIBUTION_PROCESS_ID", "JAX_COORDINATOR_ADDRESS")
@@ -134,14 +136,26 @@ def gather(value):
 def whole_variables(model):
     """For the block, every variable of `model` whose value spans processes holds its whole value on this
     process (so that model.save reads it), then its distributed value again. Every process must enter it."""
-    spread = [(v, v._value) for v in model.variables if spans_processes(v.value)]
+    spread = [v for v in model.variables if spans_processes(v.value)]
+    if spread and not compat.enabled("jax-whole-variables", _probe_whole_variables):
+        raise UserError("this Keras cannot save variables spread over several processes (see the warning "
+                        "above): train on one process, or install the Keras pyproject.toml names")
+    name = compat.attribute("jax-whole-variables", "value")  # the value a Variable's `value` reads
+    spread = [(v, v.value) for v in spread]
     for variable, value in spread:
-        variable._value = gather(value)
+        setattr(variable, name, gather(value))
     try:
         yield
     finally:
         for variable, value in spread:
-            variable._value = value
+            setattr(variable, name, value)
+
+
+def _probe_whole_variables():
+    import keras
+    variable = keras.Variable(np.zeros(2, "float32"))
+    setattr(variable, compat.attribute("jax-whole-variables", "value"), keras.ops.ones(2))
+    return None if float(keras.ops.sum(variable.value)) == 2 else "replacing it did not change the value"
 
 
 def tiled(row, batch):

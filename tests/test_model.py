@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from kerasrnn.model import StatefulRecurrent, build_model, fused_lstm, get_states, recurrent, reset_states, set_states
+from kerasrnn.model import StatefulRecurrent, build_model, get_states, recurrent, reset_states, set_states
 
 B, T, E, H, L = 3, 7, 5, 6, 3
 
@@ -91,9 +91,8 @@ def test_the_torch_steps_equal_keras_own_steps(dropout, metrics, monkeypatch):
     PyTorch's fused Adam updates them from the first step; through `fit` (with dropout on the inputs and
     between layers, with a compiled metric and with the loss alone, and validation) they give what Keras's
     own steps give."""
-    from kerasrnn import optim
-    real_update, fused = optim.fused_adam_update, []  # whether each update was the fused kernel's
-    monkeypatch.setattr(optim, "fused_adam_update", lambda *args: fused.append(real_update(*args)) or fused[-1])
+    from kerasrnn.backends import torch as fast
+    took = fast.calls_layers_directly
     rng = np.random.default_rng(3)
     x = rng.integers(0, 11, size=(5, B, T)).astype("int32")
     y = rng.integers(0, 11, size=(5, B, T)).astype("int32")
@@ -106,15 +105,13 @@ def test_the_torch_steps_equal_keras_own_steps(dropout, metrics, monkeypatch):
         model.compile(keras.optimizers.Adam(1e-2, global_clipnorm=1.0),
                       keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=metrics)
         steps = []
-        if direct:
-            took = model._calls_layers_directly
-            model._calls_layers_directly = lambda args: steps.append(took(args)) or took(args)
-        else:
-            model._calls_layers_directly = lambda args: False
+        monkeypatch.setattr(fast, "calls_layers_directly",
+                            lambda *args: steps.append(took(*args)) or steps[-1] if direct else False)
         history = model.fit(x.reshape(-1, T), y.reshape(-1, T), batch_size=B, epochs=2, shuffle=False, verbose=0,
                             validation_data=(x[:2].reshape(-1, T), y[:2].reshape(-1, T))).history
         assert all(steps) and len(steps) == direct * 2 * (5 + 2)  # every training and validation step
-        assert fused == [True] * direct * 2 * 5  # every training step
+        fused_steps = getattr(model.optimizer._parallel_update_step, "fused_steps", 0)
+        assert fused_steps == direct * 2 * 5  # every training step
         if direct:
             kernels = [w for rnn in recurrent(model).rnns for w in (rnn.cell.kernel, rnn.cell.recurrent_kernel)]
             assert all(w.value.t().is_contiguous() for w in kernels)  # PyTorch's layout in memory
@@ -144,18 +141,22 @@ def test_the_torch_steps_equal_keras_own_steps(dropout, metrics, monkeypatch):
 def test_the_torch_steps_score_the_compiled_loss(loss, plain):
     """The torch steps compute kerasrnn's own loss (mean from-logits cross-entropy) by one PyTorch call, and
     any other compiled loss through Keras: either way, the loss Keras's `compute_loss` gives."""
+    from kerasrnn.backends import torch as fast
     model = build_model(11, B, T, rnn_size=H, num_layers=2, embedding_size=E)
     model.compile(keras.optimizers.Adam(), loss)
     rng = np.random.default_rng(5)
     x, y = (keras.ops.convert_to_tensor(rng.integers(0, 11, size=(B, T)).astype("int32")) for _ in range(2))
-    assert model._compiled_plain_cross_entropy() == plain
-    got, flat_y, logits = model._scored(x, y, training=False)
+    model.torch_plan = fast.lay_out(model)
+    assert model.torch_plan.plain_loss == plain
+    got, flat_y, logits = fast.scored(model, x, y, training=False)
     want = model.compute_loss(x=x, y=flat_y, y_pred=logits, training=False)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(got), keras.ops.convert_to_numpy(want), rtol=1e-6)
 
 
 jax = pytest.importorskip("jax")
 from jax.experimental import rnn  # noqa: E402
+
+from kerasrnn.backends.jax import fused_lstm  # noqa: E402
 
 
 def reference_lstm(x, h0, c0, weights, seq_lengths, input_size, hidden_size, num_layers, dropout, bidirectional):

@@ -1,13 +1,12 @@
-"""The optimizer on torch (`optim.adapt_to_torch`): PyTorch's multi-tensor kernels give what Keras's own
-clipping and Adam give."""
+"""The optimizer on torch (`backends.torch.adapt_optimizer`): PyTorch's multi-tensor kernels give what Keras's
+own clipping and Adam give."""
 import keras
 import numpy as np
 import pytest
 
-from kerasrnn import optim
-from kerasrnn.model import transposed_in_memory
-
 pytestmark = pytest.mark.skipif(keras.backend.backend() != "torch", reason="the optimizer's torch kernels")
+if keras.backend.backend() == "torch":
+    from kerasrnn.backends import torch as fast
 SHAPES = [(7, 5), (5,), (4, 3, 2)]
 
 
@@ -25,7 +24,7 @@ def test_the_torch_optimizer_clips_as_keras_does(options, finite):
         grads[1][2] = float("inf")
     optimizer = keras.optimizers.Adam(**options)
     want = optimizer._clip_gradients(grads)
-    optim.adapt_to_torch(optimizer)
+    fast.adapt_optimizer(optimizer)
     got = optimizer._clip_gradients(grads)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-6)
@@ -38,14 +37,12 @@ def test_the_torch_optimizer_clips_as_keras_does(options, finite):
 @pytest.mark.parametrize("layout", ["alike", "unlike"])
 @pytest.mark.parametrize("options", [dict(), dict(weight_decay=0.1), dict(amsgrad=True), dict(use_ema=True)],
                          ids=["adam", "adamw", "amsgrad", "averaged"])
-def test_the_torch_adam_updates_as_keras_does(options, layout, monkeypatch):
+def test_the_torch_adam_updates_as_keras_does(options, layout):
     """Adam's and AdamW's update is one call of PyTorch's fused kernel, with Keras's epsilon (gradients of
     1e-8 are where its place tells), and weight decay and weight averaging as Keras makes them; with
     amsgrad, or a weight lying in memory unlike its gradient and moments, Keras's own update runs. Either
     way, five steps give Keras's weights and moments."""
     import torch
-    real_update, fused = optim.fused_adam_update, []  # whether each update was the fused kernel's
-    monkeypatch.setattr(optim, "fused_adam_update", lambda *args: fused.append(real_update(*args)) or fused[-1])
     rng = np.random.default_rng(7)
     initial = [rng.normal(0, 1, shape).astype("float32") for shape in SHAPES]
     steps = [[rng.normal(0, scale, shape).astype("float32") for shape, scale in zip(SHAPES, (1.0, 1e-8, 1e-3))]
@@ -57,19 +54,20 @@ def test_the_torch_adam_updates_as_keras_does(options, layout, monkeypatch):
         optimizer = kind(1e-2, **options)
         optimizer.build(variables)
         if adapted:
-            optim.adapt_to_torch(optimizer)
-        transposed_in_memory([variables[0]])  # as the fused LSTM's kernels lie, their gradients too
+            fast.adapt_optimizer(optimizer)
+        fast.transposed_in_memory([variables[0]])  # as the fused LSTM's kernels lie, their gradients too
         if layout == "alike":
-            transposed_in_memory([optimizer._momentums[0], optimizer._velocities[0]])
+            fast.transposed_in_memory([optimizer._momentums[0], optimizer._velocities[0]])
         for grads in steps:
             grads = [torch.from_numpy(g) for g in grads]
             grads[0] = grads[0].t().contiguous().t()
             with torch.no_grad():
                 optimizer.apply(grads, variables)
-        return [keras.ops.convert_to_numpy(v) for v in variables + optimizer.variables]
+        fused_steps = getattr(optimizer._parallel_update_step, "fused_steps", None)  # None: not installed
+        return [keras.ops.convert_to_numpy(v) for v in variables + optimizer.variables], fused_steps
 
-    want = train(adapted=False)
-    got = train(adapted=True)
-    assert fused == ([] if "amsgrad" in options else [layout == "alike"] * len(steps))
+    want, _ = train(adapted=False)
+    got, fused_steps = train(adapted=True)
+    assert fused_steps == (None if "amsgrad" in options else (layout == "alike") * len(steps))
     for g, w in zip(got, want):  # Keras's bias corrections are float32's, PyTorch's float64's: 6e-6 of a step
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)

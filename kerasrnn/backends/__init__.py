@@ -1,0 +1,76 @@
+"""The one seam between the model and each Keras backend's fast paths (`backends/torch.py`,
+`backends/jax.py`). model.py calls only the functions here; each imports its backend's module on first
+use, so TensorFlow's path never imports torch or JAX, and the fast paths' private attributes stay fenced
+(`kerasrnn.compat`). TensorFlow has none: Keras's own layers and steps run there."""
+import base64
+import importlib
+
+import keras
+from keras import ops
+
+
+def fast_paths():
+    """The current backend's module of fast paths, or None (TensorFlow)."""
+    backend = keras.backend.backend()
+    return importlib.import_module(f"{__name__}.{backend}") if backend in ("torch", "jax") else None
+
+
+def prepare_stack(stack):
+    """After a StatefulRecurrent stack is built: its weights laid out for the fused kernel (torch)."""
+    if keras.backend.backend() == "torch":
+        fast_paths().prepare_stack(stack)
+
+
+def fused_stack(stack, training):
+    """The function running `stack` as one fused kernel call (`fn(cell, inputs, states, weights, training)`
+    → (outputs, final states)), or None where this call takes Keras's per-layer path: the fused kernels
+    draw no dropout between layers from Keras's seeds, so training a deep stack with dropout goes per layer."""
+    if not stack.fused or training and stack.dropout and stack.num_layers > 1:
+        return None
+    backend = fast_paths()
+    return backend.fused_stack if backend is not None and backend.runs_fused(stack) else None
+
+
+def train_step(model, keras_step, args):
+    """The model's training step: on torch, `backends.torch.train_step`; elsewhere Keras's own."""
+    if keras.backend.backend() == "torch":
+        return fast_paths().train_step(model, keras_step, args)
+    return keras_step(*args)
+
+
+def test_step(model, keras_step, args):
+    if keras.backend.backend() == "torch":
+        return fast_paths().test_step(model, keras_step, args)
+    return keras_step(*args)
+
+
+def rng_states(model):
+    """The backend's own random generators that Keras's layers draw from (torch: PyTorch's, whose CPU stream
+    the model keeps), base64 text for checkpoint.json; {} elsewhere."""
+    if keras.backend.backend() != "torch":
+        return {}
+    return {"torch": [base64.b64encode(state).decode("ascii") for state in fast_paths().rng_states(model)]}
+
+
+def set_rng_states(model, states):
+    if keras.backend.backend() == "torch" and "torch" in states:
+        fast_paths().set_rng_states(model, [base64.b64decode(state) for state in states["torch"]])
+
+
+def pytorch_weights(cell, kernel, recurrent_kernel, bias):
+    """One Keras layer's weights in PyTorch's (and cuDNN's) layout: W_ih [gates * H, inputs], W_hh, b_ih, b_hh.
+
+    LSTM: Keras's gates i, f, c, o are PyTorch's i, f, g, o; Keras has one bias, so b_hh is zero.
+    GRU (reset_after=True, Keras's default): Keras's z, r, h become PyTorch's r, z, n, and the two
+    Keras biases (input, recurrent) are b_ih and b_hh.
+    """
+    if cell == "gru":
+        units = recurrent_kernel.shape[0]
+
+        def reorder(w):
+            return ops.concatenate([w[..., units:2 * units], w[..., :units], w[..., 2 * units:]], axis=-1)
+        kernel, recurrent_kernel, bias = reorder(kernel), reorder(recurrent_kernel), reorder(bias)
+        b_ih, b_hh = bias[0], bias[1]
+    else:
+        b_ih, b_hh = bias, ops.zeros_like(bias)
+    return [ops.transpose(kernel), ops.transpose(recurrent_kernel), b_ih, b_hh]

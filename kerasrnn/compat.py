@@ -1,0 +1,91 @@
+"""Every private attribute of Keras, PyTorch and JAX that kerasrnn uses, named once, here.
+
+Each belongs to a fast path (`PRIVATE`). The first time a fast path is asked for (`enabled`), its
+attributes are looked up and its probe (beside the fast path's code) checks on small inputs that they
+still behave as kerasrnn expects;
+if one is missing or misbehaves, that fast path is off for the process, said in one warning line on
+stderr, and the code takes the public path it falls back to: a release that renames or changes one of
+them slows kerasrnn down, never crashes it or changes its results. Nothing here imports a backend before
+its fast path is asked for (TensorFlow and triton must not share a process, README)."""
+import dataclasses
+import importlib
+import sys
+
+
+@dataclasses.dataclass(frozen=True)
+class Private:
+    owner: str       # a module's dotted path, or "module:Class"
+    attribute: str
+
+    def resolve(self):
+        """The attribute, or None where the owner or the attribute is missing."""
+        module, _, cls = self.owner.partition(":")
+        try:
+            owner = importlib.import_module(module)
+        except ImportError:
+            return None
+        for name in filter(None, cls.split(".")):
+            owner = getattr(owner, name, None)
+        return getattr(owner, self.attribute, None) if owner is not None else None
+
+    def __str__(self):
+        return f"{self.owner.replace(':', '.')}.{self.attribute}"
+
+
+PRIVATE = {
+    # the recurrent stack as one call of PyTorch's LSTM or GRU kernel, the call nn.LSTM and nn.GRU make
+    "torch-fused-rnn": {"lstm": Private("torch._VF", "lstm"), "gru": Private("torch._VF", "gru")},
+    # Adam's update as PyTorch's fused kernel, in place of the torch backend's per-optimizer update
+    "torch-fused-adam": {"kernel": Private("torch", "_fused_adam_"),
+                         "update": Private("keras.src.backend.torch.optimizers.torch_adam:Adam",
+                                           "_parallel_update_step")},
+    # clipping by global norm as PyTorch's foreach ops, in place of Keras's clipping step
+    "torch-foreach-clip": {"norm": Private("torch", "_foreach_norm"), "mul": Private("torch", "_foreach_mul"),
+                           "clip": Private("keras.src.optimizers.base_optimizer:BaseOptimizer", "_clip_gradients")},
+    # writing whole arrays of variables spread over several JAX processes (distribute.whole_variables)
+    "jax-whole-variables": {"value": Private("keras:Variable", "_value")},
+}
+FALLBACK = {
+    "torch-fused-rnn": "the recurrent stack runs one Keras layer at a time",
+    "torch-fused-adam": "Keras's own Adam update runs",
+    "torch-foreach-clip": "Keras's own clipping runs",
+    "jax-whole-variables": "training over several processes is refused",
+}
+_enabled = {}
+
+
+def get(path, name):
+    """The private attribute `name` of fast path `path` (only once `enabled(path)` said yes)."""
+    return PRIVATE[path][name].resolve()
+
+
+def attribute(path, name):
+    """The attribute's name, for a fast path that replaces it on an instance."""
+    return PRIVATE[path][name].attribute
+
+
+def enabled(path, probe):
+    """Whether fast path `path` is on: its private attributes are there and `probe()` (None, or what is
+    wrong) passes. Decided once per process, with one warning line when it is off."""
+    if path not in _enabled:
+        missing = [str(p) for p in PRIVATE[path].values() if p.resolve() is None]
+        problem = f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing" if missing else None
+        if not problem:
+            try:
+                problem = probe()
+            except Exception as e:  # a changed signature or behaviour shows as any exception
+                problem = f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+        _enabled[path] = problem is None
+        if problem:
+            print(f"kerasrnn: warning: fast path {path} is off ({problem}; {versions()}); "
+                  f"{FALLBACK[path]}", file=sys.stderr)
+    return _enabled[path]
+
+
+def versions():
+    found = []
+    for name in ("keras", "torch", "jax"):
+        module = sys.modules.get(name)
+        if module is not None:
+            found.append(f"{name} {getattr(module, '__version__', '?')}")
+    return ", ".join(found)
