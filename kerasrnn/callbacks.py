@@ -12,6 +12,7 @@ import keras
 
 from .data import start_context
 from .model import compute_start, get_rng_states, get_states, reset_states, set_states
+from .optim import optimizer_slots
 from .run import Writes, atomic_write, write_text
 from .signals import Stopped
 
@@ -58,8 +59,8 @@ def averaged_weights(model):
     """Puts the optimizer's moving averages of the weights (`use_ema`) in the model for the block, as
     keras.callbacks.SwapEMAWeights does around validation; a model without them is left as it is."""
     optimizer = model.optimizer
-    pairs = list(zip(optimizer._trainable_variables, optimizer._model_variables_moving_average)
-                 if optimizer.use_ema else [])
+    weights = model.trainable_weights if optimizer.use_ema else []
+    pairs = list(zip(weights, optimizer_slots(optimizer, weights, "average")))
 
     def swap():
         for weight, average in pairs:
