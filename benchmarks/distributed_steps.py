@@ -13,7 +13,6 @@ a shared machine falls on all of them; one JSON line per mode gives the median s
 `plain`. On a 2-core CPU, virtual devices add no compute: the ratios are the machinery's overhead.
 """
 import argparse
-import dataclasses
 import json
 import os
 import socket

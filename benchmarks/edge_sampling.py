@@ -32,7 +32,7 @@ tf.config.threading.set_inter_op_parallelism_threads(1)
 
 from kerasrnn.config import Config  # noqa: E402
 from kerasrnn.model import build_model, copy_weights, reset_states  # noqa: E402
-from kerasrnn.run import save_model, write_json  # noqa: E402
+from kerasrnn.files import save_model, write_json  # noqa: E402
 from kerasrnn_edge.sampling import SplitMix64, choose  # noqa: E402
 from kerasrnn_edge.sampler import EdgeSampler  # noqa: E402
 from kerasrnn_edge.vocab import Vocab  # noqa: E402

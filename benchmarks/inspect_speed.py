@@ -16,7 +16,7 @@ from kerasrnn import corpus  # noqa: E402
 from kerasrnn.config import Config  # noqa: E402
 from kerasrnn.inspect.main import inspect_run  # noqa: E402
 from kerasrnn.model import build_model  # noqa: E402
-from kerasrnn.run import save_model, write_json  # noqa: E402
+from kerasrnn.files import save_model, write_json  # noqa: E402
 
 
 def main():

@@ -28,7 +28,7 @@ tf.config.threading.set_inter_op_parallelism_threads(1)
 
 from kerasrnn.config import PRESETS, Config  # noqa: E402
 from kerasrnn.model import build_model  # noqa: E402
-from kerasrnn.run import save_model, write_json  # noqa: E402
+from kerasrnn.files import save_model, write_json  # noqa: E402
 from kerasrnn_edge.sampler import EdgeSampler  # noqa: E402
 from kerasrnn_edge.vocab import Vocab  # noqa: E402
 from kerasrnn_export import export_bundle  # noqa: E402

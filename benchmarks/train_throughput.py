@@ -36,7 +36,7 @@ import time
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path[:0] = [REPO, os.path.join(REPO, "export")]  # runs from a plain checkout (the GPU host installs nothing)
-from kerasrnn.cli import choose_backend  # noqa: E402
+from kerasrnn.startup import choose_backend  # noqa: E402
 
 choose_backend("train")  # the backend `kerasrnn train` would take here, unless KERAS_BACKEND names one
 import keras  # noqa: E402

@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from kerasrnn.config import Config  # noqa: E402
 from kerasrnn.model import build_model  # noqa: E402
-from kerasrnn.run import save_model, write_json  # noqa: E402
+from kerasrnn.files import save_model, write_json  # noqa: E402
 from kerasrnn_edge.sampler import EdgeSampler  # noqa: E402
 from kerasrnn_edge.vocab import Vocab  # noqa: E402
 from kerasrnn_export import export_bundle  # noqa: E402

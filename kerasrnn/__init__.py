@@ -28,7 +28,7 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name):
     if name in _EXPORTS:
-        from .cli import import_keras_quietly
+        from .startup import import_keras_quietly
         import_keras_quietly()
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'kerasrnn' has no attribute {name!r}")

@@ -38,7 +38,7 @@ import numpy as np
 from kerasrnn_edge.errors import UserError
 from kerasrnn_edge.vocab import Vocab, not_utf8
 
-from .run import atomic_write, write_bytes, write_json
+from .files import atomic_write, write_bytes, write_json
 
 SEPARATOR = "\n"
 CHUNK = 1 << 20  # bytes read at a time: peak memory is a small multiple of it

@@ -15,7 +15,8 @@ from .callbacks import (Checkpointer, Preemption, SampleLog, TBPTTSchedule, Time
 from .config import Config
 from .model import build_model, set_rng_states
 from .optim import make_optimizer
-from .run import Writes, load_checkpoints, load_config, load_model, load_vocab, locked
+from .files import Writes
+from .run import load_checkpoints, load_config, load_model, load_vocab, locked
 from .signals import StopSignals, Stopped
 
 SUPPORTED_BACKENDS = ("tensorflow", "jax", "torch")

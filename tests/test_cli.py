@@ -10,7 +10,7 @@ import zipfile
 import pytest
 
 from conftest import REPO, run_cli, shakespeare_slice
-from kerasrnn import cli
+from kerasrnn import cli, startup
 
 TINY = ["--batch-size", "4", "--seq-length", "16", "--rnn-size", "16", "--num-layers", "1", "--embedding-size", "8"]
 
@@ -31,7 +31,7 @@ def test_train_takes_the_fastest_backend_unless_told(trained):
     """Unset, KERAS_BACKEND becomes torch where PyTorch is installed on a CPU-only Linux machine."""
     _, run_dir = trained
     first_line = open(os.path.join(os.path.dirname(run_dir), "train.out")).readline()
-    expected = os.environ.get("KERAS_BACKEND") or cli.fastest_backend() or "tensorflow"
+    expected = os.environ.get("KERAS_BACKEND") or startup.fastest_backend() or "tensorflow"
     assert f"parameters, on {expected};" in first_line, first_line
 
 

@@ -15,7 +15,7 @@ from kerasrnn.inspect.main import cell_finder
 from kerasrnn.inspect.ngram import NGram
 from kerasrnn.inspect.recompute import forward, start_states
 from kerasrnn.model import build_model, get_states, recurrent, set_start, set_states
-from kerasrnn.run import save_model, write_json
+from kerasrnn.files import save_model, write_json
 from kerasrnn_edge.vocab import Vocab
 from kerasrnn_export.weights import from_model
 

@@ -263,7 +263,7 @@ def test_a_second_signal_inside_a_garbage_collector_callback_still_stops_at_once
 
 def test_a_swallowed_second_signal_still_abandons_the_write_under_way(tmp_path, capfd):
     """The same, during a checkpoint's write: its files are not renamed into place, the old ones stay."""
-    from kerasrnn.run import Writes
+    from kerasrnn.files import Writes
     from kerasrnn.signals import Stopped
 
     target = tmp_path / "checkpoint.json"

@@ -15,7 +15,8 @@ import tensorflow as tf
 from conftest import SHAKESPEARE, run_cli, shakespeare_slice
 from kerasrnn.config import Config
 from kerasrnn.model import build_model, copy_weights, get_start, reset_to_start
-from kerasrnn.run import load_run, save_model, write_json
+from kerasrnn.files import save_model, write_json
+from kerasrnn.run import load_run
 from kerasrnn.sample import KerasStepModel, sample
 from kerasrnn_edge.sampling import SplitMix64, choose
 from kerasrnn_edge.vocab import Vocab

@@ -14,7 +14,8 @@ import hashlib
 import os
 
 import kerasrnn
-from kerasrnn.run import Writes, load_run
+from kerasrnn.files import Writes
+from kerasrnn.run import load_run
 from kerasrnn_edge.manifest import FORMAT, FORMAT_VERSION, MANIFEST, SAMPLING_CONTRACT
 
 from . import onnx_graph, tflite

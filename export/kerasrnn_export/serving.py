@@ -23,7 +23,8 @@ import tempfile
 
 import tensorflow as tf
 
-from kerasrnn.run import WHAT_TO_DO, load_run, write_error
+from kerasrnn.files import WHAT_TO_DO, write_error
+from kerasrnn.run import load_run
 from kerasrnn_edge.errors import UserError
 
 from .contract import choose

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import sys
 
-from kerasrnn.run import atomic_write, write_json
+from kerasrnn.files import atomic_write, write_json
 from kerasrnn_edge.errors import UserError
 from kerasrnn_edge.manifest import MANIFEST, read_manifest
 

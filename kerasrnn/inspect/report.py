@@ -4,7 +4,7 @@ offline and cannot reach out."""
 import json
 from importlib import resources
 
-from ..run import write_text
+from ..files import write_text
 
 PLACEHOLDER = "{/*PAGE*/}"
 
