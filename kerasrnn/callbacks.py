@@ -13,7 +13,7 @@ import keras
 from .data import start_context
 from .model import compute_start, get_rng_states, get_states, reset_states, set_states
 from .optim import optimizer_slots
-from .run import Writes, atomic_write, write_text
+from .files import Writes, atomic_write, write_text
 from .signals import Stopped
 
 if TYPE_CHECKING:
@@ -254,12 +254,16 @@ class TimeBudget(keras.callbacks.Callback):
         super().__init__()
         self.seconds = seconds
 
+    def set_model(self, model):
+        super().set_model(model)
+        self.trained_model = model  # read without `self.model`, which on JAX syncs the state every batch
+
     def on_train_begin(self, logs=None):
         self._deadline = time.time() + self.seconds
 
     def on_train_batch_end(self, batch, logs=None):
         if time.time() > self._deadline:
-            self._model.stop_training = True  # _model: skips the JAX state sync that `self.model` forces
+            self.trained_model.stop_training = True
 
 
 def plot_history(run_dir, rows):
