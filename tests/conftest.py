@@ -26,6 +26,14 @@ def shakespeare_slice(tmp_path, chars, name="shakespeare.txt", start=0):
     return path
 
 
+def only_on(backend, what):
+    """Marks a test of one backend's own path; under another backend it is skipped, and it runs in
+    tests/test_backends.py's run of the exactness files under that backend."""
+    import keras
+    return pytest.mark.skipif(keras.backend.backend() != backend,
+                              reason=f"{what}: runs with KERAS_BACKEND={backend} (tests/test_backends.py)")
+
+
 def run_cli(*args, env=None, timeout=300):
     """Runs `python -m kerasrnn ARGS` and returns the CompletedProcess."""
     return subprocess.run([sys.executable, "-m", "kerasrnn", *map(str, args)], capture_output=True, text=True,

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+from conftest import only_on
 from kerasrnn.model import StatefulRecurrent, build_model, get_states, recurrent, reset_states, set_states
 
 B, T, E, H, L = 3, 7, 5, 6, 3
@@ -23,7 +24,7 @@ def random_model(cell, num_layers, fused, seed=0):
     return model
 
 
-@pytest.mark.skipif(keras.backend.backend() != "torch", reason="the fused torch path")
+@only_on("torch", "the fused torch path")
 @pytest.mark.parametrize("num_layers", [1, 3])
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_torch_fused_stack_equals_the_per_layer_stack(cell, num_layers):
@@ -61,7 +62,7 @@ def test_torch_fused_stack_equals_the_per_layer_stack(cell, num_layers):
         np.testing.assert_allclose(got, want, atol=tolerance)
 
 
-@pytest.mark.skipif(keras.backend.backend() != "torch", reason="the fused torch path")
+@only_on("torch", "the fused torch path")
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_fit_through_the_torch_fused_path_equals_fit_through_the_per_layer_path(cell):
     """Training through PyTorch's kernel: the weights and the carried state come out as on the per-layer path."""
@@ -82,7 +83,7 @@ def test_fit_through_the_torch_fused_path_equals_fit_through_the_per_layer_path(
         np.testing.assert_allclose(got, want, atol=1e-4)
 
 
-@pytest.mark.skipif(keras.backend.backend() != "torch", reason="LanguageModel's own steps run on torch")
+@only_on("torch", "LanguageModel's own steps run on torch")
 @pytest.mark.parametrize("dropout", [0.3, 0.0], ids=["per-layer", "fused"])
 @pytest.mark.parametrize("metrics", [["accuracy"], []], ids=["accuracy", "loss-only"])
 def test_the_torch_steps_equal_keras_own_steps(dropout, metrics, monkeypatch):
@@ -132,7 +133,7 @@ def test_the_torch_steps_equal_keras_own_steps(dropout, metrics, monkeypatch):
         np.testing.assert_allclose(got, want, atol=1e-5)  # Keras's in float32: 6e-6 of each step
 
 
-@pytest.mark.skipif(keras.backend.backend() != "torch", reason="LanguageModel's own steps run on torch")
+@only_on("torch", "LanguageModel's own steps run on torch")
 @pytest.mark.parametrize("loss, plain", [
     (keras.losses.SparseCategoricalCrossentropy(from_logits=True), True),
     (keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0), False),
@@ -175,7 +176,7 @@ def random_stack(seed=0):
     return layer
 
 
-@pytest.mark.skipif(keras.backend.backend() != "jax", reason="the fused path is JAX's")
+@only_on("jax", "the fused path is JAX's")
 def test_fused_stack_equals_the_per_layer_stack():
     layer = random_stack()
     x = np.random.default_rng(1).normal(size=(B, T, E)).astype("float32")
@@ -210,7 +211,7 @@ def fused_kernel(monkeypatch):
     yield traced, (2e-3 if ON_GPU else 1e-5)
 
 
-@pytest.mark.skipif(keras.backend.backend() != "jax", reason="the fused path is JAX's")
+@only_on("jax", "the fused path is JAX's")
 def test_fused_loss_and_gradients_equal_the_per_layer_ones(fused_kernel):
     traced, tolerance = fused_kernel
     rng = np.random.default_rng(3)
@@ -237,7 +238,7 @@ def test_fused_loss_and_gradients_equal_the_per_layer_ones(fused_kernel):
         assert np.linalg.norm(got - want) <= tolerance * np.linalg.norm(want) + 1e-7
 
 
-@pytest.mark.skipif(keras.backend.backend() != "jax", reason="the fused path is JAX's")
+@only_on("jax", "the fused path is JAX's")
 def test_fit_through_the_fused_path_equals_fit_through_the_per_layer_path(fused_kernel):
     """Training through the fused path: the weights and the carried state come out as on the per-layer path."""
     traced, tolerance = fused_kernel

@@ -4,7 +4,9 @@ import keras
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.skipif(keras.backend.backend() != "torch", reason="the optimizer's torch kernels")
+from conftest import only_on
+
+pytestmark = only_on("torch", "the optimizer's torch kernels")
 if keras.backend.backend() == "torch":
     from kerasrnn.backends import torch as fast
 SHAPES = [(7, 5), (5,), (4, 3, 2)]

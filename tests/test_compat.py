@@ -1,0 +1,70 @@
+"""The fence around private attributes (kerasrnn/compat.py): a release that renames any one of them turns
+its fast path off with one warning line, and training gives what Keras's own per-layer path gives."""
+import keras
+import numpy as np
+import pytest
+
+from conftest import only_on
+from kerasrnn import compat
+from kerasrnn.model import build_model, recurrent
+
+pytestmark = only_on("torch", "the torch fast paths")
+TORCH_PATHS = [path for path in compat.PRIVATE if path.startswith("torch")]
+B, T, V = 3, 7, 11
+
+
+def rename(monkeypatch, path, name):
+    """`path`'s attribute `name` as a release that renamed it: compat looks for it and does not find it."""
+    private = compat.PRIVATE[path][name]
+    monkeypatch.setitem(compat.PRIVATE[path], name, compat.Private(private.owner, private.attribute + "_renamed"))
+
+
+def fit(fused):
+    """Two passes of `fit` with clipping and Adam: every torch fast path runs where it is on."""
+    rng = np.random.default_rng(3)
+    x, y = (rng.integers(0, V, size=(5 * B, T)).astype("int32") for _ in range(2))
+    keras.utils.set_random_seed(4)
+    model = build_model(V, B, T, rnn_size=6, num_layers=2, embedding_size=5, fused=fused)
+    model.compile(keras.optimizers.Adam(1e-2, global_clipnorm=1.0),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, batch_size=B, epochs=2, shuffle=False, verbose=0)
+    return model, [keras.ops.convert_to_numpy(w) for w in model.weights]
+
+
+@pytest.fixture
+def fresh(monkeypatch):
+    """compat decides once per process: each case decides again."""
+    monkeypatch.setattr(compat, "_enabled", {})
+
+
+def warnings_in(capfd):
+    return [line for line in capfd.readouterr().err.splitlines() if line.startswith("kerasrnn: warning")]
+
+
+def test_every_fast_path_is_on_here(fresh, capfd):
+    """The baseline the cases below depart from: with the installed releases, each torch fast path is on."""
+    model, _ = fit(fused=True)
+    assert warnings_in(capfd) == []
+    assert recurrent(model).runs_fused(training=True)
+    assert all(compat._enabled[path] for path in TORCH_PATHS)
+
+
+@pytest.mark.parametrize("path, name", [(p, n) for p in TORCH_PATHS for n in compat.PRIVATE[p]])
+def test_a_renamed_private_attribute_turns_its_fast_path_off(path, name, fresh, monkeypatch, capfd):
+    rename(monkeypatch, path, name)
+    model, got = fit(fused=True)
+    lines = warnings_in(capfd)
+    assert len(lines) == 1, lines
+    assert f"fast path {path} is off" in lines[0] and str(compat.PRIVATE[path][name]) in lines[0]
+    assert compat.FALLBACK[path] in lines[0]
+    assert {p: compat._enabled[p] for p in TORCH_PATHS} == {p: p != path for p in TORCH_PATHS}
+    assert recurrent(model).runs_fused(training=True) == (path != "torch-fused-rnn")
+
+    for other in TORCH_PATHS:  # the reference: every fast path off, one Keras layer at a time
+        for other_name in compat.PRIVATE[other]:
+            if (other, other_name) != (path, name):
+                rename(monkeypatch, other, other_name)
+    monkeypatch.setattr(compat, "_enabled", {})
+    _, want = fit(fused=False)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, atol=1e-5)
