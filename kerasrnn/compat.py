@@ -16,9 +16,10 @@ import sys
 class Private:
     owner: str       # a module's dotted path, or "module:Class"
     attribute: str
+    on_instances: bool = False  # set by the class's __init__: looked for on an instance (`missing_on`)
 
     def resolve(self):
-        """The attribute, or None where the owner or the attribute is missing."""
+        """The attribute (for one set on instances, its class), or None where it is missing."""
         module, _, cls = self.owner.partition(":")
         try:
             owner = importlib.import_module(module)
@@ -26,7 +27,9 @@ class Private:
             return None
         for name in filter(None, cls.split(".")):
             owner = getattr(owner, name, None)
-        return getattr(owner, self.attribute, None) if owner is not None else None
+        if owner is None or self.on_instances:
+            return owner
+        return getattr(owner, self.attribute, None)
 
     def __str__(self):
         return f"{self.owner.replace(':', '.')}.{self.attribute}"
@@ -43,7 +46,7 @@ PRIVATE = {
     "torch-foreach-clip": {"norm": Private("torch", "_foreach_norm"), "mul": Private("torch", "_foreach_mul"),
                            "clip": Private("keras.src.optimizers.base_optimizer:BaseOptimizer", "_clip_gradients")},
     # writing whole arrays of variables spread over several JAX processes (distribute.whole_variables)
-    "jax-whole-variables": {"value": Private("keras:Variable", "_value")},
+    "jax-whole-variables": {"value": Private("keras:Variable", "_value", on_instances=True)},
 }
 FALLBACK = {
     "torch-fused-rnn": "the recurrent stack runs one Keras layer at a time",
@@ -62,6 +65,12 @@ def get(path, name):
 def attribute(path, name):
     """The attribute's name, for a fast path that replaces it on an instance."""
     return PRIVATE[path][name].attribute
+
+
+def missing_on(instance, path):
+    """For a probe: what `instance` lacks of `path`'s attributes set on instances, or None."""
+    missing = [str(p) for p in PRIVATE[path].values() if p.on_instances and not hasattr(instance, p.attribute)]
+    return f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing" if missing else None
 
 
 def enabled(path, probe):

@@ -137,7 +137,7 @@ def whole_variables(model):
     """For the block, every variable of `model` whose value spans processes holds its whole value on this
     process (so that model.save reads it), then its distributed value again. Every process must enter it."""
     spread = [v for v in model.variables if spans_processes(v.value)]
-    if spread and not compat.enabled("jax-whole-variables", _probe_whole_variables):
+    if spread and not compat.enabled("jax-whole-variables", probe_whole_variables):
         raise UserError("this Keras cannot save variables spread over several processes (see the warning "
                         "above): train on one process, or install the Keras pyproject.toml names")
     name = compat.attribute("jax-whole-variables", "value")  # the value a Variable's `value` reads
@@ -151,9 +151,11 @@ def whole_variables(model):
             setattr(variable, name, value)
 
 
-def _probe_whole_variables():
+def probe_whole_variables():
     import keras
     variable = keras.Variable(np.zeros(2, "float32"))
+    if problem := compat.missing_on(variable, "jax-whole-variables"):
+        return problem
     setattr(variable, compat.attribute("jax-whole-variables", "value"), keras.ops.ones(2))
     return None if float(keras.ops.sum(variable.value)) == 2 else "replacing it did not change the value"
 

@@ -1,14 +1,18 @@
 """The fence around private attributes (kerasrnn/compat.py): a release that renames any one of them turns
 its fast path off with one warning line, and training gives what Keras's own per-layer path gives."""
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
 
 from conftest import only_on
 from kerasrnn import compat
+from kerasrnn.distribute import probe_whole_variables
 from kerasrnn.model import build_model, recurrent
 
-pytestmark = only_on("torch", "the torch fast paths")
+on_torch = only_on("torch", "the torch fast paths")
+on_jax = only_on("jax", "the JAX fast path")
 TORCH_PATHS = [path for path in compat.PRIVATE if path.startswith("torch")]
 B, T, V = 3, 7, 11
 
@@ -16,7 +20,7 @@ B, T, V = 3, 7, 11
 def rename(monkeypatch, path, name):
     """`path`'s attribute `name` as a release that renamed it: compat looks for it and does not find it."""
     private = compat.PRIVATE[path][name]
-    monkeypatch.setitem(compat.PRIVATE[path], name, compat.Private(private.owner, private.attribute + "_renamed"))
+    monkeypatch.setitem(compat.PRIVATE[path], name, dataclasses.replace(private, attribute=private.attribute + "_renamed"))
 
 
 def fit(fused):
@@ -41,6 +45,7 @@ def warnings_in(capfd):
     return [line for line in capfd.readouterr().err.splitlines() if line.startswith("kerasrnn: warning")]
 
 
+@on_torch
 def test_every_fast_path_is_on_here(fresh, capfd):
     """The baseline the cases below depart from: with the installed releases, each torch fast path is on."""
     model, _ = fit(fused=True)
@@ -49,6 +54,7 @@ def test_every_fast_path_is_on_here(fresh, capfd):
     assert all(compat._enabled[path] for path in TORCH_PATHS)
 
 
+@on_torch
 @pytest.mark.parametrize("path, name", [(p, n) for p in TORCH_PATHS for n in compat.PRIVATE[p]])
 def test_a_renamed_private_attribute_turns_its_fast_path_off(path, name, fresh, monkeypatch, capfd):
     rename(monkeypatch, path, name)
@@ -68,3 +74,19 @@ def test_a_renamed_private_attribute_turns_its_fast_path_off(path, name, fresh, 
     _, want = fit(fused=False)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, atol=1e-5)
+
+
+@on_jax
+def test_the_jax_fast_path_is_on_here(fresh, capfd):
+    """Saving variables spread over processes replaces an attribute Keras sets on each Variable (not on its
+    class): the installed Keras has it, and replacing it changes what the Variable reads."""
+    assert compat.enabled("jax-whole-variables", probe_whole_variables)
+    assert warnings_in(capfd) == []
+
+
+@on_jax
+def test_a_renamed_jax_attribute_turns_its_fast_path_off(fresh, monkeypatch, capfd):
+    rename(monkeypatch, "jax-whole-variables", "value")
+    assert not compat.enabled("jax-whole-variables", probe_whole_variables)
+    (line,) = warnings_in(capfd)
+    assert "keras.Variable._value_renamed is missing" in line and compat.FALLBACK["jax-whole-variables"] in line
