@@ -5,7 +5,8 @@ import sys
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHAKESPEARE = os.path.join(REPO, "..", "shared", "data", "tinyshakespeare.txt")
+# the opening 59,804 characters of tiny-shakespeare (karpathy/char-rnn), whole lines: a clone alone runs the suite
+SHAKESPEARE = os.path.join(REPO, "tests", "data", "shakespeare.txt")
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -17,9 +18,11 @@ def _private_cache(tmp_path_factory):
 
 
 def shakespeare_slice(tmp_path, chars, name="shakespeare.txt", start=0):
-    """A file with `chars` characters of tiny-shakespeare."""
+    """A file with `chars` characters of tiny-shakespeare from `start`."""
     with open(SHAKESPEARE, encoding="utf-8") as f:
-        text = f.read()[start:start + chars]
+        text = f.read()
+    assert start + chars <= len(text), f"the fixture {SHAKESPEARE} has {len(text):,} characters"
+    text = text[start:start + chars]
     path = os.path.join(tmp_path, name)
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import kerasrnn
-from conftest import REPO, shakespeare_slice
+from conftest import REPO, SHAKESPEARE, shakespeare_slice
 from kerasrnn.run import load_model
 
 DOC = os.path.join(REPO, "docs", "python.md")
@@ -67,6 +67,7 @@ def test_the_tutorial_notebook_runs(tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     monkeypatch.setenv("KERASRNN_TUTORIAL_FAST", "1")
+    monkeypatch.setenv("KERASRNN_TUTORIAL_TEXT", SHAKESPEARE)
     notebook = nbformat.read(os.path.join(REPO, "docs", "tutorial.ipynb"), as_version=4)
     nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
                             resources={"metadata": {"path": os.path.join(REPO, "docs")}}).execute()
