@@ -88,7 +88,7 @@ def make_parser():
         description="Trains a model, or resumes a run, on the Keras backend KERAS_BACKEND names: tensorflow, jax or "
                     "torch. Unset, torch where PyTorch is installed (pip install \"kerasrnn[torch]\") on a Linux "
                     "machine with no GPU, as the fastest there: its LSTM or GRU stack runs as PyTorch's own fused "
-                    "kernel, 2.1-2.2x TensorFlow's speed on a CPU (docs/benchmarks.md); otherwise Keras's default, "
+                    "kernel, faster than TensorFlow on a CPU (docs/benchmarks.md); otherwise Keras's default, "
                     "tensorflow. On a CPU busy with other work, OMP_WAIT_POLICY=PASSIVE or "
                     "KERAS_BACKEND=tensorflow is faster.")
     train.add_argument("--preset", default="tiny", help=f"base settings: {', '.join(PRESETS)} (default tiny)")

@@ -56,8 +56,8 @@ def prepare_stack(stack):
 def transposed_in_memory(variables):
     """Stores each torch variable's 2-D matrix transposed in memory, its shape and values unchanged. A fused
     LSTM's kernels then are contiguous in PyTorch's layout (`pytorch_weights`), and their gradients arrive in
-    their own layout: without it, three transposing copies of each recurrent kernel a step (at 512 units,
-    10 ms of a 140-ms step)."""
+    their own layout: without it, three transposing copies of each recurrent kernel a step (their cost:
+    docs/benchmarks.md, "Training throughput")."""
     for variable in variables:
         variable.value.data = variable.value.data.t().contiguous().t()
 
@@ -187,8 +187,7 @@ def lay_out(model):
 def plain_cross_entropy(model, compiled):
     """Whether the compiled loss is the one kerasrnn compiles, the mean from-logits sparse cross-entropy with
     no loss weights, and the layers add no losses: then it is one call of PyTorch's `cross_entropy`, where
-    Keras wraps that call in its `Loss` conversions and reduction (0.35 ms of a 13-ms step at 1x128). Any
-    other loss goes through `compute_loss`."""
+    Keras wraps that call in its `Loss` conversions and reduction. Any other loss goes through `compute_loss`."""
     loss = model.loss
     return (type(loss) is keras.losses.SparseCategoricalCrossentropy and compiled.get("loss_weights") is None
             and {k: v for k, v in loss.get_config().items() if k != "name"}
@@ -199,7 +198,7 @@ def plain_cross_entropy(model, compiled):
 def scored(model, x, y, training):
     """The loss, targets and logits of a batch, the last two flattened to one row per token. The loss
     tracker, a Keras `Mean`, takes the loss as its `update_state` would, in two in-place additions to its
-    total and count, where `update_state` makes a dozen ops (0.15 ms of a 12-ms step at 1x128)."""
+    total and count, where `update_state` makes a dozen ops."""
     plan, logits = model.torch_plan, x
     for layer in model.layers[1:]:  # after the Input: build_model's chain, in order
         logits = call_layer(layer, logits, training, plan.takes_training[id(layer)])
@@ -217,7 +216,7 @@ def scored(model, x, y, training):
 def metrics_result(model, x, y, logits):
     """`compute_metrics`; with no compiled metrics (kerasrnn compiles none), the loss tracker's mean alone,
     which is what `compute_metrics` returns then, without walking the layers for metrics and dividing by
-    Keras's ops (0.15 ms of a 12-ms step at 1x128)."""
+    Keras's ops."""
     plan = model.torch_plan
     if plan.metrics_compiled:
         return model.compute_metrics(x, y, logits)
@@ -233,9 +232,9 @@ def runs_as_linear(layer):
 
 def call_layer(layer, x, training, takes_training):
     """`layer.call(x)`, as PyTorch's own function where Keras's call wraps one in conversions: a plain
-    Embedding as `F.embedding` (Keras's adds casts and a pass for negative ids: 0.15 ms a step), a plain
-    Dense as `F.linear` on its kernel transposed in memory, as nn.Linear holds it (`lay_out`; Keras's matmul
-    and add on its own layout take 0.1-0.6 ms more a step at 1x128-1x512)."""
+    Embedding as `F.embedding` (Keras's adds casts and a pass for negative ids), a plain Dense as `F.linear`
+    on its kernel transposed in memory, as nn.Linear holds it (`lay_out`; Keras's matmul and add on its own
+    layout are slower). What each saves: docs/benchmarks.md, "Training throughput"."""
     if type(layer) is layers.Embedding and not layer.lora_enabled and layer.quantization_mode is None:
         return F.embedding(x, layer.embeddings.value)
     if runs_as_linear(layer):
@@ -299,8 +298,7 @@ def install_foreach_clip(optimizer):
 
 def clip_by_global_norm(grads, clip_norm):
     """Keras's `clip_by_global_norm` (the same formula, NaN for a non-finite norm) as PyTorch's foreach ops:
-    one norm kernel over all the gradients, where Keras makes three ops per gradient (0.5 ms of a 13-ms
-    step at 1x128, docs/benchmarks.md)."""
+    one norm kernel over all the gradients, where Keras makes three ops per gradient."""
     norm = torch.linalg.vector_norm(torch.stack(compat.get("torch-foreach-clip", "norm")(grads)))
     scale = clip_norm * torch.clamp(1 / norm, max=1 / clip_norm) + (norm - norm)
     return compat.get("torch-foreach-clip", "mul")(grads, scale)
@@ -327,7 +325,7 @@ def install_fused_adam(optimizer):
 
 def fused_adam_update(optimizer, grads, variables, learning_rate, slots) -> bool:
     """Keras's Adam update (no amsgrad) of `variables` as one call of PyTorch's fused Adam kernel, where
-    Keras's makes ten foreach ops (0.6 ms against 0.2 at 1x128, docs/benchmarks.md). The formulas differ
+    Keras's makes ten foreach ops. The formulas differ
     in one place: PyTorch adds epsilon after dividing the second moment's root by its bias correction
     sqrt(1 - beta_2^t), Keras before, so Keras's epsilon is PyTorch's times that correction. It runs on a
     CPU only (that epsilon needs the step count on the host: on a GPU, a wait for the device every step),
