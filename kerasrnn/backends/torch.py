@@ -93,8 +93,7 @@ def train_step(model, keras_step, args):
         if not calls_layers_directly(model, args):
             return keras_step(*args)
         (data,) = args
-        if getattr(model, "torch_plan", None) is None or model.torch_plan.optimizer != id(model.optimizer):
-            model.torch_plan = lay_out(model)  # the first step with this optimizer
+        laid_out(model)
         model.zero_grad()
         loss, y, logits = scored(model, *data, training=True)
         model.optimizer.scale_loss(loss).backward()
@@ -108,6 +107,7 @@ def test_step(model, keras_step, args):
     if not calls_layers_directly(model, args):
         return keras_step(*args)
     (data,) = args
+    laid_out(model)  # a validation before any training step (evaluate) lays out as the first step would
     _, y, logits = scored(model, *data, training=False)
     return metrics_result(model, data[0], y, logits)
 
@@ -161,6 +161,13 @@ class Plan:
     def __init__(self, optimizer, plain_loss, metrics_compiled, loss_tracker, takes_training):
         self.optimizer, self.plain_loss, self.metrics_compiled = optimizer, plain_loss, metrics_compiled
         self.loss_tracker, self.takes_training = loss_tracker, takes_training
+
+
+def laid_out(model):
+    """The model's `Plan`, laid out (`lay_out`) on the first step with its optimizer."""
+    if getattr(model, "torch_plan", None) is None or model.torch_plan.optimizer != id(model.optimizer):
+        model.torch_plan = lay_out(model)
+    return model.torch_plan
 
 
 def lay_out(model):
