@@ -14,6 +14,7 @@ from kerasrnn_edge.errors import UserError  # noqa: E402
 from kerasrnn_edge.samples import add_many_samples_options  # noqa: E402
 
 from .config import PRESETS, Config  # noqa: E402
+from .run import check_run_dir  # noqa: E402
 from .signals import Stopped  # noqa: E402
 from .startup import choose_backend, import_keras_quietly  # noqa: E402
 
@@ -176,6 +177,8 @@ def run(args):
         else:
             print(corpus.get_corpus(args.name, args.out))
         return
+    if args.command in ("sample", "export", "inspect"):
+        check_run_dir(args.run_dir)  # a mistyped directory says so at once, before Keras loads
     import_keras_quietly(tensorflow_too=args.command in ("export", "demo"))
     if args.command == "sample":
         sample_command(args)

@@ -115,11 +115,16 @@ def load_model(path, compile=True):
                         f"{str(e).splitlines()[0][:200] if str(e) else ''})") from None
 
 
+def check_run_dir(run_dir):
+    """A run directory's first check, which the commands make before importing Keras."""
+    if not os.path.isdir(run_dir):
+        raise UserError(f"{run_dir} is not a directory: pass a run directory made by kerasrnn train")
+
+
 def load_run(run_dir, which="best"):
     """(trained model, vocab, config, checkpoint record) of a run directory; `which` is best or last. The model
     is not compiled: sampling, export and inspect need its weights alone."""
-    if not os.path.isdir(run_dir):
-        raise UserError(f"{run_dir} is not a directory: pass a run directory made by kerasrnn train")
+    check_run_dir(run_dir)
     config, vocab = load_config(run_dir), load_vocab(run_dir)
     model = load_model(os.path.join(run_dir, f"{which}.keras"), compile=False)
     if model.output_shape[-1] != vocab.size:
