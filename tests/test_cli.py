@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from unittest import mock
 
 import pytest
 
@@ -121,10 +122,13 @@ def test_bad_inputs_get_one_line_and_lose_nothing(trained, tmp_path, capsys):
 
 
 def run_main(capsys, *args):
-    """`kerasrnn ARGS` through the console script's main() in this process: exit status and output."""
+    """`kerasrnn ARGS` through the console script's main() in this process: exit status and output. The
+    environment is restored after (main sets KERAS_BACKEND for train, which later tests' processes would
+    inherit)."""
     capsys.readouterr()
     try:
-        cli.main([str(a) for a in args])
+        with mock.patch.dict(os.environ):
+            cli.main([str(a) for a in args])
         status = 0
     except SystemExit as e:
         status = e.code
