@@ -104,16 +104,9 @@ def set_precision(model, precision):
 
 
 @contextlib.contextmanager
-def autocast(model):
-    """Mixed bfloat16 for the forward pass of a step where the model trains in bf16 (`set_precision`):
-    PyTorch's autocast runs the fused LSTM kernel and the logits' `F.linear` in bf16 while the weights, their
-    gradients and the optimizer's state stay fp32 (`scored` takes the loss in fp32, `fused_stack` keeps the
-    carried state fp32), so checkpoints stay fp32 and a resumed run computes what a run never stopped does.
-    oneDNN's bf16 LSTM needs the CPU's bf16 instructions: without them, PyTorch's own LSTM runs in its place."""
-    if not getattr(model, "torch_bf16", False):
-        yield
-        return
-    device = model.trainable_weights[0].value.device.type
+def bf16_autocast(device):
+    """PyTorch's autocast to bfloat16 on `device` ("cpu" or "cuda"). oneDNN's bf16 LSTM needs the CPU's bf16
+    instructions: on a CPU without them, PyTorch's own LSTM runs in its place, emulated."""
     with contextlib.ExitStack() as stack:
         if device == "cpu" and not cpu_has_bf16():
             with warnings.catch_warnings():  # its flags set oneDNN's TF32 too, which a CPU build warns about once
@@ -121,6 +114,16 @@ def autocast(model):
                 stack.enter_context(torch.backends.mkldnn.flags(enabled=False))
         stack.enter_context(torch.autocast(device, dtype=torch.bfloat16))
         yield
+
+
+def autocast(model):
+    """Mixed bfloat16 for the forward pass of a step where the model trains in bf16 (`set_precision`): the
+    fused LSTM kernel and the logits' `F.linear` run in bf16 while the weights, their gradients and the
+    optimizer's state stay fp32 (`scored` takes the loss in fp32, `fused_stack` keeps the carried state fp32),
+    so checkpoints stay fp32 and a resumed run computes what a run never stopped does."""
+    if not getattr(model, "torch_bf16", False):
+        return contextlib.nullcontext()
+    return bf16_autocast(model.trainable_weights[0].value.device.type)
 
 
 # -- the model's steps ---------------------------------------------------------------------------------------
