@@ -78,7 +78,7 @@ def test_a_run_trained_on_torch_samples_exports_and_inspects_with_no_backend_set
     if importlib.util.find_spec("torch") is None:
         pytest.skip('torch is not installed (pip install ".[torch]")')
     run_dir, out = train(tmp_path, backend=None)
-    assert "parameters, on torch;" in out, out[:2000]  # the default where torch is installed
+    assert "parameters, on torch, " in out, out[:2000]  # the default where torch is installed
     text = command("kerasrnn", "sample", run_dir, *SAMPLE)
     command("kerasrnn", "export", run_dir, "--out", tmp_path / "bundle", "--web", tmp_path / "web",
             "--serving", tmp_path / "serving")
