@@ -120,7 +120,8 @@ def autocast(model):
     """Mixed bfloat16 for the forward pass of a step where the model trains in bf16 (`set_precision`): the
     fused LSTM kernel and the logits' `F.linear` run in bf16 while the weights, their gradients and the
     optimizer's state stay fp32 (`scored` takes the loss in fp32, `fused_stack` keeps the carried state fp32),
-    so checkpoints stay fp32 and a resumed run computes what a run never stopped does."""
+    so checkpoints stay fp32 and a resumed run computes what a run never stopped does. It covers the steps
+    that call the layers directly (`calls_layers_directly`, every step of `kerasrnn train`); Keras's own run fp32."""
     if not getattr(model, "torch_bf16", False):
         return contextlib.nullcontext()
     return bf16_autocast(model.trainable_weights[0].value.device.type)
