@@ -225,8 +225,9 @@ def main():
     parser.add_argument("--steps", type=int, default=60, help="timed steps per round")
     parser.add_argument("--rounds", type=int, default=5, help="turns per shape; each side's fastest counts")
     parser.add_argument("--steps-per-execution", type=int, default=1)
-    parser.add_argument("--torch", action="store_true", help="also time the PyTorch peer: fp32, and bf16 (autocast) on torch, on a GPU, or on a "
-                        "CPU with bf16 instructions")
+    parser.add_argument("--torch", action="store_true",
+                        help="also time the PyTorch peer: fp32, and bf16 (autocast) on torch, on a GPU, or on a CPU "
+                             "with bf16 instructions")
     parser.add_argument("--fused", choices=("on", "off", "both"), default="on",
                         help="the LSTM stack as one fused kernel call (on), one per layer (off), or both")
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # a child's one measurement
