@@ -101,11 +101,11 @@ def _train(config, run_dir, resume, verbose, text_vocab, ids, plan, out):
         if config.init_from:
             finetune.copy_grown(source, model)
         initial_epoch, best_val, records, history = 0, math.inf, {}, []
+    precision = backends.set_precision(model, config.precision)
     with Writes() as writes:
         writes.json(os.path.join(out, "config.json"), config.to_json())
         writes.json(os.path.join(out, "vocab.json"), vocab.to_json())
 
-    precision = backends.set_precision(model, config.precision)
     start = data.start_context(batches.tokens, vocab, config.seq_length)
     checkpointer = Checkpointer(out, batches, history, records, start, best_val)
     signals = StopSignals()
