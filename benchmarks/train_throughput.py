@@ -5,8 +5,10 @@
 
 On the backend `kerasrnn train` takes (KERAS_BACKEND, or torch on a CPU-only Linux machine where it is
 installed), one JSON line per shape: characters per second through `model.fit` (stateful batches, Adam, clip 5,
-as ../shared/bench/torch_reference.py trains), ms per step and peak accelerator memory. `--torch`
-times that PyTorch peer on the same shapes, on the same device kind, and adds the ratios. `--fused`
+as ../shared/bench/torch_reference.py trains) in the precision `kerasrnn train` takes by default
+(`--precision auto`: bf16 on torch on a CPU with bf16 instructions), ms per step and peak accelerator memory.
+`--torch` times that PyTorch peer on the same shapes, on the same device kind, in fp32 and with autocast to
+bf16, and adds the ratios to each (ratio_fp32, ratio_bf16). `--fused`
 picks the LSTM stack's path: one call of a fused kernel for all layers (on: PyTorch's own LSTM on
 torch, cuDNN's on JAX with a GPU), one per layer (off), or a row for each. On the GPU host:
 KERAS_BACKEND=jax or torch (no TensorFlow there).
@@ -41,6 +43,7 @@ from kerasrnn.startup import choose_backend  # noqa: E402
 choose_backend("train")  # the backend `kerasrnn train` would take here, unless KERAS_BACKEND names one
 import keras  # noqa: E402
 
+from kerasrnn.backends import cpu_has_bf16, set_precision  # noqa: E402
 from kerasrnn.data import StreamBatches  # noqa: E402
 from kerasrnn.model import build_model, recurrent  # noqa: E402
 from kerasrnn_edge.vocab import Vocab  # noqa: E402
@@ -61,9 +64,11 @@ TURN = 5  # steps per turn when the peer takes turns in kerasrnn's process
 
 class TorchPeer:
     """The PyTorch reference's training step in this process: its CharLSTM, Adam at 2e-3, cross-entropy and
-    clip 5 over its stateful streams, as its `throughput` steps them."""
+    clip 5 over its stateful streams, as its `throughput` steps them; with `bf16`, its forward pass under
+    autocast to bfloat16 and the loss in fp32, as its `throughput(amp=True)` (`bf16_autocast`: on a CPU
+    without bf16 instructions, emulated)."""
 
-    def __init__(self, shape):
+    def __init__(self, shape, bf16=False):
         import torch
         sys.path.insert(0, os.path.join(SHARED, "bench"))
         import torch_reference as reference
@@ -73,15 +78,20 @@ class TorchPeer:
         self.x, self.y = torch.from_numpy(xs).to(self.device), torch.from_numpy(ys).to(self.device)
         self.model = reference.CharLSTM(self.vocab_size, shape.get("E", 64), shape["H"], shape["L"]).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=2e-3)
-        self.state, self.i = None, 0
+        self.state, self.i, self.bf16 = None, 0, bf16
 
     def run(self, steps):
         """Seconds for `steps` steps, results in."""
+        import contextlib
+
         import torch
+
+        from kerasrnn.backends.torch import bf16_autocast
         start = time.perf_counter()
         for _ in range(steps):
-            logits, new = self.model(self.x[self.i % len(self.x)], self.state)
-            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, self.vocab_size),
+            with bf16_autocast(self.device) if self.bf16 else contextlib.nullcontext():
+                logits, new = self.model(self.x[self.i % len(self.x)], self.state)
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, self.vocab_size).float(),
                                                      self.y[self.i % len(self.y)].reshape(-1))
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -95,13 +105,14 @@ class TorchPeer:
 
 class StepTimer(keras.callbacks.Callback):
     """Wall time of the batches after `warm` warm-up batches, read every `turn` batches (the step that ends
-    a turn blocks on results). With a `peer`, the peer warms up with kerasrnn and then takes a turn of
-    `turn` steps after each of kerasrnn's, timed apart: both sides meet the same moments of the machine."""
+    a turn blocks on results). With `peers` ({precision: TorchPeer}), each peer warms up with kerasrnn and
+    then takes a turn of `turn` steps after each of kerasrnn's, timed apart: all sides meet the same moments
+    of the machine."""
 
-    def __init__(self, warm, turn, peer=None):
+    def __init__(self, warm, turn, peers=None):
         super().__init__()
-        self.warm, self.turn, self.peer = warm, turn, peer
-        self.batches, self.seconds, self.peer_seconds = 0, 0.0, 0.0
+        self.warm, self.turn, self.peers = warm, turn, peers or {}
+        self.batches, self.seconds, self.peer_seconds = 0, 0.0, dict.fromkeys(self.peers, 0.0)
 
     def on_train_batch_end(self, batch, logs=None):
         self.batches = batch + 1
@@ -116,12 +127,12 @@ class StepTimer(keras.callbacks.Callback):
             self.end_turn(timed % self.turn)
 
     def end_turn(self, steps):
-        """Ends kerasrnn's turn of `steps` timed steps (0: the warm-up ends), and gives the peer its own."""
+        """Ends kerasrnn's turn of `steps` timed steps (0: the warm-up ends), and gives each peer its own."""
         if steps:
             self.seconds += time.perf_counter() - self.start
-        if self.peer:
-            seconds = self.peer.run(steps or self.warm)
-            self.peer_seconds += seconds if steps else 0.0
+        for precision, peer in self.peers.items():
+            seconds = peer.run(steps or self.warm)
+            self.peer_seconds[precision] += seconds if steps else 0.0
         self.start = time.perf_counter()
 
 
@@ -148,38 +159,41 @@ def lstm_path(model):
     return "fused" if recurrent(model).runs_fused(training=True) else "per-layer"
 
 
-def kerasrnn_throughput(model, shape, ids, steps, steps_per_execution, peer):
+def kerasrnn_throughput(model, shape, ids, steps, steps_per_execution, peers):
     B, T = shape["B"], shape["T"]
     if keras.backend.backend() == "torch":
         steps_per_execution = 1  # torch runs eagerly: one step per call
     whole = lambda n, k: -(-n // k) * k  # whole compiled calls, whole turns
     warm = whole(WARM, steps_per_execution)
-    steps = whole(steps, TURN) if peer else whole(steps, steps_per_execution)
+    steps = whole(steps, TURN) if peers else whole(steps, steps_per_execution)
     batches = StreamBatches(ids, B, T)
     model.compile(keras.optimizers.Adam(2e-3, global_clipnorm=5.0),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   steps_per_execution=steps_per_execution)
-    timer = StepTimer(warm, TURN if peer else steps, peer)
+    timer = StepTimer(warm, TURN if peers else steps, peers)
     model.fit(batches, epochs=1, steps_per_epoch=min(warm + steps, len(batches)), callbacks=[timer], verbose=0,
               shuffle=False)
     timed = timer.batches - warm
     row = dict(chars_per_s=round(B * T * timed / timer.seconds), ms_per_step=round(1000 * timer.seconds / timed, 3),
                peak_mib=peak_memory_mib())
-    if peer:
-        row.update(peer=dict(device=peer.device, chars_per_s=round(B * T * timed / timer.peer_seconds),
-                             ms_per_step=round(1000 * timer.peer_seconds / timed, 3)))
+    if peers:
+        row.update(peers={precision: dict(device=peer.device, chars_per_s=round(B * T * timed / seconds),
+                                          ms_per_step=round(1000 * seconds / timed, 3))
+                          for (precision, peer), seconds in zip(peers.items(), timer.peer_seconds.values())})
     return row
 
 
 def measure(spec):
     """One kerasrnn measurement, in this process (a child of `main`): `spec` is {shape, fused, steps,
-    steps_per_execution, peer}, with the PyTorch peer taking turns if `peer`. Prints the row."""
+    steps_per_execution, peer}, with the PyTorch peer taking turns in fp32 and in bf16 if `peer`. kerasrnn
+    trains in the precision `kerasrnn train` takes by default (`--precision auto`). Prints the row."""
     vocab, ids = Vocab.fit(open(DATA, "rb").read(), "char")
     model = build(spec["shape"], vocab.size, spec["fused"])
-    peer = TorchPeer(spec["shape"]) if spec["peer"] else None
-    row = dict(impl=f"kerasrnn-{keras.backend.backend()}", **spec["shape"], lstm=lstm_path(model),
+    precision = set_precision(model, "auto")
+    peers = {"fp32": TorchPeer(spec["shape"]), "bf16": TorchPeer(spec["shape"], bf16=True)} if spec["peer"] else None
+    row = dict(impl=f"kerasrnn-{keras.backend.backend()}", **spec["shape"], lstm=lstm_path(model), precision=precision,
                **kerasrnn_throughput(model, spec["shape"], ids[: int(len(ids) * 0.9)], spec["steps"],
-                                     spec["steps_per_execution"], peer))
+                                     spec["steps_per_execution"], peers))
     print(json.dumps(row), flush=True)
 
 
@@ -211,7 +225,9 @@ def main():
     parser.add_argument("--steps", type=int, default=60, help="timed steps per round")
     parser.add_argument("--rounds", type=int, default=5, help="turns per shape; each side's fastest counts")
     parser.add_argument("--steps-per-execution", type=int, default=1)
-    parser.add_argument("--torch", action="store_true", help="also time the PyTorch peer (fp32, and bf16 on GPU)")
+    parser.add_argument("--torch", action="store_true",
+                        help="also time the PyTorch peer: fp32, and bf16 (autocast) on torch, on a GPU, or on a CPU "
+                             "with bf16 instructions")
     parser.add_argument("--fused", choices=("on", "off", "both"), default="on",
                         help="the LSTM stack as one fused kernel call (on), one per layer (off), or both")
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # a child's one measurement
@@ -227,13 +243,13 @@ def main():
                 run = kerasrnn_child(shape, fused, args.steps, args.steps_per_execution, in_process)
                 if fused and fused_choices == [False, True] and run["lstm"] == "per-layer":
                     fused_choices.remove(True)  # no fused path here: "both" times the one path there is
-                if in_process:
-                    peers.setdefault("fp32", []).append(run.pop("peer"))
+                for precision, peer in run.pop("peers", {}).items():
+                    peers.setdefault(precision, []).append(peer)
                 runs.setdefault(run["lstm"], []).append(run)
             if args.torch and not in_process:
                 peers.setdefault("fp32", []).append(torch_peer(shape, args.steps, amp=False))
-            if args.torch and peers["fp32"][0]["device"] == "cuda":
-                peers.setdefault("bf16", []).append(torch_peer(shape, args.steps, amp=True))
+                if peers["fp32"][0]["device"] == "cuda" or cpu_has_bf16():  # oneDNN's bf16 LSTM needs them
+                    peers.setdefault("bf16", []).append(torch_peer(shape, args.steps, amp=True))
         for measured in runs.values():
             row = fastest(measured)
             for precision, peer_runs in peers.items():

@@ -49,6 +49,8 @@ TRAIN_HELP = {
                  "may hold new characters: the vocabulary grows, old ids kept",
     "steps_per_execution": "training steps per compiled call (faster on GPU; torch runs one step per call)",
     "sample_every": "save a 200-character sample every N steps to samples.jsonl and TensorBoard (0: never)",
+    "precision": "the training steps' arithmetic: bf16 (mixed; torch only), fp32, or auto: bf16 on torch on a CPU "
+                 "with bfloat16 instructions (avx512_bf16, amx_bf16), fp32 elsewhere; checkpoints stay fp32",
 }
 
 

@@ -50,6 +50,7 @@ class Config:
     init_from: str = None         # run directory whose best weights start this run (kerasrnn/finetune.py)
     steps_per_execution: int = 1
     sample_every: int = 0         # save a sample every N steps (samples.jsonl, TensorBoard); 0: never
+    precision: str = "auto"       # auto | fp32 | bf16: the training steps' (backends.set_precision)
 
     def check(self):
         from .corpus import NAMED  # corpus imports run, which imports this module
@@ -74,7 +75,7 @@ class Config:
             raise UserError(f"--train-frac + --val-frac must be at most 1 (got {self.train_frac + self.val_frac})")
         choices = {"tokens": ("char", "byte"), "cell": ("lstm", "gru", "rnn"),
                    "optimizer": ("adam", "adamw", "rmsprop"), "lr_schedule": ("exponential", "cosine", "constant"),
-                   "corpus": tuple(NAMED)}
+                   "corpus": tuple(NAMED), "precision": ("auto", "fp32", "bf16")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise UserError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)} "

@@ -9,7 +9,7 @@ import keras
 
 from kerasrnn_edge.errors import UserError
 
-from . import corpus, data, distribute, finetune
+from . import backends, corpus, data, distribute, finetune
 from .callbacks import (Checkpointer, Preemption, SampleLog, TBPTTSchedule, TimeBudget, plot_history, read_history,
                         read_samples, resume_point)
 from .config import Config
@@ -101,6 +101,7 @@ def _train(config, run_dir, resume, verbose, text_vocab, ids, plan, out):
         if config.init_from:
             finetune.copy_grown(source, model)
         initial_epoch, best_val, records, history = 0, math.inf, {}, []
+    precision = backends.set_precision(model, config.precision)
     with Writes() as writes:
         writes.json(os.path.join(out, "config.json"), config.to_json())
         writes.json(os.path.join(out, "vocab.json"), vocab.to_json())
@@ -124,7 +125,7 @@ def _train(config, run_dir, resume, verbose, text_vocab, ids, plan, out):
         verbose = 1 if sys.stdout.isatty() else 2
     if verbose:
         print(f"kerasrnn: {batches.tokens.size:,} training and {val_batches.tokens.size:,} validation tokens, vocab {vocab.size}, "
-              f"{model.count_params():,} parameters, on {keras.backend.backend()}; {batches.steps * batches.chunks} "
+              f"{model.count_params():,} parameters, on {keras.backend.backend()}, {precision}; {batches.steps * batches.chunks} "
               "steps per pass over the text, "
               f"validated every {batches.steps} (one Keras epoch)"
               + (f"; data-parallel on {plan.devices} devices, {plan.processes} processes" if plan else ""), flush=True)

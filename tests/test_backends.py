@@ -11,7 +11,8 @@ from conftest import REPO, shakespeare_slice
 
 # the exactness tests: state equals stepping, resume equivalence, the fused paths. (Export parity runs on
 # the default backend: Keras's step-by-step sampling under JAX compiles each call, too slow for CI.)
-EXACTNESS = ["tests/test_training.py", "tests/test_model.py", "tests/test_optim.py", "tests/test_compat.py"]
+EXACTNESS = ["tests/test_training.py", "tests/test_model.py", "tests/test_optim.py", "tests/test_compat.py",
+             "tests/test_precision.py"]
 # test_training.py's tests run on every backend (test_model.py's fused-path tests only on their own): at
 # least this many must pass, so that a backend that skips them all fails
 AT_LEAST = 7
@@ -77,7 +78,7 @@ def test_a_run_trained_on_torch_samples_exports_and_inspects_with_no_backend_set
     if importlib.util.find_spec("torch") is None:
         pytest.skip('torch is not installed (pip install ".[torch]")')
     run_dir, out = train(tmp_path, backend=None)
-    assert "parameters, on torch;" in out, out[:2000]  # the default where torch is installed
+    assert "parameters, on torch, " in out, out[:2000]  # the default where torch is installed
     text = command("kerasrnn", "sample", run_dir, *SAMPLE)
     command("kerasrnn", "export", run_dir, "--out", tmp_path / "bundle", "--web", tmp_path / "web",
             "--serving", tmp_path / "serving")

@@ -33,7 +33,7 @@ def test_train_takes_the_fastest_backend_unless_told(trained):
     _, run_dir = trained
     first_line = open(os.path.join(os.path.dirname(run_dir), "train.out")).readline()
     expected = os.environ.get("KERAS_BACKEND") or startup.fastest_backend() or "tensorflow"
-    assert f"parameters, on {expected};" in first_line, first_line
+    assert f"parameters, on {expected}, " in first_line, first_line  # then the precision taken
 
 
 def test_train_writes_the_run_directory(trained):

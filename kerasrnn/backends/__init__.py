@@ -4,9 +4,13 @@ use, so TensorFlow's path never imports torch or JAX, and the fast paths' privat
 (`kerasrnn.compat`). TensorFlow has none: Keras's own layers and steps run there."""
 import base64
 import importlib
+import os
+import re
 
 import keras
 from keras import ops
+
+from kerasrnn_edge.errors import UserError
 
 
 def fast_paths():
@@ -42,6 +46,31 @@ def test_step(model, keras_step, args):
     if keras.backend.backend() == "torch":
         return fast_paths().test_step(model, keras_step, args)
     return keras_step(*args)
+
+
+def cpu_has_bf16():
+    """Whether this CPU has bfloat16 instructions (AVX-512 BF16 or AMX), by /proc/cpuinfo's flags;
+    KERASRNN_CPU_BF16=1 or 0 says yes or no instead (tests)."""
+    forced = os.environ.get("KERASRNN_CPU_BF16")
+    if forced in ("0", "1"):
+        return forced == "1"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            return re.search(r"\b(avx512_bf16|amx_bf16)\b", f.read()) is not None
+    except OSError:
+        return False
+
+
+def set_precision(model, precision):
+    """Sets the precision of the model's training and validation steps (`--precision`: auto, fp32 or bf16)
+    and returns the one taken, fp32 or bf16. bf16 (mixed, `backends.torch.set_precision`) runs on torch
+    only; TensorFlow and JAX train in fp32 (README, "Backends")."""
+    if keras.backend.backend() == "torch":
+        return fast_paths().set_precision(model, precision)
+    if precision == "bf16":
+        raise UserError(f"--precision bf16 runs on the torch backend only (this is {keras.backend.backend()}): "
+                        "set KERAS_BACKEND=torch, or take --precision auto")
+    return "fp32"
 
 
 def rng_states(model):

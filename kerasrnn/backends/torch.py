@@ -11,6 +11,8 @@ optimizer ops) costs a share of a small model's step that PyTorch's own loop doe
 import contextlib
 import inspect
 import math
+import sys
+import warnings
 
 import keras
 import torch
@@ -19,7 +21,7 @@ from keras import layers
 
 from .. import compat
 from ..optim import optimizer_slots, slot_name
-from . import pytorch_weights
+from . import cpu_has_bf16, pytorch_weights
 
 
 # -- the recurrent stack -------------------------------------------------------------------------------------
@@ -71,9 +73,11 @@ def fused_stack(cell, inputs, states, weights, training):
     if cell == "lstm":
         initial = (torch.stack(states[0::2]), torch.stack(states[1::2]))
         outputs, h, c = call_fused_kernel(cell, inputs, initial, flat, num_layers, training)
-        return outputs, [s for i in range(num_layers) for s in (h[i], c[i])]
-    outputs, h = call_fused_kernel(cell, inputs, torch.stack(states), flat, num_layers, training)
-    return outputs, list(h)
+        finals = [s for i in range(num_layers) for s in (h[i], c[i])]
+    else:
+        outputs, h = call_fused_kernel(cell, inputs, torch.stack(states), flat, num_layers, training)
+        finals = list(h)
+    return outputs, [s.float() for s in finals]  # under autocast, bf16: the carried state stays fp32
 
 
 def call_fused_kernel(cell, inputs, state, flat_weights, num_layers, training):
@@ -82,6 +86,45 @@ def call_fused_kernel(cell, inputs, state, flat_weights, num_layers, training):
     kernel = compat.get("torch-fused-rnn", cell)
     return kernel(inputs, state if cell == "gru" else tuple(state), flat_weights, has_biases=True,
                   num_layers=num_layers, dropout=0.0, train=training, bidirectional=False, batch_first=True)
+
+
+# -- the precision of the steps -----------------------------------------------------------------------------
+
+def set_precision(model, precision):
+    """`auto` takes bf16 on a CPU with bfloat16 instructions (`cpu_has_bf16`), fp32 elsewhere (on a GPU, not
+    yet measured); an explicit bf16 on a CPU without them runs, slower, with one warning line."""
+    on_cpu = not torch.cuda.is_available()
+    if precision == "auto":
+        precision = "bf16" if on_cpu and cpu_has_bf16() else "fp32"
+    elif precision == "bf16" and on_cpu and not cpu_has_bf16():
+        print("kerasrnn: warning: this CPU has no bfloat16 instructions (avx512_bf16, amx_bf16): --precision bf16 "
+              "runs emulated, slower than fp32", file=sys.stderr)
+    model.torch_bf16 = precision == "bf16"
+    return precision
+
+
+@contextlib.contextmanager
+def bf16_autocast(device):
+    """PyTorch's autocast to bfloat16 on `device` ("cpu" or "cuda"). oneDNN's bf16 LSTM needs the CPU's bf16
+    instructions: on a CPU without them, PyTorch's own LSTM runs in its place, emulated."""
+    with contextlib.ExitStack() as stack:
+        if device == "cpu" and not cpu_has_bf16():
+            with warnings.catch_warnings():  # its flags set oneDNN's TF32 too, which a CPU build warns about once
+                warnings.simplefilter("ignore", UserWarning)
+                stack.enter_context(torch.backends.mkldnn.flags(enabled=False))
+        stack.enter_context(torch.autocast(device, dtype=torch.bfloat16))
+        yield
+
+
+def autocast(model):
+    """Mixed bfloat16 for the forward pass of a step where the model trains in bf16 (`set_precision`): the
+    fused LSTM kernel and the logits' `F.linear` run in bf16 while the weights, their gradients and the
+    optimizer's state stay fp32 (`scored` takes the loss in fp32, `fused_stack` keeps the carried state fp32),
+    so checkpoints stay fp32 and a resumed run computes what a run never stopped does. It covers the steps
+    that call the layers directly (`calls_layers_directly`, every step of `kerasrnn train`); Keras's own run fp32."""
+    if not getattr(model, "torch_bf16", False):
+        return contextlib.nullcontext()
+    return bf16_autocast(model.trainable_weights[0].value.device.type)
 
 
 # -- the model's steps ---------------------------------------------------------------------------------------
@@ -203,13 +246,15 @@ def plain_cross_entropy(model, compiled):
 
 
 def scored(model, x, y, training):
-    """The loss, targets and logits of a batch, the last two flattened to one row per token. The loss
+    """The loss, targets and logits of a batch, the last two flattened to one row per token, the logits in
+    fp32 (the forward pass may run in bf16: `autocast`). The loss
     tracker, a Keras `Mean`, takes the loss as its `update_state` would, in two in-place additions to its
     total and count, where `update_state` makes a dozen ops."""
     plan, logits = model.torch_plan, x
-    for layer in model.layers[1:]:  # after the Input: build_model's chain, in order
-        logits = call_layer(layer, logits, training, plan.takes_training[id(layer)])
-    y, logits = y.reshape(-1), logits.reshape(-1, logits.shape[-1])
+    with autocast(model):
+        for layer in model.layers[1:]:  # after the Input: build_model's chain, in order
+            logits = call_layer(layer, logits, training, plan.takes_training[id(layer)])
+    y, logits = y.reshape(-1), logits.reshape(-1, logits.shape[-1]).float()
     if plan.plain_loss:
         loss = F.cross_entropy(logits, y.long())
     else:
