@@ -11,7 +11,7 @@ from kerasrnn_edge.errors import UserError
 
 from . import corpus, data, distribute, finetune
 from .callbacks import (Checkpointer, Preemption, SampleLog, TBPTTSchedule, TimeBudget, plot_history, read_history,
-                        read_samples, resume_point)
+                        read_samples, resume_point, training_weights_kept)
 from .config import Config
 from .model import build_model, set_rng_states
 from .optim import make_optimizer
@@ -133,7 +133,8 @@ def _train(config, run_dir, resume, verbose, text_vocab, ids, plan, out):
     try:
         with signals:
             if batches.skip:  # resumed inside a chunk: its rest is one shorter Keras epoch
-                fit(epochs=initial_epoch + 1, initial_epoch=initial_epoch)
+                with training_weights_kept(model):
+                    fit(epochs=initial_epoch + 1, initial_epoch=initial_epoch)
                 batches.skip, initial_epoch = 0, initial_epoch + 1
             if not model.stop_training:
                 fit(epochs=config.max_epochs * batches.chunks, initial_epoch=initial_epoch)
