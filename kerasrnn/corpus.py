@@ -12,7 +12,8 @@ Preparation streams, CHUNK bytes at a time, so its memory is bounded whatever th
 pass checks the UTF-8, builds the vocabulary (the code points seen) and counts each file's tokens; a
 second writes each file's ids at its place in the sorted order of a .npy (uint8 or uint16,
 `Vocab.dtype`), which training memory-maps. Both passes read an archive in its own order, never
-seeking back in it. The .npy is cached (`load_ids` says under which key).
+seeking back in it. The .npy is cached (`load_ids` says under which key), and checked each time it is
+used: a damaged one is prepared again (`cached`).
 """
 import codecs
 import dataclasses
@@ -211,22 +212,63 @@ def load_ids(path_or_source, tokens):
     sorted by code point. The ids are memory-mapped from a cache in $KERASRNN_CACHE (~/.cache/kerasrnn),
     prepared there on first use. Its key hashes the token kind and `Source.identity`: the absolute path,
     the globs, and the size and modification time (ns) of the file, of the archive, or of every chosen
-    file of a directory. So an edited file is prepared again, an unchanged one is not."""
+    file of a directory. So an edited file is prepared again, an unchanged one is not. An entry is the
+    .npy of the ids and, written last, its record: the vocabulary and what the .npy holds (`cached`)."""
     src = path_or_source if isinstance(path_or_source, Source) else Source(path_or_source)
-    key = hashlib.sha1(json.dumps(["v2", tokens, src.identity()]).encode()).hexdigest()[:16]
-    ids_path, vocab_path = (os.path.join(cache_dir(), f"ids-{key}{ext}") for ext in (".npy", ".vocab.json"))
-    if not (os.path.exists(ids_path) and os.path.exists(vocab_path)):
-        vocab, total, fill = prepare(src, tokens)
+    key = hashlib.sha1(json.dumps(["v3", tokens, src.identity()]).encode()).hexdigest()[:16]
+    ids_path, record_path = (os.path.join(cache_dir(), f"ids-{key}{ext}") for ext in (".npy", ".json"))
+    entry = cached(ids_path, record_path)
+    if entry:
+        return entry
+    vocab, total, fill = prepare(src, tokens)
 
-        def write_npy(tmp):
-            np.lib.format.open_memmap(tmp, "w+", vocab.dtype, (total,))  # the header, and the file's size
-            with open(tmp, "r+b") as f:
-                fill(f, os.path.getsize(tmp) - total * np.dtype(vocab.dtype).itemsize)
-        os.makedirs(cache_dir(), exist_ok=True)
-        atomic_write(ids_path, write_npy)
-        write_json(vocab_path, vocab.to_json())
-    with open(vocab_path, encoding="utf-8") as f:
-        return Vocab.from_json(json.load(f)), np.load(ids_path, mmap_mode="r")
+    def write_npy(tmp):
+        np.lib.format.open_memmap(tmp, "w+", vocab.dtype, (total,))  # the header, and the file's size
+        with open(tmp, "r+b") as f:
+            fill(f, os.path.getsize(tmp) - total * np.dtype(vocab.dtype).itemsize)
+    os.makedirs(cache_dir(), exist_ok=True)
+    atomic_write(ids_path, write_npy)
+    ids = np.load(ids_path, mmap_mode="r")
+    write_json(record_path, {"vocab": vocab.to_json(), "dtype": ids.dtype.name, "tokens": total,
+                             "bytes": os.path.getsize(ids_path), "crc32": checksum(ids_path, ids.offset)})
+    return vocab, ids
+
+
+def cached(ids_path, record_path):
+    """(vocab, memory-mapped ids) of a cache entry that checks out: the .npy has the size its record gives,
+    its header the dtype and length, its ids the CRC-32. None if the entry is absent or incomplete; a
+    damaged one (a disk error, a crash that left a file's blocks unwritten) is said in one line on stderr,
+    and None: it is prepared again."""
+    if not (os.path.exists(ids_path) and os.path.exists(record_path)):
+        return None
+    try:
+        with open(record_path, encoding="utf-8") as f:
+            record = json.load(f)
+        vocab, size = Vocab.from_json(record["vocab"]), os.path.getsize(ids_path)
+        if size != record["bytes"]:
+            raise ValueError(f"{size:,} bytes, not {record['bytes']:,}")
+        ids = np.load(ids_path, mmap_mode="r")
+        if (ids.dtype.name, ids.shape) != (record["dtype"], (record["tokens"],)):
+            raise ValueError(f"its header says {ids.dtype.name} {ids.shape}, its record {record['dtype']} "
+                             f"({record['tokens']},)")
+        if checksum(ids_path, ids.offset) != record["crc32"]:
+            raise ValueError("its ids differ from their checksum")
+    except (OSError, EOFError, ValueError, KeyError, TypeError) as e:
+        print(f"kerasrnn: the cached token ids {ids_path} are damaged ({e}): preparing them again",
+              file=sys.stderr, flush=True)
+        return None
+    return vocab, ids
+
+
+def checksum(path, offset):
+    """CRC-32 of a file's bytes from `offset` on, read CHUNK at a time (by plain reads: pages read through
+    a memory map would count as the process's memory)."""
+    crc = 0
+    with open(path, "rb") as f:
+        f.seek(offset)
+        while chunk := f.read(CHUNK):
+            crc = zlib.crc32(chunk, crc)
+    return crc
 
 
 def text(src):
