@@ -156,6 +156,35 @@ def make_parser():
     return parser
 
 
+RUN = "a run directory made by kerasrnn train"
+FOLDERS = {  # each command's arguments that name a directory: what to pass there (not a file)
+    "train": {"--run-dir": "a directory for the run (made if missing)", "--init-from": RUN},
+    "demo": {"--run-dir": "a directory for the run (made if missing)"},
+    "sample": {"RUN_DIR": RUN},
+    "export": {"RUN_DIR": RUN, "--out": "a directory for the bundle (made if missing)",
+               "--web": "a directory for the web sampler (made if missing)",
+               "--serving": "a base directory for the SavedModel (made if missing)"},
+    "inspect": {"RUN_DIR": RUN, "--lstmvis": "a directory for LSTMVis's files (made if missing)"},
+    "serve-web": {"DIR": "the directory kerasrnn export RUN --web DIR wrote"},
+}
+
+
+def check_folders(args):
+    """An argument that names a directory may not name a file, nor a path inside one: refused before
+    anything is read or written."""
+    for label, what in FOLDERS.get(args.command, {}).items():
+        path = getattr(args, label.lstrip("-").replace("-", "_").lower())
+        if not path:
+            continue
+        existing = os.path.abspath(path)
+        while not os.path.exists(existing):  # the nearest part of the path that exists ("/" does)
+            existing = os.path.dirname(existing)
+        if not os.path.isdir(existing):
+            named = f"{label} {path}" if label.startswith("--") else path
+            where = "is a file" if existing == os.path.abspath(path) else f"is inside {existing}, a file"
+            raise UserError(f"{named} {where}: pass {what}")
+
+
 def train_config(args):
     """The preset (or, resuming, the saved config) overridden by the options given explicitly."""
     from .run import run_config
@@ -164,6 +193,7 @@ def train_config(args):
 
 
 def run(args):
+    check_folders(args)
     if args.command == "serve-web":  # needs neither Keras nor TensorFlow
         from .serve_web import serve
         return serve(args.dir, args.port)
