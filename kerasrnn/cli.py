@@ -10,7 +10,7 @@ import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter off stderr
 
-from kerasrnn_edge.errors import UserError  # noqa: E402
+from kerasrnn_edge.errors import UserError, command_line  # noqa: E402
 from kerasrnn_edge.samples import add_many_samples_options  # noqa: E402
 
 from .config import PRESETS, Config  # noqa: E402
@@ -304,7 +304,8 @@ def main(argv=None):
         # slow down (30x measured on a busy 2-core machine) rather than speed up
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
-        run(args)
+        with command_line():
+            run(args)
     except UserError as e:
         print(f"kerasrnn: error: {e}", file=sys.stderr)
         sys.exit(2)

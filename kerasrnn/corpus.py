@@ -36,7 +36,7 @@ from typing import Callable
 
 import numpy as np
 
-from kerasrnn_edge.errors import UserError
+from kerasrnn_edge.errors import MissingPath, UserError, option
 from kerasrnn_edge.vocab import Vocab, not_utf8
 
 from .files import atomic_write, write_bytes, write_json
@@ -60,7 +60,7 @@ def open_file(path):
     try:
         return open(path, "rb")
     except FileNotFoundError:
-        raise UserError(f"{path} does not exist: pass an existing text file with --text") from None
+        raise MissingPath(f"{path} does not exist: pass an existing text file with {option('text')}") from None
     except PermissionError:
         raise UserError(f"{path} cannot be read (permission denied)") from None
 
@@ -68,7 +68,7 @@ def open_file(path):
 def read_bytes(path):
     """The bytes of one (small) file, e.g. the text kerasrnn inspect reads."""
     if os.path.isdir(path):
-        raise UserError(f"{path} is a directory: pass a text file with --text")
+        raise UserError(f"{path} is a directory: pass a text file with {option('text')}")
     with open_file(path) as f:
         data = f.read()
     if not data:
@@ -87,13 +87,13 @@ class Source:
                      "zip" if self.path.endswith(".zip") else
                      "tar" if self.path.endswith(ARCHIVES) else "file")
         if self.kind == "file" and self.include:
-            raise UserError(f"--include chooses files of a directory or archive, and {self.path} is one file: "
-                            f"pass a directory or a {', '.join(ARCHIVES)} archive, or leave --include out")
+            raise UserError(f"{option('include')} chooses files of a directory or archive, and {self.path} is one "
+                            f"file: pass a directory or a {', '.join(ARCHIVES)} archive, or leave {option('include')} out")
         self.read = 0  # bytes read so far (of the archive file for a tar): the progress bar's position
         self._buffer = bytearray(CHUNK)
 
     def __str__(self):
-        return self.path + "".join(f" --include {g!r}" for g in self.include)
+        return self.path + "".join(f" {option('include', g)}" for g in self.include)
 
     def chosen(self, name):
         return not self.include or any(fnmatch.fnmatchcase(name if "/" in g else name.rsplit("/", 1)[-1], g)
@@ -299,7 +299,7 @@ def prepare(src, tokens):
             names.append(name)
             counts.append(count)
     if not names:
-        raise UserError(f"no file of {src.path} matches --include {' '.join(src.include)}: "
+        raise UserError(f"no file of {src.path} matches {' '.join(option('include', g) for g in src.include)}: "
                         "check the globs (a glob without / matches the file name, one with / the path)")
     total = sum(counts) + len(SEPARATOR) * (len(names) - 1)
     if total == 0:
@@ -477,7 +477,7 @@ def shakespeare_path():
         return keras.utils.get_file("tinyshakespeare.txt", SHAKESPEARE_URL, file_hash=SHAKESPEARE_SHA256)
     except Exception as e:
         raise UserError(f"could not download tiny-shakespeare ({type(e).__name__}); offline? Fetch "
-                        f"{SHAKESPEARE_URL} elsewhere and pass --text PATH") from None
+                        f"{SHAKESPEARE_URL} elsewhere and pass its path as {option('text')}") from None
 
 
 def shakespeare_downloaded():
@@ -493,8 +493,9 @@ def linux_source_path():
 def linux_corpus():
     path = linux_source_path()
     if not os.path.exists(path):
-        raise UserError(f"the linux corpus reads {path}, which is not here: apt-get install linux-source-6.1 "
-                        "(Debian/Ubuntu), or pass --text a kernel tree or tarball with --include '*.c' --include '*.h'")
+        raise MissingPath(f"the linux corpus reads {path}, which is not here: apt-get install linux-source-6.1 "
+                          f"(Debian/Ubuntu), or pass a kernel tree or tarball as {option('text')} with "
+                          f"{option('include', '*.c')} {option('include', '*.h')}")
     return Source(path, ["*.c", "*.h"])
 
 

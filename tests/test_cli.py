@@ -89,7 +89,8 @@ def test_bad_inputs_get_one_line_and_lose_nothing(trained, tmp_path, capsys):
     file.write_text("not a directory\n")
 
     cases = [
-        (["train", "--text", tmp_path / "missing.txt", "--run-dir", tmp_path / "r1"], "does not exist"),
+        (["train", "--text", tmp_path / "missing.txt", "--run-dir", tmp_path / "r1"],
+         "does not exist: pass an existing text file with --text"),  # the command line names its flags
         (["train", "--text", tmp_path, "--include", "*.txt", "--run-dir", tmp_path / "r2"],
          f"{tmp_path}/latin1.txt is not valid UTF-8 (byte offset 3)"),
         (["train", "--text", tmp_path / "empty.txt", "--run-dir", tmp_path / "r3"], "is empty"),
@@ -110,7 +111,7 @@ def test_bad_inputs_get_one_line_and_lose_nothing(trained, tmp_path, capsys):
         (["sample", run_dir, "--prime", "Жук"], "outside the vocabulary: 'Ж' 'к' 'у'"),
         (["sample", corrupt], "not a Keras checkpoint"),
         (["sample", foreign], "could not be loaded as a kerasrnn checkpoint"),
-        (["sample", tmp_path / "nowhere"], "is not a directory"),
+        (["sample", tmp_path / "nowhere"], "does not exist: pass a run directory made by kerasrnn train"),
     ]
     folders = [  # each argument that names a directory, given a file: nothing is written
         (["train", "--text", text, "--run-dir", file], f"--run-dir {file} is a file: pass a directory for the run"),

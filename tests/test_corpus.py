@@ -99,16 +99,16 @@ def test_invalid_utf8_in_a_tree_is_one_line_with_the_file_and_its_offset(tmp_pat
     with pytest.raises(UserError) as error:
         corpus.load_ids(corpus.Source(tree, INCLUDE), "char")
     assert str(error.value) == (f"{tree}/sub/latin.c is not valid UTF-8 (byte offset {offset}): train in byte "
-                                "mode with --tokens byte, or convert it to UTF-8")
+                                "mode with tokens='byte', or convert it to UTF-8")
     _, ids = corpus.load_ids(corpus.Source(tree, INCLUDE), "byte")
     assert content in ids.tobytes()
 
 
 def test_sources_that_give_no_text_are_one_line(tmp_path, cache):
     tree = make_tree(tmp_path)
-    with pytest.raises(UserError, match=r"no file of .* matches --include \*\.rs: check the globs"):
+    with pytest.raises(UserError, match=r"no file of .* matches include='\*\.rs': check the globs"):
         corpus.load_ids(corpus.Source(tree, ["*.rs"]), "char")
-    with pytest.raises(UserError, match=r"src --include 'z\.c' is empty"):
+    with pytest.raises(UserError, match=r"src include='z\.c' is empty"):
         corpus.load_ids(corpus.Source(tree, ["z.c"]), "char")
     with pytest.raises(UserError, match="is one file: pass a directory or a .tar"):
         corpus.Source(tree / "b.c", ["*.c"])
@@ -122,7 +122,7 @@ def test_sources_that_give_no_text_are_one_line(tmp_path, cache):
         (tmp_path / f"cut.{kind}").write_bytes(whole[:len(whole) // 2])
         with pytest.raises(UserError, match=rf"cut.{kind} (is not a readable archive|could not be read to its end)"):
             corpus.load_ids(corpus.Source(tmp_path / f"cut.{kind}"), "char")
-    with pytest.raises(UserError, match="--include chooses files of --text"):
+    with pytest.raises(UserError, match="include= chooses files of text="):
         Config(include=["*.c"]).check()
 
 
