@@ -88,7 +88,8 @@ class Source:
                      "tar" if self.path.endswith(ARCHIVES) else "file")
         if self.kind == "file" and self.include:
             raise UserError(f"{option('include')} chooses files of a directory or archive, and {self.path} is one "
-                            f"file: pass a directory or a {', '.join(ARCHIVES)} archive, or leave {option('include')} out")
+                            f"file: pass a directory or a {', '.join(ARCHIVES)} archive, or leave "
+                            f"{option('include')} out")
         self.read = 0  # bytes read so far (of the archive file for a tar): the progress bar's position
         self._buffer = bytearray(CHUNK)
 

@@ -221,7 +221,8 @@ def test_training_on_a_damaged_cache_says_so_in_one_line_and_trains(tmp_path, ca
 def test_two_processes_preparing_the_same_corpus_at_once_both_succeed(tmp_path, cache):
     """Each writes the entry under temporary names and renames it into place: both get the ids, whole."""
     text = tmp_path / "big.txt"
-    text.write_text(open(shakespeare_slice(tmp_path, 40_000), encoding="utf-8").read() * 500, encoding="utf-8")  # 20 MB: 0.2 s to prepare
+    slice_ = open(shakespeare_slice(tmp_path, 40_000), encoding="utf-8").read()
+    text.write_text(slice_ * 500, encoding="utf-8")  # 20 MB: long enough to prepare that the two overlap
     child = ("import os, sys, time, zlib; from kerasrnn import corpus\n"
              "open(sys.argv[2] + '.ready', 'w').close()\n"
              "while not os.path.exists(sys.argv[3]): time.sleep(0.001)\n"

@@ -33,5 +33,6 @@ def option(name, value=None):
     """An option named in a message: `--include '*.c'` on the command line (as a shell takes it),
     `include='*.c'` elsewhere (the Python API's keyword); a switch (value True) is `--resume` or `resume=True`."""
     if _command_line.get():
-        return "--" + name.replace("_", "-") + ("" if value is None or value is True else f" {shlex.quote(str(value))}")
+        flag = "--" + name.replace("_", "-")
+        return flag if value is None or value is True else f"{flag} {shlex.quote(str(value))}"
     return f"{name}=" if value is None else f"{name}={value!r}"
