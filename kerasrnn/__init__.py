@@ -8,6 +8,7 @@ command line can still choose the Keras backend before Keras is imported:
   `generate`, and `Config` / `preset` for kerasrnn's settings.
 - `StatefulRecurrent` (the recurrent stack layer), `Vocab`, `EdgeSampler` (a bundle without
   TensorFlow), `export_bundle`.
+- `KerasrnnError`, what they raise for bad input: a ValueError (a FileNotFoundError too for a missing path).
 """
 import importlib
 import os
@@ -20,7 +21,7 @@ _EXPORTS = {
     "Run": "kerasrnn.api", "text_datasets": "kerasrnn.api", "generate": "kerasrnn.api",
     "build_model": "kerasrnn.model", "StatefulRecurrent": "kerasrnn.model",
     "make_optimizer": "kerasrnn.optim", "TBPTTSchedule": "kerasrnn.callbacks",
-    "Config": "kerasrnn.config", "preset": "kerasrnn.config",
+    "Config": "kerasrnn.config", "preset": "kerasrnn.config", "KerasrnnError": "kerasrnn_edge.errors",
     "Vocab": "kerasrnn_edge.vocab", "EdgeSampler": "kerasrnn_edge.sampler", "export_bundle": "kerasrnn_export",
 }
 __all__ = sorted(_EXPORTS)

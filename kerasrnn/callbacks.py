@@ -74,6 +74,20 @@ def averaged_weights(model):
         swap()
 
 
+@contextlib.contextmanager
+def training_weights_kept(model):
+    """Leaves the training weights in the model when `fit` ends. With weight averaging (`use_ema`), `fit`
+    ends by copying the averages over the weights (Optimizer.finalize_variable_values): a run resumed
+    inside a chunk fits the chunk's rest, then the following chunks in a second `fit`, which must start
+    from the training weights, as an uninterrupted run goes on from them."""
+    optimizer = model.optimizer
+    optimizer.finalize_variable_values = lambda var_list: None
+    try:
+        yield
+    finally:
+        del optimizer.finalize_variable_values
+
+
 class Checkpointer(keras.callbacks.Callback):
     """After each validation: `last.keras` always, `best.keras` when validation loss improves,
     `checkpoint.json` and `history.csv` (CSVLogger's columns); on a stop signal (`Preemption`), `last.keras`

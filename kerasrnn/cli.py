@@ -10,7 +10,7 @@ import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter off stderr
 
-from kerasrnn_edge.errors import UserError  # noqa: E402
+from kerasrnn_edge.errors import UserError, command_line  # noqa: E402
 from kerasrnn_edge.samples import add_many_samples_options  # noqa: E402
 
 from .config import PRESETS, Config  # noqa: E402
@@ -159,6 +159,35 @@ def make_parser():
     return parser
 
 
+RUN = "a run directory made by kerasrnn train"
+FOLDERS = {  # each command's arguments that name a directory: what to pass there (not a file)
+    "train": {"--run-dir": "a directory for the run (made if missing)", "--init-from": RUN},
+    "demo": {"--run-dir": "a directory for the run (made if missing)"},
+    "sample": {"RUN_DIR": RUN},
+    "export": {"RUN_DIR": RUN, "--out": "a directory for the bundle (made if missing)",
+               "--web": "a directory for the web sampler (made if missing)",
+               "--serving": "a base directory for the SavedModel (made if missing)"},
+    "inspect": {"RUN_DIR": RUN, "--lstmvis": "a directory for LSTMVis's files (made if missing)"},
+    "serve-web": {"DIR": "the directory kerasrnn export RUN --web DIR wrote"},
+}
+
+
+def check_folders(args):
+    """An argument that names a directory may not name a file, nor a path inside one: refused before
+    anything is read or written."""
+    for label, what in FOLDERS.get(args.command, {}).items():
+        path = getattr(args, label.lstrip("-").replace("-", "_").lower())
+        if not path:
+            continue
+        existing = os.path.abspath(path)
+        while not os.path.exists(existing):  # the nearest part of the path that exists ("/" does)
+            existing = os.path.dirname(existing)
+        if not os.path.isdir(existing):
+            named = f"{label} {path}" if label.startswith("--") else path
+            where = "is a file" if existing == os.path.abspath(path) else f"is inside {existing}, a file"
+            raise UserError(f"{named} {where}: pass {what}")
+
+
 def train_config(args):
     """The preset (or, resuming, the saved config) overridden by the options given explicitly."""
     from .run import run_config
@@ -167,6 +196,7 @@ def train_config(args):
 
 
 def run(args):
+    check_folders(args)
     if args.command == "serve-web":  # needs neither Keras nor TensorFlow
         from .serve_web import serve
         return serve(args.dir, args.port)
@@ -279,7 +309,8 @@ def main(argv=None):
         # slow down (30x measured on a busy 2-core machine) rather than speed up
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
-        run(args)
+        with command_line():
+            run(args)
     except UserError as e:
         print(f"kerasrnn: error: {e}", file=sys.stderr)
         sys.exit(2)

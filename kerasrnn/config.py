@@ -2,7 +2,7 @@
 import dataclasses
 import json
 
-from kerasrnn_edge.errors import UserError
+from kerasrnn_edge.errors import MissingPath, UserError, option
 
 
 @dataclasses.dataclass
@@ -58,27 +58,29 @@ class Config:
                     "eval_every", "steps_per_execution"]
         for name in positive:
             if not getattr(self, name) > 0:
-                raise UserError(f"--{name.replace('_', '-')} must be positive (got {getattr(self, name)})")
+                raise UserError(f"{option(name)} must be positive (got {getattr(self, name)})")
         for name in ["learning_rate", "train_frac", "val_frac"]:
             if not getattr(self, name) > 0:
-                raise UserError(f"--{name.replace('_', '-')} must be > 0 (got {getattr(self, name)})")
+                raise UserError(f"{option(name)} must be > 0 (got {getattr(self, name)})")
         for name in ["max_seconds", "patience", "warmup_steps", "weight_decay", "grad_clip", "lr_decay_after",
                      "sample_every", "val_tokens"]:
             if getattr(self, name) < 0:
-                raise UserError(f"--{name.replace('_', '-')} must be >= 0 (got {getattr(self, name)})")
+                raise UserError(f"{option(name)} must be >= 0 (got {getattr(self, name)})")
         for name in ["dropout", "input_dropout", "ema"]:
             if not 0 <= getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be in [0, 1) (got {getattr(self, name)})")
+                raise UserError(f"{option(name)} must be in [0, 1) (got {getattr(self, name)})")
         if self.include and not self.text:
-            raise UserError("--include chooses files of --text: pass --text DIRECTORY_OR_ARCHIVE with it")
+            raise UserError(f"{option('include')} chooses files of {option('text')}: pass a directory or an archive "
+                            f"as {option('text')} with it")
         if self.train_frac + self.val_frac > 1 + 1e-9:
-            raise UserError(f"--train-frac + --val-frac must be at most 1 (got {self.train_frac + self.val_frac})")
+            raise UserError(f"{option('train_frac')} + {option('val_frac')} must be at most 1 "
+                            f"(got {self.train_frac + self.val_frac})")
         choices = {"tokens": ("char", "byte"), "cell": ("lstm", "gru", "rnn"),
                    "optimizer": ("adam", "adamw", "rmsprop"), "lr_schedule": ("exponential", "cosine", "constant"),
                    "corpus": tuple(NAMED), "precision": ("auto", "fp32", "bf16")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
-                raise UserError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)} "
+                raise UserError(f"{option(name)} must be one of {', '.join(allowed)} "
                                 f"(got {getattr(self, name)!r})")
         return self
 
@@ -130,6 +132,6 @@ def load_json(path, what):
         with open(path, encoding="utf-8") as f:
             return json.load(f)
     except FileNotFoundError:
-        raise UserError(f"{path} is missing: is this a kerasrnn run directory?") from None
+        raise MissingPath(f"{path} is missing: is this a kerasrnn run directory?") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"{path} is not valid JSON ({e}): the {what} is corrupt") from None

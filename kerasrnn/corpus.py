@@ -12,7 +12,8 @@ Preparation streams, CHUNK bytes at a time, so its memory is bounded whatever th
 pass checks the UTF-8, builds the vocabulary (the code points seen) and counts each file's tokens; a
 second writes each file's ids at its place in the sorted order of a .npy (uint8 or uint16,
 `Vocab.dtype`), which training memory-maps. Both passes read an archive in its own order, never
-seeking back in it. The .npy is cached (`load_ids` says under which key).
+seeking back in it. The .npy is cached (`load_ids` says under which key), and checked each time it is
+used: a damaged one is prepared again (`cached`).
 """
 import codecs
 import dataclasses
@@ -35,7 +36,7 @@ from typing import Callable
 
 import numpy as np
 
-from kerasrnn_edge.errors import UserError
+from kerasrnn_edge.errors import MissingPath, UserError, option
 from kerasrnn_edge.vocab import Vocab, not_utf8
 
 from .files import atomic_write, write_bytes, write_json
@@ -59,7 +60,7 @@ def open_file(path):
     try:
         return open(path, "rb")
     except FileNotFoundError:
-        raise UserError(f"{path} does not exist: pass an existing text file with --text") from None
+        raise MissingPath(f"{path} does not exist: pass an existing text file with {option('text')}") from None
     except PermissionError:
         raise UserError(f"{path} cannot be read (permission denied)") from None
 
@@ -67,7 +68,7 @@ def open_file(path):
 def read_bytes(path):
     """The bytes of one (small) file, e.g. the text kerasrnn inspect reads."""
     if os.path.isdir(path):
-        raise UserError(f"{path} is a directory: pass a text file with --text")
+        raise UserError(f"{path} is a directory: pass a text file with {option('text')}")
     with open_file(path) as f:
         data = f.read()
     if not data:
@@ -86,13 +87,14 @@ class Source:
                      "zip" if self.path.endswith(".zip") else
                      "tar" if self.path.endswith(ARCHIVES) else "file")
         if self.kind == "file" and self.include:
-            raise UserError(f"--include chooses files of a directory or archive, and {self.path} is one file: "
-                            f"pass a directory or a {', '.join(ARCHIVES)} archive, or leave --include out")
+            raise UserError(f"{option('include')} chooses files of a directory or archive, and {self.path} is one "
+                            f"file: pass a directory or a {', '.join(ARCHIVES)} archive, or leave "
+                            f"{option('include')} out")
         self.read = 0  # bytes read so far (of the archive file for a tar): the progress bar's position
         self._buffer = bytearray(CHUNK)
 
     def __str__(self):
-        return self.path + "".join(f" --include {g!r}" for g in self.include)
+        return self.path + "".join(f" {option('include', g)}" for g in self.include)
 
     def chosen(self, name):
         return not self.include or any(fnmatch.fnmatchcase(name if "/" in g else name.rsplit("/", 1)[-1], g)
@@ -211,22 +213,63 @@ def load_ids(path_or_source, tokens):
     sorted by code point. The ids are memory-mapped from a cache in $KERASRNN_CACHE (~/.cache/kerasrnn),
     prepared there on first use. Its key hashes the token kind and `Source.identity`: the absolute path,
     the globs, and the size and modification time (ns) of the file, of the archive, or of every chosen
-    file of a directory. So an edited file is prepared again, an unchanged one is not."""
+    file of a directory. So an edited file is prepared again, an unchanged one is not. An entry is the
+    .npy of the ids and, written last, its record: the vocabulary and what the .npy holds (`cached`)."""
     src = path_or_source if isinstance(path_or_source, Source) else Source(path_or_source)
-    key = hashlib.sha1(json.dumps(["v2", tokens, src.identity()]).encode()).hexdigest()[:16]
-    ids_path, vocab_path = (os.path.join(cache_dir(), f"ids-{key}{ext}") for ext in (".npy", ".vocab.json"))
-    if not (os.path.exists(ids_path) and os.path.exists(vocab_path)):
-        vocab, total, fill = prepare(src, tokens)
+    key = hashlib.sha1(json.dumps(["v3", tokens, src.identity()]).encode()).hexdigest()[:16]
+    ids_path, record_path = (os.path.join(cache_dir(), f"ids-{key}{ext}") for ext in (".npy", ".json"))
+    entry = cached(ids_path, record_path)
+    if entry:
+        return entry
+    vocab, total, fill = prepare(src, tokens)
 
-        def write_npy(tmp):
-            np.lib.format.open_memmap(tmp, "w+", vocab.dtype, (total,))  # the header, and the file's size
-            with open(tmp, "r+b") as f:
-                fill(f, os.path.getsize(tmp) - total * np.dtype(vocab.dtype).itemsize)
-        os.makedirs(cache_dir(), exist_ok=True)
-        atomic_write(ids_path, write_npy)
-        write_json(vocab_path, vocab.to_json())
-    with open(vocab_path, encoding="utf-8") as f:
-        return Vocab.from_json(json.load(f)), np.load(ids_path, mmap_mode="r")
+    def write_npy(tmp):
+        np.lib.format.open_memmap(tmp, "w+", vocab.dtype, (total,))  # the header, and the file's size
+        with open(tmp, "r+b") as f:
+            fill(f, os.path.getsize(tmp) - total * np.dtype(vocab.dtype).itemsize)
+    os.makedirs(cache_dir(), exist_ok=True)
+    atomic_write(ids_path, write_npy)
+    ids = np.load(ids_path, mmap_mode="r")
+    write_json(record_path, {"vocab": vocab.to_json(), "dtype": ids.dtype.name, "tokens": total,
+                             "bytes": os.path.getsize(ids_path), "crc32": checksum(ids_path, ids.offset)})
+    return vocab, ids
+
+
+def cached(ids_path, record_path):
+    """(vocab, memory-mapped ids) of a cache entry that checks out: the .npy has the size its record gives,
+    its header the dtype and length, its ids the CRC-32. None if the entry is absent or incomplete; a
+    damaged one (a disk error, a crash that left a file's blocks unwritten) is said in one line on stderr,
+    and None: it is prepared again."""
+    if not (os.path.exists(ids_path) and os.path.exists(record_path)):
+        return None
+    try:
+        with open(record_path, encoding="utf-8") as f:
+            record = json.load(f)
+        vocab, size = Vocab.from_json(record["vocab"]), os.path.getsize(ids_path)
+        if size != record["bytes"]:
+            raise ValueError(f"{size:,} bytes, not {record['bytes']:,}")
+        ids = np.load(ids_path, mmap_mode="r")
+        if (ids.dtype.name, ids.shape) != (record["dtype"], (record["tokens"],)):
+            raise ValueError(f"its header says {ids.dtype.name} {ids.shape}, its record {record['dtype']} "
+                             f"({record['tokens']},)")
+        if checksum(ids_path, ids.offset) != record["crc32"]:
+            raise ValueError("its ids differ from their checksum")
+    except (OSError, EOFError, ValueError, KeyError, TypeError) as e:
+        print(f"kerasrnn: the cached token ids {ids_path} are damaged ({e}): preparing them again",
+              file=sys.stderr, flush=True)
+        return None
+    return vocab, ids
+
+
+def checksum(path, offset):
+    """CRC-32 of a file's bytes from `offset` on, read CHUNK at a time (by plain reads: pages read through
+    a memory map would count as the process's memory)."""
+    crc = 0
+    with open(path, "rb") as f:
+        f.seek(offset)
+        while chunk := f.read(CHUNK):
+            crc = zlib.crc32(chunk, crc)
+    return crc
 
 
 def text(src):
@@ -257,7 +300,7 @@ def prepare(src, tokens):
             names.append(name)
             counts.append(count)
     if not names:
-        raise UserError(f"no file of {src.path} matches --include {' '.join(src.include)}: "
+        raise UserError(f"no file of {src.path} matches {' '.join(option('include', g) for g in src.include)}: "
                         "check the globs (a glob without / matches the file name, one with / the path)")
     total = sum(counts) + len(SEPARATOR) * (len(names) - 1)
     if total == 0:
@@ -435,7 +478,7 @@ def shakespeare_path():
         return keras.utils.get_file("tinyshakespeare.txt", SHAKESPEARE_URL, file_hash=SHAKESPEARE_SHA256)
     except Exception as e:
         raise UserError(f"could not download tiny-shakespeare ({type(e).__name__}); offline? Fetch "
-                        f"{SHAKESPEARE_URL} elsewhere and pass --text PATH") from None
+                        f"{SHAKESPEARE_URL} elsewhere and pass its path as {option('text')}") from None
 
 
 def shakespeare_downloaded():
@@ -451,8 +494,9 @@ def linux_source_path():
 def linux_corpus():
     path = linux_source_path()
     if not os.path.exists(path):
-        raise UserError(f"the linux corpus reads {path}, which is not here: apt-get install linux-source-6.1 "
-                        "(Debian/Ubuntu), or pass --text a kernel tree or tarball with --include '*.c' --include '*.h'")
+        raise MissingPath(f"the linux corpus reads {path}, which is not here: apt-get install linux-source-6.1 "
+                          f"(Debian/Ubuntu), or pass a kernel tree or tarball as {option('text')} with "
+                          f"{option('include', '*.c')} {option('include', '*.h')}")
     return Source(path, ["*.c", "*.h"])
 
 

@@ -3,7 +3,7 @@ truncated BPTT (the ids come from corpus.load_ids)."""
 import keras
 import numpy as np
 
-from kerasrnn_edge.errors import UserError
+from kerasrnn_edge.errors import UserError, option
 
 
 def split(ids, train_frac, val_frac):
@@ -66,10 +66,10 @@ class StreamBatches(keras.utils.PyDataset):
         per_stream = (len(ids) - 1) // batch_size
         if per_stream < seq_length:
             need = batch_size * seq_length + 1
-            hint = "--val-frac" if what == "validation" else "--train-frac"
+            hint = option("val_frac" if what == "validation" else "train_frac")
             raise UserError(f"the {what} text has {len(ids)} tokens but at least batch size {batch_size} x "
-                            f"seq length {seq_length} + 1 = {need} are needed: lower --batch-size or "
-                            f"--seq-length, or raise {hint}")
+                            f"seq length {seq_length} + 1 = {need} are needed: lower {option('batch_size')} or "
+                            f"{option('seq_length')}, or raise {hint}")
         self.seq_length = seq_length
         self.streams = ids[: batch_size * per_stream].reshape(batch_size, per_stream)
         self.inputs = self.streams[rows]

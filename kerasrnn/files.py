@@ -46,6 +46,8 @@ class Writes:
             self._staged.append((tmp, path))
             write(tmp)
             os.chmod(tmp, 0o644)
+        except UserError:  # what `write` found wrong (a missing input is also an OSError)
+            raise
         except OSError as e:
             raise write_error(path, e) from None
 

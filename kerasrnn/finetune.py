@@ -17,7 +17,7 @@ copied; the new ones start so that the old model is unchanged for old characters
 import numpy as np
 from keras import ops
 
-from kerasrnn_edge.errors import UserError
+from kerasrnn_edge.errors import UserError, option
 
 from .model import get_start, model_args, set_start
 from .run import load_run
@@ -35,12 +35,12 @@ def load_source(config, text_vocab):
     source, vocab, _, _ = load_run(run_dir)
     if vocab.kind != text_vocab.kind:
         raise UserError(f"cannot fine-tune from {run_dir}: it was trained on {vocab.kind} tokens, this run reads "
-                        f"{text_vocab.kind} tokens; pass --tokens {vocab.kind}")
+                        f"{text_vocab.kind} tokens; pass {option('tokens', vocab.kind)}")
     trained = model_args(source)
     changed = [f"{k} {trained[k]} -> {getattr(config, k)}" for k in SHAPE if trained[k] != getattr(config, k)]
     if changed:
         raise UserError(f"cannot fine-tune from {run_dir}: {', '.join(changed)} differ from its model; keep its "
-                        f"shape (pass the same --preset or --{' --'.join(k.replace('_', '-') for k in SHAPE)})")
+                        f"shape (pass the same {option('preset')} or {' '.join(option(k) for k in SHAPE)})")
     grown, new = vocab.grown(text_vocab)
     if new:
         print(f"kerasrnn: the vocabulary grows by {len(new)} character{'s' * (len(new) > 1)}: "

@@ -23,7 +23,7 @@ import os
 import warnings
 import zipfile
 
-from kerasrnn_edge.errors import UserError
+from kerasrnn_edge.errors import MissingPath, UserError, option
 from kerasrnn_edge.vocab import Vocab
 
 from .config import Config, load_json, preset
@@ -54,7 +54,7 @@ def locked(run_dir):
             f.seek(0)
             holder = f.read().strip() or "?"
             raise UserError(f"{run_dir} is in use by process {holder} (training in it): wait for it to end or "
-                            "stop it, or choose another --run-dir") from None
+                            f"stop it, or choose another {option('run_dir')}") from None
         try:
             f.truncate(0)
             f.write(f"{os.getpid()}\n")
@@ -98,7 +98,7 @@ def load_model(path, compile=True):
     from . import model, optim  # noqa: F401  (registers StatefulRecurrent and WarmupDecay)
 
     if not os.path.isfile(path):
-        raise UserError(f"{path} is missing: train first (kerasrnn train), or name another run directory")
+        raise MissingPath(f"{path} is missing: train first (kerasrnn train), or name another run directory")
     if not zipfile.is_zipfile(path):
         raise UserError(f"{path} is not a Keras checkpoint (corrupt or foreign file)")
     try:
@@ -117,6 +117,8 @@ def load_model(path, compile=True):
 
 def check_run_dir(run_dir):
     """A run directory's first check, which the commands make before importing Keras."""
+    if not os.path.exists(run_dir):
+        raise MissingPath(f"{run_dir} does not exist: pass a run directory made by kerasrnn train")
     if not os.path.isdir(run_dir):
         raise UserError(f"{run_dir} is not a directory: pass a run directory made by kerasrnn train")
 

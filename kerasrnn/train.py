@@ -7,11 +7,11 @@ import sys
 
 import keras
 
-from kerasrnn_edge.errors import UserError
+from kerasrnn_edge.errors import MissingPath, UserError, option
 
 from . import backends, corpus, data, distribute, finetune
 from .callbacks import (Checkpointer, Preemption, SampleLog, TBPTTSchedule, TimeBudget, plot_history, read_history,
-                        read_samples, resume_point)
+                        read_samples, resume_point, training_weights_kept)
 from .config import Config
 from .model import build_model, set_rng_states
 from .optim import make_optimizer
@@ -31,13 +31,13 @@ def check_resumable(run_dir, config, text_vocab, ids):
     changed = [k for k in SHAPE_KEYS if getattr(saved, k) != getattr(config, k)]
     if changed:
         raise UserError(f"cannot resume {run_dir}: {', '.join(f'{k} {getattr(saved, k)} -> {getattr(config, k)}' for k in changed)}"
-                        " differ from the saved run; keep them, or start a new --run-dir")
+                        f" differ from the saved run; keep them, or start a new {option('run_dir')}")
     vocab = load_vocab(run_dir)
     try:
         return vocab, vocab.recode(ids, text_vocab)
     except UserError as e:
         raise UserError(f"cannot resume {run_dir}: {e} (its vocab.json); train on the run's text, or fine-tune "
-                        f"a new run from it: --init-from {run_dir} --run-dir NEW_DIR") from None
+                        f"a new run from it: {option('init_from', run_dir)} {option('run_dir', 'NEW_DIR')}") from None
 
 
 def train(config: Config, run_dir, resume=False, verbose="auto", launch=None):
@@ -54,9 +54,10 @@ def train(config: Config, run_dir, resume=False, verbose="auto", launch=None):
     config.check()
     last_path = os.path.join(run_dir, "last.keras")
     if not resume and os.path.exists(last_path):
-        raise UserError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --run-dir")
+        raise UserError(f"{run_dir} already holds a run: pass {option('resume', True)} to continue it, or choose "
+                        f"another {option('run_dir')}")
     if resume and not os.path.exists(last_path):
-        raise UserError(f"{run_dir} has no checkpoint to resume (last.keras is missing)")
+        raise MissingPath(f"{run_dir} has no checkpoint to resume (last.keras is missing)")
 
     plan = distribute.start(launch, config, run_dir) if launch and launch.requested else None
     vocab, ids = corpus.load_ids(corpus.source(config), config.tokens)
@@ -134,7 +135,8 @@ def _train(config, run_dir, resume, verbose, text_vocab, ids, plan, out):
     try:
         with signals:
             if batches.skip:  # resumed inside a chunk: its rest is one shorter Keras epoch
-                fit(epochs=initial_epoch + 1, initial_epoch=initial_epoch)
+                with training_weights_kept(model):
+                    fit(epochs=initial_epoch + 1, initial_epoch=initial_epoch)
                 batches.skip, initial_epoch = 0, initial_epoch + 1
             if not model.stop_training:
                 fit(epochs=config.max_epochs * batches.chunks, initial_epoch=initial_epoch)
@@ -151,7 +153,7 @@ def _train(config, run_dir, resume, verbose, text_vocab, ids, plan, out):
         best = checkpointer.records.get("best")
         kept = f"best.keras (val loss {best['val_loss']:.4f}) is intact" if best else "no checkpoint was saved"
         raise UserError(f"training diverged: the loss became nan or inf by step {checkpointer.diverged_at}; {kept}. "
-                        "Lower --learning-rate or --grad-clip")
+                        f"Lower {option('learning_rate')} or {option('grad_clip')}")
     return checkpointer.records
 
 

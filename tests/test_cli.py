@@ -1,16 +1,13 @@
-"""The command line end to end, and every bad input: one line on stderr, no traceback, nothing lost."""
+"""The command line end to end, and every bad input: one line on stderr, no traceback, nothing lost or written."""
 import hashlib
 import os
-import signal
 import subprocess
-import sys
-import time
 import zipfile
 from unittest import mock
 
 import pytest
 
-from conftest import REPO, run_cli, shakespeare_slice
+from conftest import run_cli, shakespeare_slice
 from kerasrnn import cli, startup
 
 TINY = ["--batch-size", "4", "--seq-length", "16", "--rnn-size", "16", "--num-layers", "1", "--embedding-size", "8"]
@@ -89,9 +86,12 @@ def test_bad_inputs_get_one_line_and_lose_nothing(trained, tmp_path, capsys):
     with zipfile.ZipFile(foreign / "best.keras", "w") as z:
         z.writestr("config.json", '{"class_name": "Sequential", "config": {}}')
     other_text = shakespeare_slice(tmp_path, 6000, name="other.txt", start=40_000)
+    file = tmp_path / "file.txt"  # a file where a directory is expected
+    file.write_text("not a directory\n")
 
     cases = [
-        (["train", "--text", tmp_path / "missing.txt", "--run-dir", tmp_path / "r1"], "does not exist"),
+        (["train", "--text", tmp_path / "missing.txt", "--run-dir", tmp_path / "r1"],
+         "does not exist: pass an existing text file with --text"),  # the command line names its flags
         (["train", "--text", tmp_path, "--include", "*.txt", "--run-dir", tmp_path / "r2"],
          f"{tmp_path}/latin1.txt is not valid UTF-8 (byte offset 3)"),
         (["train", "--text", tmp_path / "empty.txt", "--run-dir", tmp_path / "r3"], "is empty"),
@@ -112,13 +112,40 @@ def test_bad_inputs_get_one_line_and_lose_nothing(trained, tmp_path, capsys):
         (["sample", run_dir, "--prime", "Жук"], "outside the vocabulary: 'Ж' 'к' 'у'"),
         (["sample", corrupt], "not a Keras checkpoint"),
         (["sample", foreign], "could not be loaded as a kerasrnn checkpoint"),
-        (["sample", tmp_path / "nowhere"], "is not a directory"),
+        (["sample", tmp_path / "nowhere"], "does not exist: pass a run directory made by kerasrnn train"),
+    ]
+    folders = [  # each argument that names a directory, given a file: nothing is written
+        (["train", "--text", text, "--run-dir", file], f"--run-dir {file} is a file: pass a directory for the run"),
+        (["train", "--text", text, "--run-dir", file / "run"], f"--run-dir {file}/run is inside {file}, a file"),
+        (["train", "--text", text, "--init-from", file, "--run-dir", tmp_path / "r10"],
+         f"--init-from {file} is a file: pass a run directory made by kerasrnn train"),
+        (["demo", "--run-dir", file], f"--run-dir {file} is a file"),
+        (["sample", file], f"{file} is a file: pass a run directory made by kerasrnn train"),
+        (["export", file, "--out", tmp_path / "bundle"], f"{file} is a file: pass a run directory"),
+        (["export", run_dir, "--out", file], f"--out {file} is a file: pass a directory for the bundle"),
+        (["export", run_dir, "--web", file], f"--web {file} is a file: pass a directory for the web sampler"),
+        (["export", run_dir, "--web", file / "site"], f"--web {file}/site is inside {file}, a file"),
+        (["export", run_dir, "--serving", file], f"--serving {file} is a file: pass a base directory"),
+        (["inspect", file], f"{file} is a file: pass a run directory"),
+        (["inspect", run_dir, "--lstmvis", file], f"--lstmvis {file} is a file: pass a directory for LSTMVis"),
+        (["serve-web", file], f"{file} is a file: pass the directory kerasrnn export RUN --web DIR wrote"),
     ]
     (args, fragment), *rest = cases
     assert_one_line_error(run_cli(*args), fragment)  # a real process: exit status 2, one line, no traceback
     for args, fragment in rest:  # the same main(), in this process (a process each took two minutes)
         assert_one_line_error(run_main(capsys, *args), fragment)
+    for args, fragment in folders:  # real processes: refused before Keras is imported, at once
+        written = written_under(tmp_path)
+        result = run_cli(*args)
+        assert_one_line_error(result, fragment)
+        assert result.returncode == 2 and written_under(tmp_path) == written, args
     assert digest(run_dir) == before
+
+
+def written_under(directory):
+    """Every path under a directory, with each file's sha256."""
+    return {os.path.join(root, name): digest(root).get(name) for root, dirs, names in os.walk(directory)
+            for name in dirs + names}
 
 
 def run_main(capsys, *args):
@@ -133,37 +160,3 @@ def run_main(capsys, *args):
     except SystemExit as e:
         status = e.code
     return subprocess.CompletedProcess(args, status, *capsys.readouterr())
-
-
-def test_sigkill_at_three_moments_then_resume(tmp_path):
-    """A killed process leaves every file whole; training resumes from the last complete checkpoint."""
-    import keras  # noqa: F401  (the checks below load checkpoints)
-    from kerasrnn.run import load_checkpoints, load_model
-
-    text = shakespeare_slice(tmp_path, 40_000)
-    run_dir = str(tmp_path / "run")
-    args = ["train", "--text", text, "--run-dir", run_dir, "--max-epochs", "30", "--eval-every", "10", *TINY]
-    for moment, delay in enumerate([0.0, 0.7, 1.9]):
-        resume = ["--resume"] if os.path.exists(os.path.join(run_dir, "last.keras")) else []
-        steps_before = load_checkpoints(run_dir).get("last", {}).get("step", 0) if resume else 0
-        process = subprocess.Popen([sys.executable, "-m", "kerasrnn", *map(str, args), *resume], cwd=REPO,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        record = os.path.join(run_dir, "checkpoint.json")
-        deadline = time.time() + 240
-        while time.time() < deadline and (not os.path.exists(record) or
-                                          load_checkpoints(run_dir)["last"]["step"] <= steps_before):
-            time.sleep(0.05)
-        time.sleep(delay)  # kill at different points of the checkpoint cycle
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        last = load_checkpoints(run_dir)["last"]
-        assert last["step"] > steps_before, f"moment {moment}: no progress was checkpointed"
-        for name in ("best.keras", "last.keras"):  # every file is whole
-            load_model(os.path.join(run_dir, name))
-        history = open(os.path.join(run_dir, "history.csv")).read().splitlines()
-        assert all(len(row.split(",")) == 6 for row in history)
-    steps_before = load_checkpoints(run_dir)["last"]["step"]
-    done = run_cli(*args, "--resume", "--max-seconds", "3")
-    assert done.returncode == 0, done.stderr
-    assert load_checkpoints(run_dir)["last"]["step"] > steps_before
-    assert not [name for name in os.listdir(run_dir) if ".tmp" in name], "resume clears a killed run's temp files"

@@ -6,12 +6,14 @@ import os
 import subprocess
 import sys
 import tarfile
+import time
 import zipfile
+import zlib
 
 import numpy as np
 import pytest
 
-from conftest import SHAKESPEARE, run_cli
+from conftest import REPO, SHAKESPEARE, run_cli, shakespeare_slice
 from kerasrnn import corpus
 from kerasrnn.config import Config
 from kerasrnn_edge.errors import UserError
@@ -97,16 +99,16 @@ def test_invalid_utf8_in_a_tree_is_one_line_with_the_file_and_its_offset(tmp_pat
     with pytest.raises(UserError) as error:
         corpus.load_ids(corpus.Source(tree, INCLUDE), "char")
     assert str(error.value) == (f"{tree}/sub/latin.c is not valid UTF-8 (byte offset {offset}): train in byte "
-                                "mode with --tokens byte, or convert it to UTF-8")
+                                "mode with tokens='byte', or convert it to UTF-8")
     _, ids = corpus.load_ids(corpus.Source(tree, INCLUDE), "byte")
     assert content in ids.tobytes()
 
 
 def test_sources_that_give_no_text_are_one_line(tmp_path, cache):
     tree = make_tree(tmp_path)
-    with pytest.raises(UserError, match=r"no file of .* matches --include \*\.rs: check the globs"):
+    with pytest.raises(UserError, match=r"no file of .* matches include='\*\.rs': check the globs"):
         corpus.load_ids(corpus.Source(tree, ["*.rs"]), "char")
-    with pytest.raises(UserError, match=r"src --include 'z\.c' is empty"):
+    with pytest.raises(UserError, match=r"src include='z\.c' is empty"):
         corpus.load_ids(corpus.Source(tree, ["z.c"]), "char")
     with pytest.raises(UserError, match="is one file: pass a directory or a .tar"):
         corpus.Source(tree / "b.c", ["*.c"])
@@ -120,7 +122,7 @@ def test_sources_that_give_no_text_are_one_line(tmp_path, cache):
         (tmp_path / f"cut.{kind}").write_bytes(whole[:len(whole) // 2])
         with pytest.raises(UserError, match=rf"cut.{kind} (is not a readable archive|could not be read to its end)"):
             corpus.load_ids(corpus.Source(tmp_path / f"cut.{kind}"), "char")
-    with pytest.raises(UserError, match="--include chooses files of --text"):
+    with pytest.raises(UserError, match="include= chooses files of text="):
         Config(include=["*.c"]).check()
 
 
@@ -172,3 +174,72 @@ def test_linux_corpus_absent_says_how_to_get_it(tmp_path):
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert "linux-source-6.1.tar.xz, which is not here: apt-get install linux-source-6.1" in lines[0]
     assert "--include '*.c' --include '*.h'" in lines[0]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "zero-filled", "bit-flipped"])
+def test_a_damaged_cache_entry_is_prepared_again_with_one_line(tmp_path, cache, capfd, damage):
+    """A cache entry whose .npy does not check out (its size, its header, the checksum of its ids) is said
+    in one line and prepared again; the ids are those of a fresh preparation, and the entry is whole again."""
+    text = shakespeare_slice(tmp_path, 20_000)
+    vocab, ids = corpus.load_ids(text, "char")  # a fresh preparation
+    fresh = np.array(ids)
+    [entry] = cache.glob("ids-*.npy")
+    data = bytearray(entry.read_bytes())
+    if damage == "truncated":
+        del data[len(data) // 2:]
+    elif damage == "zero-filled":  # the ids' blocks (as a crash can leave a file's blocks unwritten)
+        data[ids.offset:] = bytes(len(data) - ids.offset)
+    else:
+        data[ids.offset + len(fresh) // 2] ^= 0x04
+    entry.write_bytes(data)
+    capfd.readouterr()
+
+    again_vocab, again = corpus.load_ids(text, "char")
+    lines = capfd.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"kerasrnn: the cached token ids {entry} are damaged ("), lines
+    assert lines[0].endswith("): preparing them again")
+    assert again_vocab == vocab
+    np.testing.assert_array_equal(again, fresh)
+    corpus.load_ids(text, "char")
+    assert capfd.readouterr().err == ""
+
+
+def test_training_on_a_damaged_cache_says_so_in_one_line_and_trains(tmp_path, cache):
+    """The command line: a truncated entry (once `ValueError: mmap length is greater than file size`)."""
+    text = shakespeare_slice(tmp_path, 6000)
+    fresh = np.array(corpus.load_ids(text, "char")[1])
+    [entry] = cache.glob("ids-*.npy")
+    entry.write_bytes(entry.read_bytes()[:-100])
+    result = run_cli("train", "--text", text, "--run-dir", tmp_path / "run", "--max-epochs", "1", "--batch-size", "4",
+                     "--seq-length", "16", "--rnn-size", "16", "--num-layers", "1", env={"KERASRNN_CACHE": str(cache)})
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [f"kerasrnn: the cached token ids {entry} are damaged "
+                                          f"({os.path.getsize(entry) - 100:,} bytes, not {os.path.getsize(entry):,}): "
+                                          "preparing them again"]
+    np.testing.assert_array_equal(corpus.load_ids(text, "char")[1], fresh)
+
+
+def test_two_processes_preparing_the_same_corpus_at_once_both_succeed(tmp_path, cache):
+    """Each writes the entry under temporary names and renames it into place: both get the ids, whole."""
+    text = tmp_path / "big.txt"
+    slice_ = open(shakespeare_slice(tmp_path, 40_000), encoding="utf-8").read()
+    text.write_text(slice_ * 500, encoding="utf-8")  # 20 MB: long enough to prepare that the two overlap
+    child = ("import os, sys, time, zlib; from kerasrnn import corpus\n"
+             "open(sys.argv[2] + '.ready', 'w').close()\n"
+             "while not os.path.exists(sys.argv[3]): time.sleep(0.001)\n"
+             "vocab, ids = corpus.load_ids(sys.argv[1], 'char')\n"
+             "print(vocab.size, len(ids), zlib.crc32(ids.tobytes()))\n")
+    go = tmp_path / "go"
+    processes = [subprocess.Popen([sys.executable, "-c", child, str(text), str(tmp_path / f"p{i}"), str(go)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                                  env={**os.environ, "KERASRNN_CACHE": str(cache)}) for i in range(2)]
+    deadline = time.time() + 120
+    while not all((tmp_path / f"p{i}.ready").exists() for i in range(2)):
+        assert time.time() < deadline, "the processes did not start"
+        time.sleep(0.01)
+    go.touch()
+    outputs = [process.communicate(timeout=300) for process in processes]
+    assert [process.returncode for process in processes] == [0, 0] and [err for _, err in outputs] == ["", ""], outputs
+    vocab, ids = corpus.load_ids(text, "char")
+    assert [out.split() for out, _ in outputs] == [[str(vocab.size), str(len(ids)), str(zlib.crc32(ids.tobytes()))]] * 2
+    assert len(list(cache.iterdir())) == 2  # one entry, no temporaries left

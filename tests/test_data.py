@@ -32,7 +32,7 @@ def test_chunks_split_a_pass_into_keras_epochs():
 
 
 def test_too_short_text_names_the_minimum_and_the_options():
-    with pytest.raises(UserError, match=r"4 x seq length 10 \+ 1 = 41 .*--batch-size or --seq-length"):
+    with pytest.raises(UserError, match=r"4 x seq length 10 \+ 1 = 41 .*batch_size= or seq_length="):
         StreamBatches(np.arange(40), batch_size=4, seq_length=10)
     StreamBatches(np.arange(41), batch_size=4, seq_length=10)
 
@@ -68,7 +68,7 @@ def test_byte_vocab_takes_any_file_and_decodes_split_characters(tmp_path):
 def test_invalid_utf8_gives_the_byte_offset_and_suggests_byte_mode(tmp_path):
     path = tmp_path / "bad.txt"
     path.write_bytes(b"hello \xff world")
-    with pytest.raises(UserError, match=r"byte offset 6.*--tokens byte"):
+    with pytest.raises(UserError, match=r"byte offset 6.*tokens='byte'"):
         load_ids(str(path), "char")
 
 

@@ -49,7 +49,7 @@ def test_good_bundle_samples(bundle):
 
 
 def test_missing_bundle(tmp_path):
-    assert_one_line_error(edge(tmp_path / "nowhere"), "is not a directory")
+    assert_one_line_error(edge(tmp_path / "nowhere"), "does not exist")
 
 
 def test_missing_manifest(bundle):

@@ -58,9 +58,9 @@ def test_unsorted_vocabulary_encodes_and_decodes_by_value():
 def test_byte_vocabularies_never_grow_and_kinds_do_not_mix():
     byte, char = Vocab("byte"), Vocab.fit(b"abc", "char")[0]
     assert byte.grown(byte) == (byte, [])
-    with pytest.raises(UserError, match="use --tokens byte"):
+    with pytest.raises(UserError, match="use tokens='byte'"):
         byte.grown(char)
-    with pytest.raises(UserError, match="use --tokens char"):
+    with pytest.raises(UserError, match="use tokens='char'"):
         char.grown(byte)
 
 
@@ -135,14 +135,14 @@ def test_fine_tuning_trains_and_resumes_as_an_uninterrupted_run(runs):
 def test_resume_on_a_text_with_characters_outside_the_saved_vocabulary_is_one_line(runs):
     text = with_new_characters(runs["tmp"], "more.txt", extra="€")
     with pytest.raises(UserError, match=r"^cannot resume .*: the text has characters outside the vocabulary: '€' "
-                                        r"\(its vocab.json\); .* --init-from "):
+                                        r"\(its vocab.json\); .* init_from="):
         train(tiny_config(text, max_epochs=3, **REGULARIZED), runs["finetuned"], resume=True, verbose=0)
 
 
 @pytest.mark.parametrize("change, message", [
     (dict(rnn_size=32), "rnn_size 16 -> 32 differ from its model"),
     (dict(cell="gru", num_layers=1), "cell lstm -> gru, num_layers 2 -> 1 differ from its model"),
-    (dict(tokens="byte"), "it was trained on char tokens, this run reads byte tokens; pass --tokens char")])
+    (dict(tokens="byte"), "it was trained on char tokens, this run reads byte tokens; pass tokens='char'")])
 def test_fine_tuning_another_shape_or_token_kind_is_one_line(runs, change, message):
     with pytest.raises(UserError, match=f"^cannot fine-tune from {runs['trained']}: {message}"):
         train(tiny_config(runs["text"], init_from=runs["trained"], **change), str(runs["tmp"] / "refused"), verbose=0)

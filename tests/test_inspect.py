@@ -169,7 +169,7 @@ def test_inspect_writes_the_report_and_lstmvis(planted_run, tmp_path):
 
 def test_inspect_errors_are_one_line(planted_run, tmp_path):
     missing = run_cli("inspect", tmp_path / "nowhere")
-    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "not a directory" in missing.stderr
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "does not exist" in missing.stderr
     foreign = tmp_path / "foreign.txt"
     foreign.write_text('abc "xyz" é', encoding="utf-8")
     refused = run_cli("inspect", planted_run, "--text", foreign, "--out", tmp_path / "r.html")

@@ -74,3 +74,20 @@ def test_the_tutorial_notebook_runs(tmp_path, monkeypatch):
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs)  # the loss plot
+
+
+def test_the_api_raises_kerasrnn_error_naming_the_arguments_it_was_passed(tmp_path):
+    """A Python caller gets kerasrnn.KerasrnnError, a ValueError (and a FileNotFoundError for a missing path),
+    whose message names the keyword it passed, not the command line's flag; nothing is written."""
+    missing = tmp_path / "missing.txt"
+    with pytest.raises(kerasrnn.KerasrnnError) as error:
+        kerasrnn.Run.train(str(tmp_path / "run"), text=str(missing), verbose=0)
+    assert isinstance(error.value, ValueError) and isinstance(error.value, FileNotFoundError)
+    assert str(error.value) == f"{missing} does not exist: pass an existing text file with text="
+    text = shakespeare_slice(tmp_path, 3000)
+    with pytest.raises(kerasrnn.KerasrnnError, match=r"^rnn_size= must be positive \(got 0\)$") as error:
+        kerasrnn.Run.train(str(tmp_path / "run"), text=text, rnn_size=0, verbose=0)
+    assert not isinstance(error.value, FileNotFoundError)
+    with pytest.raises(FileNotFoundError, match="nowhere does not exist: pass a run directory made by kerasrnn train"):
+        kerasrnn.Run.load(str(tmp_path / "nowhere"))
+    assert os.listdir(tmp_path) == ["shakespeare.txt"]

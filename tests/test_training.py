@@ -225,14 +225,15 @@ def test_each_checkpoint_carries_the_start_state_of_its_own_weights(tmp_path):
 
 def test_time_budget_stops_inside_a_chunk_and_resume_finishes_it_exactly(tmp_path):
     """--max-seconds stops after the batch under way and validates there; the checkpoint records its
-    place in the chunk, and a resumed run trains the rest of that chunk, as a run never stopped would."""
+    place in the chunk, and a resumed run trains the rest of that chunk, then the next pass (from the
+    training weights, not their averages), as a run never stopped would."""
     text = shakespeare_slice(tmp_path, 6000)
     straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
-    train(tiny_config(text, max_epochs=1, **REGULARIZED), straight, verbose=0)
-    stopped = train(tiny_config(text, max_epochs=1, max_seconds=0.01, **REGULARIZED), resumed, verbose=0)
+    train(tiny_config(text, max_epochs=2, **REGULARIZED), straight, verbose=0)
+    stopped = train(tiny_config(text, max_epochs=2, max_seconds=0.01, **REGULARIZED), resumed, verbose=0)
     assert 0 < stopped["last"]["batch"] < 84 and "val_loss" in stopped["last"], stopped["last"]
-    records = train(tiny_config(text, max_epochs=1, **REGULARIZED), resumed, resume=True, verbose=0)
-    assert records["last"]["step"] == 84 and records["last"]["batch"] == 84
+    records = train(tiny_config(text, max_epochs=2, **REGULARIZED), resumed, resume=True, verbose=0)
+    assert records["last"]["step"] == 168 and records["last"]["batch"] == 84
     a, b = load_model(os.path.join(straight, "last.keras")), load_model(os.path.join(resumed, "last.keras"))
     for wa, wb in zip(a.weights + a.optimizer.variables, b.weights + b.optimizer.variables):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(wa.value), keras.ops.convert_to_numpy(wb.value),

@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from .errors import UserError
+from .errors import MissingPath, UserError
 from .vocab import Vocab
 
 MANIFEST = "manifest.json"
@@ -83,13 +83,15 @@ def bundle_file(bundle_dir, name):
 
 def read_manifest(bundle_dir):
     path = os.path.join(bundle_dir, MANIFEST)
+    if not os.path.exists(bundle_dir):
+        raise MissingPath(f"{bundle_dir} does not exist: pass a bundle made by kerasrnn export")
     if not os.path.isdir(bundle_dir):
         raise UserError(f"{bundle_dir} is not a directory: pass a bundle made by kerasrnn export")
     try:
         with open(path, encoding="utf-8") as f:
             doc = json.load(f)
     except FileNotFoundError:
-        raise UserError(f"{path} is missing: the bundle is incomplete, export it again (kerasrnn export)") from None
+        raise MissingPath(f"{path} is missing: the bundle is incomplete, export it again (kerasrnn export)") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"{path} is not valid JSON ({e}): the bundle is corrupt, export it again") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
@@ -107,7 +109,7 @@ def read_manifest(bundle_dir):
         for entry in manifest.files + manifest.batch_files:
             file_path = bundle_file(bundle_dir, entry["path"])
             if not os.path.isfile(file_path):
-                raise UserError(f"{file_path} is missing: the bundle is incomplete, export it again")
+                raise MissingPath(f"{file_path} is missing: the bundle is incomplete, export it again")
             if os.path.getsize(file_path) != entry["bytes"]:
                 raise UserError(f"{file_path} has {os.path.getsize(file_path)} bytes, not {entry['bytes']} as "
                                 f"{MANIFEST} says: the bundle is incomplete or corrupt, export it again")
@@ -115,6 +117,8 @@ def read_manifest(bundle_dir):
             if missing:
                 raise UserError(f"{path} is malformed ({entry['path']} has no {', '.join(missing)}): "
                                 "export the bundle again")
+    except UserError:
+        raise
     except (KeyError, TypeError, ValueError) as e:
         raise UserError(f"{path} is malformed (missing or bad field {e}): export the bundle again") from None
     return manifest

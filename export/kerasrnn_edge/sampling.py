@@ -6,7 +6,7 @@ same logits give the same text everywhere.
 """
 import numpy as np
 
-from .errors import UserError
+from .errors import UserError, option
 
 MASK64 = (1 << 64) - 1
 
@@ -31,7 +31,8 @@ class SplitMix64:
 
 def check_params(temperature=1.0, top_k=0, top_p=1.0, length=0):
     if not temperature > 0:
-        raise UserError(f"temperature must be > 0 (got {temperature}); use --argmax for greedy decoding")
+        raise UserError(f"temperature must be > 0 (got {temperature}); use {option('argmax', True)} for greedy "
+                        "decoding")
     if top_k < 0:
         raise UserError(f"top-k must be >= 0 (got {top_k}); 0 keeps every token")
     if not 0 < top_p <= 1:

@@ -7,7 +7,7 @@ import codecs
 
 import numpy as np
 
-from .errors import UserError
+from .errors import UserError, option
 
 KINDS = ("char", "byte")
 
@@ -69,7 +69,7 @@ class Vocab:
         """The characters of vocabulary `other` that this one lacks, by code point ([] for two byte vocabularies)."""
         if self.kind != other.kind:
             raise UserError(f"a {other.kind} vocabulary cannot be expressed in a {self.kind} one: "
-                            f"use --tokens {self.kind}")
+                            f"use {option('tokens', self.kind)}")
         return [] if self.kind == "byte" else sorted(set(other.chars) - self._index.keys())
 
     def grown(self, other):
@@ -99,7 +99,7 @@ class Vocab:
         unknown = sorted({c for c in text if c not in self._index})
         if unknown:
             raise UserError(f"the prime has characters outside the vocabulary: {_show(unknown)}; "
-                            "remove them, or train in byte mode (--tokens byte)")
+                            f"remove them, or train in byte mode ({option('tokens', 'byte')})")
         return np.array([self._index[c] for c in text], dtype=np.int32)
 
     def decoder(self):
@@ -140,7 +140,7 @@ def decode_utf8(data: bytes) -> str:
 
 def not_utf8(name, offset):
     return UserError(f"{name} is not valid UTF-8 (byte offset {offset}): "
-                     "train in byte mode with --tokens byte, or convert it to UTF-8")
+                     f"train in byte mode with {option('tokens', 'byte')}, or convert it to UTF-8")
 
 
 def _show(chars):
