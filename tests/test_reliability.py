@@ -175,7 +175,7 @@ def uninterrupted(request, tmp_path_factory):
     reference = tmp / "reference"
     straight = run_cli(*args, "--run-dir", reference, env=env)
     assert straight.returncode == 0, straight.stderr
-    assert record(reference)["step"] == STEPS * CHUNKS and f"parameters, on {backend};" in straight.stdout
+    assert record(reference)["step"] == STEPS * CHUNKS and f"parameters, on {backend}, " in straight.stdout
     return args, env, reference
 
 
