@@ -190,7 +190,9 @@ def measure(spec):
     vocab, ids = Vocab.fit(open(DATA, "rb").read(), "char")
     model = build(spec["shape"], vocab.size, spec["fused"])
     precision = set_precision(model, "auto")
-    peers = {"fp32": TorchPeer(spec["shape"]), "bf16": TorchPeer(spec["shape"], bf16=True)} if spec["peer"] else None
+    peers = {"fp32": TorchPeer(spec["shape"])} if spec["peer"] else None
+    if peers and (peers["fp32"].device == "cuda" or cpu_has_bf16()):  # elsewhere bf16 is emulated, no peer
+        peers["bf16"] = TorchPeer(spec["shape"], bf16=True)
     row = dict(impl=f"kerasrnn-{keras.backend.backend()}", **spec["shape"], lstm=lstm_path(model), precision=precision,
                **kerasrnn_throughput(model, spec["shape"], ids[: int(len(ids) * 0.9)], spec["steps"],
                                      spec["steps_per_execution"], peers))
