@@ -1,12 +1,13 @@
 """Training throughput of kerasrnn over the PyTorch reference's grid, measured after warm-up.
 
     python benchmarks/train_throughput.py [--grid gpu|cpu] [--steps 60] [--rounds 5] [--steps-per-execution 16]
-                                          [--torch] [--fused on|off|both]
+                                          [--torch] [--fused on|off|both] [--precision auto|fp32|bf16]
 
 On the backend `kerasrnn train` takes (KERAS_BACKEND, or torch on a CPU-only Linux machine where it is
 installed), one JSON line per shape: characters per second through `model.fit` (stateful batches, Adam, clip 5,
 as ../shared/bench/torch_reference.py trains) in the precision `kerasrnn train` takes by default
-(`--precision auto`: bf16 on torch on a CPU with bf16 instructions), ms per step and peak accelerator memory.
+(`--precision auto`: bf16 on torch on a CPU with bf16 instructions; `--precision fp32` times fp32 there),
+ms per step and peak accelerator memory.
 `--torch` times that PyTorch peer on the same shapes, on the same device kind, in fp32 and with autocast to
 bf16, and adds the ratios to each (ratio_fp32, ratio_bf16). `--fused`
 picks the LSTM stack's path: one call of a fused kernel for all layers (on: PyTorch's own LSTM on
@@ -185,11 +186,11 @@ def kerasrnn_throughput(model, shape, ids, steps, steps_per_execution, peers):
 
 def measure(spec):
     """One kerasrnn measurement, in this process (a child of `main`): `spec` is {shape, fused, steps,
-    steps_per_execution, peer}, with the PyTorch peer taking turns in fp32 and in bf16 if `peer`. kerasrnn
-    trains in the precision `kerasrnn train` takes by default (`--precision auto`). Prints the row."""
+    steps_per_execution, peer, precision}, with the PyTorch peer taking turns in fp32 and in bf16 if `peer`.
+    kerasrnn trains in `precision`, as `kerasrnn train --precision` takes it. Prints the row."""
     vocab, ids = Vocab.fit(open(DATA, "rb").read(), "char")
     model = build(spec["shape"], vocab.size, spec["fused"])
-    precision = set_precision(model, "auto")
+    precision = set_precision(model, spec["precision"])
     peers = {"fp32": TorchPeer(spec["shape"])} if spec["peer"] else None
     if peers and (peers["fp32"].device == "cuda" or cpu_has_bf16()):  # elsewhere bf16 is emulated, no peer
         peers["bf16"] = TorchPeer(spec["shape"], bf16=True)
@@ -199,8 +200,9 @@ def measure(spec):
     print(json.dumps(row), flush=True)
 
 
-def kerasrnn_child(shape, fused, steps, steps_per_execution, peer):
-    spec = dict(shape=shape, fused=fused, steps=steps, steps_per_execution=steps_per_execution, peer=peer)
+def kerasrnn_child(shape, fused, steps, steps_per_execution, peer, precision):
+    spec = dict(shape=shape, fused=fused, steps=steps, steps_per_execution=steps_per_execution, peer=peer,
+                precision=precision)
     out = subprocess.run([sys.executable, __file__, "--measure", json.dumps(spec)], check=True, capture_output=True,
                          text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -232,6 +234,8 @@ def main():
                              "with bf16 instructions")
     parser.add_argument("--fused", choices=("on", "off", "both"), default="on",
                         help="the LSTM stack as one fused kernel call (on), one per layer (off), or both")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                        help="kerasrnn's training precision, as `kerasrnn train --precision` (default auto)")
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # a child's one measurement
     args = parser.parse_args()
     if args.measure:
@@ -242,7 +246,7 @@ def main():
         fused_choices = {"on": [True], "off": [False], "both": [False, True]}[args.fused]
         for _ in range(args.rounds):
             for fused in list(fused_choices):
-                run = kerasrnn_child(shape, fused, args.steps, args.steps_per_execution, in_process)
+                run = kerasrnn_child(shape, fused, args.steps, args.steps_per_execution, in_process, args.precision)
                 if fused and fused_choices == [False, True] and run["lstm"] == "per-layer":
                     fused_choices.remove(True)  # no fused path here: "both" times the one path there is
                 for precision, peer in run.pop("peers", {}).items():
