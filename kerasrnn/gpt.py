@@ -159,23 +159,23 @@ def decoder(model):
 
 class KerasGPTStep:
     """The step model of the sampling contract over a trained GPT, in Keras ops on its own layers: the cache
-    of every block (keys, values) and the slots filled, `rows` streams; the same math as the exported step
+    of every block (keys, values) and the slots filled, `batch` streams; the same math as the exported step
     models (export/SPEC.md, "Transformer step models")."""
 
-    def __init__(self, trained, rows=1):
-        self.model, self.rows, self.decoder = trained, rows, decoder(trained)
+    def __init__(self, trained, batch=1):
+        self.model, self.batch, self.decoder = trained, batch, decoder(trained)
         self.embedding, self.logits_layer = trained.get_layer("embedding"), trained.get_layer("logits")
         self.start_token = int(ops.convert_to_numpy(self.decoder.start_token.value))
         self.reset()
 
     def reset(self):
-        shape = (self.rows, self.decoder.context, self.decoder.width)
+        shape = (self.batch, self.decoder.context, self.decoder.width)
         self.cache = [(np.zeros(shape, np.float32), np.zeros(shape, np.float32)) for _ in self.decoder.blocks]
-        self.filled = np.zeros((self.rows, self.decoder.context), np.float32)
+        self.filled = np.zeros((self.batch, self.decoder.context), np.float32)
 
     def step(self, token):
-        """token [rows] -> logits [rows, V] (numpy), the cache moved on by one position."""
-        self.filled = np.concatenate([self.filled[:, 1:], np.ones((self.rows, 1), np.float32)], axis=1)
+        """token [batch] -> logits [batch, V] (numpy), the cache moved on by one position."""
+        self.filled = np.concatenate([self.filled[:, 1:], np.ones((self.batch, 1), np.float32)], axis=1)
         x = self.embedding(ops.convert_to_tensor(np.asarray(token, np.int32)))
         cache = []
         for block, (keys, values) in zip(self.decoder.blocks, self.cache):
@@ -185,7 +185,7 @@ class KerasGPTStep:
         return np.asarray(ops.convert_to_numpy(self.logits_layer(self.decoder.ln_f(x))), np.float32)
 
     def feed(self, ids):
-        """ids [k] -> logits [V] after the last; ids [rows, k] -> [rows, V]."""
+        """ids [k] -> logits [V] after the last; ids [batch, k] -> [batch, V]."""
         ids = np.asarray(ids, np.int32)
         columns = ids.T if ids.ndim == 2 else ids[:, None]
         for column in columns:
