@@ -57,8 +57,8 @@ class Config:
 
     def check(self):
         from .corpus import NAMED  # corpus imports run, which imports this module
-        positive = ["rnn_size", "num_layers", "num_heads", "context", "embedding_size", "batch_size", "seq_length", "max_epochs",
-                    "eval_every", "steps_per_execution"]
+        positive = ["rnn_size", "num_layers", "num_heads", "context", "embedding_size", "batch_size", "seq_length",
+                    "max_epochs", "eval_every", "steps_per_execution"]
         for name in positive:
             if not getattr(self, name) > 0:
                 raise UserError(f"{option(name)} must be positive (got {getattr(self, name)})")

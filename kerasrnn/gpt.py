@@ -92,7 +92,8 @@ class Block(layers.Layer):
         keys = ops.concatenate([keys[:, 1:], k[:, None]], axis=1)
         values = ops.concatenate([values[:, 1:], v[:, None]], axis=1)
         scores = ops.einsum("bhd,bjhd->bhj", self.heads(q), self.heads(keys)) * (1.0 / self.head_size ** 0.5)
-        bias = ops.convert_to_tensor(slot_bias(self.num_heads, self.context))[None] + ((filled - 1.0) * -MASKED)[:, None, :]
+        bias = (ops.convert_to_tensor(slot_bias(self.num_heads, self.context))[None]
+                + ((filled - 1.0) * -MASKED)[:, None, :])
         weights = ops.softmax(scores + bias, axis=-1)
         y = ops.reshape(ops.einsum("bhj,bjhd->bhd", weights, self.heads(values)), ops.shape(x))
         x = x + self.proj(y)

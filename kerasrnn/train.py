@@ -21,7 +21,8 @@ from .run import load_checkpoints, load_config, load_model, load_vocab, locked
 from .signals import StopSignals, Stopped
 
 SUPPORTED_BACKENDS = ("tensorflow", "jax", "torch")
-SHAPE_KEYS = ("model", "num_heads", "context", "cell", "rnn_size", "num_layers", "embedding_size", "batch_size", "tokens")
+SHAPE_KEYS = ("model", "num_heads", "context", "cell", "rnn_size", "num_layers", "embedding_size", "batch_size",
+              "tokens")
 
 
 def check_resumable(run_dir, config, text_vocab, ids):

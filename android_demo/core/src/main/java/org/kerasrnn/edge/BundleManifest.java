@@ -30,7 +30,7 @@ public final class BundleManifest {
     public static final String STEP_SIGNATURE = "step";
 
     public final Vocab vocab;
-    /** "lstm", "gru" or "rnn"; "gpt" for a transformer, whose states are its cache (SPEC.md, "Transformer step models"). */
+    /** "lstm", "gru" or "rnn"; "gpt": a transformer, its states its cache (SPEC.md, "Transformer step models"). */
     public final String cell;
     public final int numLayers;
     /** In the order the manifest lists them. */
