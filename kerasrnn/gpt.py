@@ -164,7 +164,7 @@ class KerasGPTStep:
     models (export/SPEC.md, "Transformer step models")."""
 
     def __init__(self, trained, batch=1):
-        self.model, self.batch, self.decoder = trained, batch, decoder(trained)
+        self.batch, self.decoder = batch, decoder(trained)
         self.embedding, self.logits_layer = trained.get_layer("embedding"), trained.get_layer("logits")
         self.start_token = int(ops.convert_to_numpy(self.decoder.start_token.value))
         self.reset()
