@@ -12,7 +12,7 @@ from . import corpus, data
 from .callbacks import read_history
 from .config import Config
 from .run import load_checkpoints, load_run, run_config
-from .sample import KerasStepModel
+from .sample import step_model
 
 
 def text_datasets(path: str, batch_size: int = 50, seq_length: int = 50, tokens: str = "char",
@@ -36,7 +36,7 @@ def generate(model: keras.Model, vocab: Vocab, prime: str = "", length: int = 50
     """`length` tokens of text sampled from a trained kerasrnn model (any batch size) after `prime`, by
     the sampling contract (export/SPEC.md): the same text as `kerasrnn sample` and every exported runtime
     for the same weights, prime, settings and seed. The prime is not included."""
-    pieces = sampling.generate(KerasStepModel(model, vocab), vocab, prime, length, temperature, top_k, top_p,
+    pieces = sampling.generate(step_model(model, vocab), vocab, prime, length, temperature, top_k, top_p,
                                seed, argmax)
     return "".join(pieces)
 
@@ -82,7 +82,7 @@ class Run:
                  top_p: float = 1.0, seed: int = 0, argmax: bool = False) -> Iterator[str]:
         """Yields the sampled text piece by piece (one token each), to stream it; the prime is not yielded."""
         if self._step_model is None:
-            self._step_model = KerasStepModel(self.model, self.vocab)
+            self._step_model = step_model(self.model, self.vocab)
         return sampling.generate(self._step_model, self.vocab, prime, length, temperature, top_k, top_p, seed,
                                  argmax)
 

@@ -216,7 +216,8 @@ class SampleLog(keras.callbacks.Callback):
     """Every `every` steps, a sample of the model as it stands (temperature 1, the same seed each time):
     the blog's "iteration 100, 300, 500 ..." progression, which `kerasrnn inspect` shows. Appended to
     samples.jsonl ({"step", "text"}) and, with TensorBoard, written as text to logs/samples. Sampled by
-    the numpy recomputation of the model (kerasrnn.inspect.recompute): no second Keras model to build."""
+    the numpy recomputation of the model (kerasrnn.inspect.recompute), a GPT by its own layers' step
+    (gpt.KerasGPTStep): no second Keras model to build."""
 
     def __init__(self, run_dir, vocab, every, seed, samples, tensorboard):
         super().__init__()
@@ -240,8 +241,10 @@ class SampleLog(keras.callbacks.Callback):
         from kerasrnn_edge.sampling import generate
         from kerasrnn_export.weights import from_model
 
+        from .gpt import KerasGPTStep, is_gpt
         from .inspect.recompute import NumpyStepModel
-        text = "".join(generate(NumpyStepModel(from_model(self.model)), self.vocab, "", SAMPLE_LENGTH, seed=self.seed))
+        step_model = KerasGPTStep(self.model) if is_gpt(self.model) else NumpyStepModel(from_model(self.model))
+        text = "".join(generate(step_model, self.vocab, "", SAMPLE_LENGTH, seed=self.seed))
         self.samples.append({"step": step, "text": text})
         write_text(os.path.join(self.run_dir, "samples.jsonl"),
                    "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in self.samples))

@@ -30,6 +30,10 @@ TRAIN_HELP = {
     "val_frac": "fraction for validation (after the training part); the rest is the test split",
     "val_tokens": "validate on at most this many tokens (the start of the validation part), so that validation "
                   "costs the same on a corpus of any size; 0: all of it",
+    "model": "rnn: the stateful recurrent stack; gpt: a decoder-only transformer (--num-layers blocks, "
+             "--embedding-size wide, --num-heads, --context)",
+    "num_heads": "gpt: attention heads", "context": "gpt: the attention window in tokens: each position sees the "
+                                                    "last CONTEXT ones, and the exported step model caches them",
     "cell": "recurrent cell: lstm, gru or rnn", "rnn_size": "units per recurrent layer",
     "num_layers": "recurrent layers", "embedding_size": "token embedding size",
     "dropout": "dropout after each recurrent layer", "input_dropout": "dropout on the token embeddings",
@@ -94,7 +98,8 @@ def make_parser():
                     "kernel, faster than TensorFlow on a CPU (docs/benchmarks.md); otherwise Keras's default, "
                     "tensorflow. On a CPU busy with other work, OMP_WAIT_POLICY=PASSIVE or "
                     "KERAS_BACKEND=tensorflow is faster.")
-    train.add_argument("--preset", default="tiny", help=f"base settings: {', '.join(PRESETS)} (default tiny)")
+    train.add_argument("--preset", help=f"base settings: {', '.join(PRESETS)} (default tiny; with --model gpt, "
+                                        "gpt-tiny)")
     train.add_argument("--run-dir", default="runs/default", help="where checkpoints and logs go (default runs/default)")
     train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from last.keras")
     add_train_options(train)
@@ -192,7 +197,8 @@ def train_config(args):
     """The preset (or, resuming, the saved config) overridden by the options given explicitly."""
     from .run import run_config
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if getattr(args, f.name) is not None}
-    return run_config(args.run_dir, args.preset, args.resume, overrides)
+    default = "gpt-tiny" if overrides.get("model") == "gpt" else "tiny"
+    return run_config(args.run_dir, args.preset or default, args.resume, overrides)
 
 
 def run(args):

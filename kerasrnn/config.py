@@ -18,6 +18,7 @@ class Config:
     val_frac: float = 0.1         # the rest after train and val is the test split
     val_tokens: int = 500_000     # validation reads at most this many tokens of its split (0: all)
     # model
+    model: str = "rnn"            # rnn: the stateful recurrent stack; gpt: a decoder-only transformer (gpt.py)
     cell: str = "lstm"            # lstm | gru | rnn
     rnn_size: int = 128
     num_layers: int = 2
@@ -26,6 +27,8 @@ class Config:
     input_dropout: float = 0.0    # on the token embeddings
     locked_dropout: bool = False  # one dropout mask per sequence, shared by its time steps (variational)
     fused: bool = True            # JAX + GPU: one cuDNN call for the whole LSTM stack
+    num_heads: int = 4            # gpt: attention heads (embedding_size is the width, num_layers the blocks)
+    context: int = 64             # gpt: the attention window, the step model's cache (export/SPEC.md)
     # truncated BPTT
     batch_size: int = 50          # parallel streams
     seq_length: int = 50          # steps per batch
@@ -54,8 +57,8 @@ class Config:
 
     def check(self):
         from .corpus import NAMED  # corpus imports run, which imports this module
-        positive = ["rnn_size", "num_layers", "embedding_size", "batch_size", "seq_length", "max_epochs",
-                    "eval_every", "steps_per_execution"]
+        positive = ["rnn_size", "num_layers", "num_heads", "context", "embedding_size", "batch_size", "seq_length",
+                    "max_epochs", "eval_every", "steps_per_execution"]
         for name in positive:
             if not getattr(self, name) > 0:
                 raise UserError(f"{option(name)} must be positive (got {getattr(self, name)})")
@@ -75,16 +78,26 @@ class Config:
         if self.train_frac + self.val_frac > 1 + 1e-9:
             raise UserError(f"{option('train_frac')} + {option('val_frac')} must be at most 1 "
                             f"(got {self.train_frac + self.val_frac})")
-        choices = {"tokens": ("char", "byte"), "cell": ("lstm", "gru", "rnn"),
+        choices = {"model": ("rnn", "gpt"), "tokens": ("char", "byte"), "cell": ("lstm", "gru", "rnn"),
                    "optimizer": ("adam", "adamw", "rmsprop"), "lr_schedule": ("exponential", "cosine", "constant"),
                    "corpus": tuple(NAMED), "precision": ("auto", "fp32", "bf16")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise UserError(f"{option(name)} must be one of {', '.join(allowed)} "
                                 f"(got {getattr(self, name)!r})")
+        if self.model == "gpt":
+            if self.embedding_size % self.num_heads:
+                raise UserError(f"{option('embedding_size')} ({self.embedding_size}) must be a multiple of "
+                                f"{option('num_heads')} ({self.num_heads})")
+            if self.init_from:
+                raise UserError(f"{option('init_from')} fine-tunes recurrent models only, not {option('model', 'gpt')}")
         return self
 
     def model_args(self):
+        """The model builder's arguments (model.build_model's, or gpt.build_gpt's for a GPT)."""
+        if self.model == "gpt":
+            return dict(num_layers=self.num_layers, num_heads=self.num_heads, width=self.embedding_size,
+                        context=self.context, dropout=self.dropout)
         return {k: getattr(self, k) for k in ("cell", "rnn_size", "num_layers", "embedding_size", "dropout",
                                               "input_dropout", "locked_dropout", "fused")}
 
@@ -117,11 +130,16 @@ PRESETS = {
                         batch_size=128, seq_length=128, optimizer="adamw", learning_rate=2e-3, weight_decay=0.1,
                         lr_schedule="cosine", warmup_steps=200, grad_clip=1.0, max_epochs=60, eval_every=100,
                         patience=8, steps_per_execution=16),
+    # A small GPT for the same minutes on a 2-core CPU, beside `tiny` (docs/benchmarks.md, "GPT").
+    "gpt-tiny": dict(model="gpt", num_layers=4, num_heads=4, embedding_size=128, context=64, dropout=0.0,
+                     batch_size=32, seq_length=64, optimizer="adamw", learning_rate=2e-3, weight_decay=0.1,
+                     lr_schedule="cosine", warmup_steps=100, grad_clip=1.0, ema=0.99, max_epochs=5,
+                     eval_every=250),
 }
 
 
 def preset(name: str) -> Config:
-    """The Config of a preset: tiny, char-rnn or shakespeare (`kerasrnn train --preset`)."""
+    """The Config of a preset: tiny, char-rnn, shakespeare or gpt-tiny (`kerasrnn train --preset`)."""
     if name not in PRESETS:
         raise UserError(f"unknown preset {name!r}: use one of {', '.join(PRESETS)}")
     return Config(**PRESETS[name])

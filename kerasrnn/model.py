@@ -149,8 +149,9 @@ def model_args(model):
 
 
 def recurrent(model):
-    """The model's StatefulRecurrent stack."""
-    return model.get_layer("recurrent")
+    """The model's StatefulRecurrent stack; of a GPT, its Decoder, which has the same start token and no
+    running state (kerasrnn/gpt.py)."""
+    return model.get_layer("decoder" if "decoder" in {layer.name for layer in model.layers} else "recurrent")
 
 
 def get_states(model):
@@ -194,6 +195,9 @@ def compute_start(model, context, token):
     token to `token`, leaving the model's own state as it was. Every stream reads the context, so the
     training model itself serves, in chunks of its fixed sequence length, through its compiled
     predict function (eager calls took seconds)."""
+    if not recurrent(model).state_weights:  # a GPT starts from an empty context: only the token
+        set_start(model, token, [])
+        return
     saved = get_states(model)
     reset_states(model)
     batch, length = model.input_shape

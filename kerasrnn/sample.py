@@ -8,6 +8,7 @@ from kerasrnn_edge.samples import Novelty, write_samples
 from kerasrnn_edge.sampling import check_params, generate, generate_batch, stream_seed
 
 from . import corpus
+from .gpt import KerasGPTStep, is_gpt
 from .model import build_model, copy_weights, get_start, model_args, reset_to_start
 from .run import load_run
 
@@ -34,12 +35,17 @@ class KerasStepModel:
         return logits if ids.ndim == 2 else logits[0]
 
 
+def step_model(trained, vocab, batch=1):
+    """The Keras step model of a trained run, an RNN's or a GPT's, at `batch` rows."""
+    return KerasGPTStep(trained, batch) if is_gpt(trained) else KerasStepModel(trained, vocab, batch)
+
+
 def sample(run_dir, prime="", length=500, temperature=1.0, top_k=0, top_p=1.0, seed=0, argmax=False,
            which="best", out=sys.stdout):
     """Prints the prime, then streams `length` sampled tokens of text to `out`."""
     check_params(temperature, top_k, top_p, length)
     trained, vocab, _, _ = load_run(run_dir, which)
-    pieces = generate(KerasStepModel(trained, vocab), vocab, prime, length, temperature, top_k, top_p,
+    pieces = generate(step_model(trained, vocab), vocab, prime, length, temperature, top_k, top_p,
                       seed, argmax)
     out.write(prime)
     for piece in pieces:
@@ -59,6 +65,6 @@ def sample_many(run_dir, prime="", length=500, temperature=1.0, top_k=0, top_p=1
         src = corpus.source(config)
         novelty = Novelty(corpus.text(src), until, src)
     seeds = [stream_seed(seed, i) for i in range(num_samples)]
-    texts = generate_batch(KerasStepModel(trained, vocab, num_samples), vocab, prime, length, temperature, top_k,
+    texts = generate_batch(step_model(trained, vocab, num_samples), vocab, prime, length, temperature, top_k,
                            top_p, seeds, argmax, until)
     write_samples(texts, prime, until, novelty, out, err)

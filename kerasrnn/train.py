@@ -13,6 +13,7 @@ from . import backends, corpus, data, distribute, finetune
 from .callbacks import (Checkpointer, Preemption, SampleLog, TBPTTSchedule, TimeBudget, plot_history, read_history,
                         read_samples, resume_point, training_weights_kept)
 from .config import Config
+from .gpt import build_gpt
 from .model import build_model, set_rng_states
 from .optim import make_optimizer
 from .files import Writes
@@ -20,7 +21,8 @@ from .run import load_checkpoints, load_config, load_model, load_vocab, locked
 from .signals import StopSignals, Stopped
 
 SUPPORTED_BACKENDS = ("tensorflow", "jax", "torch")
-SHAPE_KEYS = ("cell", "rnn_size", "num_layers", "embedding_size", "batch_size", "tokens")
+SHAPE_KEYS = ("model", "num_heads", "context", "cell", "rnn_size", "num_layers", "embedding_size", "batch_size",
+              "tokens")
 
 
 def check_resumable(run_dir, config, text_vocab, ids):
@@ -94,7 +96,8 @@ def _train(config, run_dir, resume, verbose, text_vocab, ids, plan, out):
         best_val = records.get("best", {}).get("val_loss", math.inf)
         history = read_history(run_dir, records["last"]["step"])
     else:
-        model = build_model(vocab.size, config.batch_size, config.seq_length, **config.model_args())
+        builder = build_gpt if config.model == "gpt" else build_model
+        model = builder(vocab.size, config.batch_size, config.seq_length, **config.model_args())
         model.compile(optimizer=make_optimizer(config, batches.steps * batches.chunks),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       # torch runs eagerly: there is no compiled call to hold several steps

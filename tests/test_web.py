@@ -2,7 +2,8 @@
 headless Chromium (Selenium, /usr/bin/chromedriver) against `kerasrnn-edge sample` on the same files.
 
 One site, one server and one browser for the module: the char model (LSTM) at the site's root, a byte
-model (GRU) and damaged copies of the bundle in subdirectories, opened with ?bundle=DIR/.
+model (GRU), a GPT (its 200 characters past its context of 32) and damaged copies of the bundle in
+subdirectories, opened with ?bundle=DIR/.
 """
 import codecs
 import json
@@ -92,6 +93,9 @@ def site(tmp_path_factory):
     assert f"kerasrnn serve-web {root}" in done.stdout
     export_bundle(byte_run, str(base / "byte-bundle"))
     write_site(str(base / "byte-bundle"), str(root / "byte"))
+    gpt_run = train_tiny(str(base.joinpath("gpt-run")), model="gpt", num_heads=2, context=32)
+    export_bundle(gpt_run, str(base / "gpt-bundle"))
+    write_site(str(base / "gpt-bundle"), str(root / "gpt"))
 
     def damaged(name, change):
         os.makedirs(root / name)
@@ -182,8 +186,9 @@ def edge_sample(bundle_dir, prime, seed, temperature, top_k, length):
     return done.stdout[:-1]
 
 
-@pytest.mark.parametrize("bundle, prime", [("", "ROMEO:"), ("byte/", "ROMEO:"), ("byte/", "Ça va?\n\nROMEO:")],
-                         ids=["char-lstm", "byte-gru", "byte-gru-two-line-prime"])
+@pytest.mark.parametrize("bundle, prime", [("", "ROMEO:"), ("byte/", "ROMEO:"), ("byte/", "Ça va?\n\nROMEO:"),
+                                           ("gpt/", "ROMEO:")],
+                         ids=["char-lstm", "byte-gru", "byte-gru-two-line-prime", "char-gpt"])
 def test_page_writes_what_kerasrnn_edge_prints(site, server, browser, bundle, prime, tmp_path):
     sample = dict(SAMPLE, prime=prime)
     expected = edge_sample(site / bundle, **sample)

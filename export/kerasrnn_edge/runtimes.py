@@ -112,8 +112,9 @@ class TFLiteStep:
 
 
 class OnnxStep:
-    """The ONNX graph takes any number of tokens, so a prime is one run. The batch graph (batch -1) takes
-    token [rows, T] and states [rows, H] for any number of rows: opened with `batch=N`, it runs N."""
+    """The ONNX graph with a "steps" signature takes any number of tokens, so a prime is one run; one
+    without (a GPT's) one token per run. The batch graph (batch -1) takes token [rows, T] and states
+    [rows, H] for any number of rows: opened with `batch=N`, it runs N."""
 
     def __init__(self, runtime, manifest, entry, threads, batch=None):
         path = manifest.verified_path(entry)
@@ -125,6 +126,8 @@ class OnnxStep:
         self.names = [s["name"] for s in manifest.state]
         self.outputs = ["logits", *(f"next_{n}" for n in self.names)]
         self.batched, self.rows_input = batch is not None, entry["batch"] == -1
+        self.one_token = not any(e["path"] == entry["path"] for e in manifest.find("steps") + manifest.batch_files
+                                 if e["signature"] == "steps")
         self.batch = batch if self.rows_input else 1
         self.start_token = manifest.start_token
         self.start = [np.ascontiguousarray(np.broadcast_to(s, (self.batch, s.shape[1]))) for s in manifest.start_state]
@@ -137,8 +140,9 @@ class OnnxStep:
         """ids [k] -> logits [V]; batched: ids [batch, k] -> logits [batch, V]."""
         ids = np.asarray(ids, np.int32)
         token = ids[0] if self.batched and not self.rows_input else ids  # the batch-1 graph takes [T]
-        logits, *states = self.session.run(self.outputs, {"token": token, **self.states})
-        self.states = dict(zip(self.names, states))
+        for run in (token[:, None] if self.one_token else [token]):
+            logits, *states = self.session.run(self.outputs, {"token": run, **self.states})
+            self.states = dict(zip(self.names, states))
         return logits if self.batched else logits[0]
 
 

@@ -3,7 +3,9 @@
     manifest.json      what is in the bundle and how to call it; renamed into place last
     step_fp32.tflite   signature "step", float32
     step_int8.tflite   the same with int8 weights (dynamic-range quantization)
-    step.onnx          one graph; "step" is T = 1 token, "steps" any T (a prime in one run)
+    step.onnx          one graph; "step" is T = 1 token, "steps" any T (a prime in one run); a GPT's: "step" only
+
+A GPT's step models take the cache as their states (gpt_step.py); its batch models are TFLite only.
 
 and with `batch=N`, the batch models (manifest field `batch_files`) for many samples at once:
 
@@ -18,7 +20,9 @@ from kerasrnn.files import Writes
 from kerasrnn.run import load_run
 from kerasrnn_edge.manifest import FORMAT, FORMAT_VERSION, MANIFEST, SAMPLING_CONTRACT
 
-from . import onnx_graph, tflite
+from kerasrnn.gpt import is_gpt
+
+from . import gpt_step, onnx_graph, tflite
 from .weights import from_model
 
 # The oldest runtimes the files run on (the oldest with Python 3.11 wheels; tests/test_edge_venvs.py runs them).
@@ -31,14 +35,28 @@ def export_bundle(run_dir: str, out_dir: str, which: str = "best", batch: "int |
     `batch`: also the batch models (TFLite at `batch` streams, ONNX at any). Its files are renamed into
     place together once all are written: a failed write leaves the bundle that was there before."""
     model, vocab, config, record = load_run(run_dir, which)
-    weights = from_model(model)
-    files = {"step_fp32.tflite": tflite.convert(weights, int8=False),
-             "step_int8.tflite": tflite.convert(weights, int8=True),
-             "step.onnx": onnx_graph.build(weights)}
-    if batch is not None:
-        files.update({f"step_b{batch}_fp32.tflite": tflite.convert(weights, int8=False, batch=batch),
-                      f"step_b{batch}_int8.tflite": tflite.convert(weights, int8=True, batch=batch),
-                      "step_batch.onnx": onnx_graph.build(weights, batched=True)})
+    gpt = is_gpt(model)
+    if gpt:
+        weights = gpt_step.from_model(model)
+        files = {"step_fp32.tflite": tflite.convert_module(gpt_step.step_module(weights), int8=False),
+                 "step_int8.tflite": tflite.convert_module(gpt_step.step_module(weights), int8=True),
+                 "step.onnx": gpt_step.build_onnx(weights)}
+        if batch is not None:
+            files.update({f"step_b{batch}_{p}.tflite": tflite.convert_module(gpt_step.step_module(weights, batch),
+                                                                              int8=p == "int8")
+                          for p in ("fp32", "int8")})
+        info = gpt_step.model_info(weights)
+    else:
+        weights = from_model(model)
+        files = {"step_fp32.tflite": tflite.convert(weights, int8=False),
+                 "step_int8.tflite": tflite.convert(weights, int8=True),
+                 "step.onnx": onnx_graph.build(weights)}
+        if batch is not None:
+            files.update({f"step_b{batch}_fp32.tflite": tflite.convert(weights, int8=False, batch=batch),
+                          f"step_b{batch}_int8.tflite": tflite.convert(weights, int8=True, batch=batch),
+                          "step_batch.onnx": onnx_graph.build(weights, batched=True)})
+        info = {"cell": weights.cell, "num_layers": len(weights.layers), "rnn_size": weights.rnn_size,
+                "embedding_size": weights.embedding.shape[1]}
 
     def entry(path, signature, tokens, rows=1, **extra):
         fmt = "onnx" if path.endswith(".onnx") else "tflite"
@@ -50,22 +68,23 @@ def export_bundle(run_dir: str, out_dir: str, which: str = "best", batch: "int |
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "sampling_contract": SAMPLING_CONTRACT,
         "vocab": vocab.to_json(),
-        "model": {"cell": weights.cell, "num_layers": len(weights.layers), "rnn_size": weights.rnn_size,
-                  "embedding_size": weights.embedding.shape[1]},
-        "state": [{"name": n, "shape": [1, weights.rnn_size], "dtype": "float32"} for n in weights.state_names],
+        "model": info,
+        "state": [{"name": n, "shape": [1, w], "dtype": "float32"} for n, w in zip(weights.state_names,
+                                                                                  weights.state_widths)],
         "start": {"token": weights.start_token,
                   "state": {n: s.tolist() for n, s in zip(weights.state_names, weights.start_state)}},
         "files": [entry("step_fp32.tflite", "step", 1, subgraph=0),
                   entry("step_int8.tflite", "step", 1, subgraph=0),
                   entry("step.onnx", "step", 1, opset=onnx_graph.OPSET),
-                  entry("step.onnx", "steps", -1, opset=onnx_graph.OPSET)],
+                  *([] if gpt else [entry("step.onnx", "steps", -1, opset=onnx_graph.OPSET)])],
         "source": {"config": config.to_json(), "val_loss": record.get("val_loss"), "epoch": record.get("epoch"),
                    "step": record.get("step"), "checkpoint": which, "kerasrnn_version": kerasrnn.__version__},
     }
     if batch is not None:
         manifest["batch_files"] = [entry(f"step_b{batch}_fp32.tflite", "step", batch, batch, subgraph=0),
                                    entry(f"step_b{batch}_int8.tflite", "step", batch, batch, subgraph=0),
-                                   entry("step_batch.onnx", "steps", [-1, -1], -1, opset=onnx_graph.OPSET)]
+                                   *([] if gpt else [entry("step_batch.onnx", "steps", [-1, -1], -1,
+                                                           opset=onnx_graph.OPSET)])]
     with Writes() as writes:
         for path, data in files.items():
             writes.bytes(os.path.join(out_dir, path), data)
@@ -75,9 +94,9 @@ def export_bundle(run_dir: str, out_dir: str, which: str = "best", batch: "int |
 
 def _tensors(weights, vocab_size, tokens, rows):
     """`tokens`: the token input's shape, or its one dimension; `rows`: the batch (-1: any)."""
-    state = {"shape": [rows, weights.rnn_size], "dtype": "float32"}
+    states = {n: {"shape": [rows, w], "dtype": "float32"} for n, w in zip(weights.state_names, weights.state_widths)}
     token = tokens if isinstance(tokens, list) else [tokens]
-    return {"inputs": {"token": {"shape": token, "dtype": "int32"}, **{n: state for n in weights.state_names}},
+    return {"inputs": {"token": {"shape": token, "dtype": "int32"}, **states},
             "outputs": {"logits": {"shape": [rows, vocab_size], "dtype": "float32"},
-                        **{f"next_{n}": state for n in weights.state_names}}}
+                        **{f"next_{n}": spec for n, spec in states.items()}}}
 

@@ -24,6 +24,7 @@ import tempfile
 import tensorflow as tf
 
 from kerasrnn.files import WHAT_TO_DO, write_error
+from kerasrnn.gpt import is_gpt
 from kerasrnn.run import load_run
 from kerasrnn_edge.errors import UserError
 
@@ -190,6 +191,9 @@ def export_serving(run_dir, base_dir, name="kerasrnn", which="best", max_length_
     if max_length_cap < 0:
         raise UserError(f"max_length_cap must be >= 0 (got {max_length_cap})")
     model, vocab, _, _ = load_run(run_dir, which)
+    if is_gpt(model):
+        raise UserError(f"{run_dir} is a GPT run: the TF Serving SavedModel serves recurrent models only; export "
+                        "it as an edge bundle (kerasrnn export RUN --out BUNDLE) or a web sampler (--web DIR)")
     module = ServingModule(from_model(model), vocab, max_length_cap, unknown)
     model_dir = os.path.join(base_dir, name)
     tmp = None

@@ -86,7 +86,11 @@ def _tf_info_silenced():
 
 def convert(weights, int8, batch=1):
     """The .tflite bytes of the step model at `batch` streams; `int8`: with `quantize_weights`."""
-    module = StepModule(weights, batch)
+    return convert_module(StepModule(weights, batch), int8)
+
+
+def convert_module(module, int8):
+    """The .tflite bytes of a module's `step` tf.function (an RNN's StepModule, a GPT's: gpt_step.py)."""
     with tempfile.TemporaryDirectory() as saved_model, _tf_info_silenced():
         tf.saved_model.save(module, saved_model, signatures={"step": module.step.get_concrete_function()})
         converter = tf.lite.TFLiteConverter.from_saved_model(saved_model, signature_keys=["step"])

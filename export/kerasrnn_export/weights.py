@@ -34,6 +34,11 @@ class Weights:
         return self.layers[0].recurrent_kernel.shape[0]
 
     @property
+    def state_widths(self):
+        """Every state tensor's size (each is float32 [1, size])."""
+        return [self.rnn_size] * len(self.state_names)
+
+    @property
     def state_names(self):
         """Every state tensor, in order: layer0_h (, layer0_c), layer1_h, ..."""
         parts = ("h", "c") if self.cell == "lstm" else ("h",)

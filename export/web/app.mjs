@@ -79,10 +79,11 @@ async function loadRuntime() {
   }
 }
 
-// The ONNX step model (SPEC.md "Tensors"): the caller holds the states; one run feeds any number of tokens.
+// The ONNX step model (SPEC.md "Tensors"): the caller holds the states; one run feeds any number of tokens
+// through a "steps" entry, one token through a "step" entry (a GPT's, SPEC.md "Transformer step models").
 class OnnxStepModel {
-  constructor(ort, session, info) {
-    Object.assign(this, { ort, session, info, startToken: info.startToken });
+  constructor(ort, session, info, oneToken) {
+    Object.assign(this, { ort, session, info, oneToken, startToken: info.startToken });
     this.outputs = ["logits", ...info.stateNames.map((n) => `next_${n}`)];
   }
 
@@ -91,11 +92,15 @@ class OnnxStepModel {
   }
 
   async feed(ids) {
-    const feeds = { token: new this.ort.Tensor("int32", Int32Array.from(ids), [ids.length]) };
-    this.info.stateNames.forEach((name, i) => { feeds[name] = this.states[i]; });
-    const out = await this.session.run(feeds, this.outputs);
-    this.states = this.info.stateNames.map((name) => out[`next_${name}`]);
-    return out.logits.data;
+    let logits;
+    for (const run of this.oneToken ? ids.map((id) => [id]) : [ids]) {
+      const feeds = { token: new this.ort.Tensor("int32", Int32Array.from(run), [run.length]) };
+      this.info.stateNames.forEach((name, i) => { feeds[name] = this.states[i]; });
+      const out = await this.session.run(feeds, this.outputs);
+      this.states = this.info.stateNames.map((name) => out[`next_${name}`]);
+      logits = out.logits.data;
+    }
+    return logits;
   }
 }
 
@@ -112,9 +117,11 @@ async function load() {
   }
   const m = doc.model ?? {};
   const loss = doc.source?.val_loss;
-  $("model").textContent = `${m.cell?.toUpperCase() ?? "?"} ${m.num_layers}×${m.rnn_size}, ${info.vocab.kind} vocabulary of ${info.vocab.size}` +
+  const shape = m.type === "gpt" ? `GPT ${m.num_layers}×${m.width}, ${m.num_heads} heads, context ${m.context}`
+    : `${m.cell?.toUpperCase() ?? "?"} ${m.num_layers}×${m.rnn_size}`;
+  $("model").textContent = `${shape}, ${info.vocab.kind} vocabulary of ${info.vocab.size}` +
     `${typeof loss === "number" ? `, validation loss ${loss.toFixed(3)}` : ""} · onnxruntime-web ${ort.env.versions?.web ?? ""} (wasm)`;
-  const step = new OnnxStepModel(ort, session, info);
+  const step = new OnnxStepModel(ort, session, info, entry.signature === "step");
   await warmUp(step);
   return { vocab: info.vocab, step };
 }

@@ -11,6 +11,7 @@ from kerasrnn_edge.vocab import decode_utf8
 
 from .. import corpus, data
 from ..callbacks import read_history, read_samples
+from ..gpt import is_gpt
 from ..run import load_run
 from . import features, lstmvis, report
 from .ngram import NGram
@@ -30,6 +31,9 @@ def inspect_run(run_dir, text=None, split="val", chars=2000, out=None, lstmvis_d
     from kerasrnn_export.weights import from_model
 
     model, vocab, config, record = load_run(run_dir, which)
+    if is_gpt(model):
+        raise UserError(f"{run_dir} is a GPT run: kerasrnn inspect reads a recurrent model's states and gates, "
+                        "not for this model (kerasrnn sample and export run it)")
     weights = from_model(model)
     train_ids, ids, source, skipped = read_text(config, vocab, text, split, chars, skip_unknown)
     if skipped and verbose:

@@ -30,7 +30,7 @@ public final class BundleManifest {
     public static final String STEP_SIGNATURE = "step";
 
     public final Vocab vocab;
-    /** "lstm", "gru" or "rnn". */
+    /** "lstm", "gru" or "rnn"; "gpt": a transformer, its states its cache (SPEC.md, "Transformer step models"). */
     public final String cell;
     public final int numLayers;
     /** In the order the manifest lists them. */
@@ -94,16 +94,17 @@ public final class BundleManifest {
             throw new ManifestException("the vocabulary is malformed: " + e.getMessage());
         }
         Map<?, ?> model = object(manifest.get("model"), "\"model\"");
-        String cell = string(model, "cell", "\"model\"");
+        String cell = "gpt".equals(model.get("type")) ? "gpt" : string(model, "cell", "\"model\"");
         int layers = integer(model, "num_layers", "\"model\"");
-        if (!cell.equals("lstm") && !cell.equals("gru") && !cell.equals("rnn")) {
+        if (!cell.equals("lstm") && !cell.equals("gru") && !cell.equals("rnn") && !cell.equals("gpt")) {
             throw new ManifestException("unknown cell \"" + cell + "\": expected lstm, gru or rnn");
         }
         if (layers < 1) {
             throw new ManifestException("\"model.num_layers\" must be >= 1, got " + layers);
         }
         List<StateSpec> states = states(manifest.get("state"));
-        int expectedStates = layers * (cell.equals("lstm") ? 2 : 1);
+        // a GPT: each layer's keys and values, then the slots filled
+        int expectedStates = cell.equals("gpt") ? 2 * layers + 1 : layers * (cell.equals("lstm") ? 2 : 1);
         if (states.size() != expectedStates) {
             throw new ManifestException("a " + layers + "-layer " + cell + " has " + expectedStates
                     + " state tensors, but the manifest lists " + states.size());

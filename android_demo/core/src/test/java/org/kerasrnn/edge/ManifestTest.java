@@ -309,4 +309,37 @@ public class ManifestTest {
             }
         }
     }
+
+    /** A 1-layer GPT, 2 wide with a context of 2 slots (SPEC.md, "Transformer step models"): its states, its cache. */
+    private static String gptManifest(String states) {
+        String slots = tensor("float32", 1, 4);
+        String signature = " 'inputs': {'token': " + tensor("int32", 1) + ", 'layer0_k': " + slots + ", 'layer0_v': "
+                + slots + ", 'filled': " + tensor("float32", 1, 2) + "},"
+                + " 'outputs': {'logits': " + tensor("float32", 1, 5)
+                + ", 'next_layer0_k': " + slots + ", 'next_layer0_v': " + slots + ", 'next_filled': "
+                + tensor("float32", 1, 2) + "}";
+        return json("{'format': 'kerasrnn-bundle', 'format_version': 1, 'sampling_contract': 2,"
+                + " 'vocab': {'kind': 'char', 'size': 5, 'chars': ['\\n', ' ', 'a', 'b', 'c']},"
+                + " 'model': {'type': 'gpt', 'num_layers': 1, 'num_heads': 1, 'width': 2, 'context': 2,"
+                + " 'positions': 'alibi'},"
+                + " 'state': [" + states + "],"
+                + " 'start': {'token': 0, 'state': {'layer0_k': [0, 0, 0, 0], 'layer0_v': [0, 0, 0, 0],"
+                + " 'filled': [0, 0]}},"
+                + " 'files': [{'path': 'step_fp32.tflite', 'format': 'tflite', 'precision': 'fp32', 'batch': 1,"
+                + " 'signature': 'step'," + signature + ", 'sha256': '00ff', 'bytes': 12, 'min_runtime': {}}]}");
+    }
+
+    @Test
+    public void readsAGptManifestWhoseStatesAreItsCache() {
+        String k = "{'name': 'layer0_k', 'shape': [1, 4], 'dtype': 'float32'}";
+        String v = "{'name': 'layer0_v', 'shape': [1, 4], 'dtype': 'float32'}";
+        String filled = "{'name': 'filled', 'shape': [1, 2], 'dtype': 'float32'}";
+        BundleManifest manifest = BundleManifest.parse(gptManifest(k + ", " + v + ", " + filled));
+        assertEquals("gpt", manifest.cell);
+        assertEquals(3, manifest.states.size());
+        assertEquals(4, manifest.states.get(1).size);
+        assertEquals("next_filled", manifest.states.get(2).nextName());
+        assertArrayEquals(new float[] {0, 0}, manifest.startState("filled"), 0f);
+        assertRejected(gptManifest(k + ", " + v), "a 1-layer gpt has 3 state tensors, but the manifest lists 2");
+    }
 }
