@@ -84,16 +84,15 @@ class Block(layers.Layer):
         x = x + self.drop(self.proj(ops.reshape(y, ops.shape(x))), training=training)
         return x + self.mlp(x, training)
 
-    def step(self, x, keys, values, filled):
+    def step(self, x, keys, values, bias):
         """One position: x [batch, width]; `keys`, `values` [batch, context, width], the cache with the oldest slot
-        first; `filled` [batch, context], 1 where a slot holds a position (after this one is added). Returns
-        (output [batch, width], keys, values) with this position's key and value added as the newest slot."""
+        first; `bias` [batch, heads, context], ALiBi's over the slots and MASKED on empty ones (the same for every
+        block: `KerasGPTStep` computes it once a position). Returns (output [batch, width], keys, values) with this
+        position's key and value added as the newest slot."""
         q, k, v = ops.split(self.qkv(self.ln_1(x)), 3, axis=-1)
         keys = ops.concatenate([keys[:, 1:], k[:, None]], axis=1)
         values = ops.concatenate([values[:, 1:], v[:, None]], axis=1)
         scores = ops.einsum("bhd,bjhd->bhj", self.heads(q), self.heads(keys)) * (1.0 / self.head_size ** 0.5)
-        bias = (ops.convert_to_tensor(slot_bias(self.num_heads, self.context))[None]
-                + ((filled - 1.0) * -MASKED)[:, None, :])
         weights = ops.softmax(scores + bias, axis=-1)
         y = ops.reshape(ops.einsum("bhj,bjhd->bhd", weights, self.heads(values)), ops.shape(x))
         x = x + self.proj(y)
@@ -167,6 +166,7 @@ class KerasGPTStep:
         self.batch, self.decoder = batch, decoder(trained)
         self.embedding, self.logits_layer = trained.get_layer("embedding"), trained.get_layer("logits")
         self.start_token = int(ops.convert_to_numpy(self.decoder.start_token.value))
+        self.slot_bias = slot_bias(self.decoder.num_heads, self.decoder.context)[None]  # [1, heads, context]
         self.reset()
 
     def reset(self):
@@ -178,9 +178,10 @@ class KerasGPTStep:
         """token [batch] -> logits [batch, V] (numpy), the cache moved on by one position."""
         self.filled = np.concatenate([self.filled[:, 1:], np.ones((self.batch, 1), np.float32)], axis=1)
         x = self.embedding(ops.convert_to_tensor(np.asarray(token, np.int32)))
+        bias = ops.convert_to_tensor(self.slot_bias + ((self.filled - 1.0) * -MASKED)[:, None, :])
         cache = []
         for block, (keys, values) in zip(self.decoder.blocks, self.cache):
-            x, keys, values = block.step(x, keys, values, ops.convert_to_tensor(self.filled))
+            x, keys, values = block.step(x, keys, values, bias)
             cache.append((keys, values))
         self.cache = cache
         return np.asarray(ops.convert_to_numpy(self.logits_layer(self.decoder.ln_f(x))), np.float32)
