@@ -116,13 +116,14 @@ def bf16_autocast(device):
         yield
 
 
-def autocast(model):
-    """Mixed bfloat16 for the forward pass of a step where the model trains in bf16 (`set_precision`): the
+def autocast(model, training):
+    """Mixed bfloat16 for the forward pass of a training step where the model trains in bf16 (`set_precision`): the
     fused LSTM kernel and the logits' `F.linear` run in bf16 while the weights, their gradients and the
     optimizer's state stay fp32 (`scored` takes the loss in fp32, `fused_stack` keeps the carried state fp32),
     so checkpoints stay fp32 and a resumed run computes what a run never stopped does. It covers the steps
-    that call the layers directly (`calls_layers_directly`, every step of `kerasrnn train`); Keras's own run fp32."""
-    if not getattr(model, "torch_bf16", False):
+    that call the layers directly (`calls_layers_directly`, every step of `kerasrnn train`); Keras's own run fp32.
+    Validation runs fp32, so the loss a run records is what its fp32 checkpoint scores."""
+    if not training or not getattr(model, "torch_bf16", False):
         return contextlib.nullcontext()
     return bf16_autocast(model.trainable_weights[0].value.device.type)
 
@@ -251,7 +252,7 @@ def scored(model, x, y, training):
     tracker, a Keras `Mean`, takes the loss as its `update_state` would, in two in-place additions to its
     total and count, where `update_state` makes a dozen ops."""
     plan, logits = model.torch_plan, x
-    with autocast(model):
+    with autocast(model, training):
         for layer in model.layers[1:]:  # after the Input: build_model's chain, in order
             logits = call_layer(layer, logits, training, plan.takes_training[id(layer)])
     y, logits = y.reshape(-1), logits.reshape(-1, logits.shape[-1]).float()
