@@ -104,6 +104,41 @@ def generate_cases():
     return dict(vocab=vocab.to_json(), table=table.tolist(), cases=cases, many=many_cases(table, vocab))
 
 
+# Text pieces in id order (merge priority): merges that compete ("the" by "th" or "he", "aa" in "aaa"),
+# a piece no merge reaches ("xyz": no "xy" or "yz"), pieces of CJK, emoji (outside the BMP: one symbol,
+# two UTF-16 units), a combining mark, tab, carriage return and a literal U+2581, which is no space.
+BPE_PIECES = ["th", "he", " t", "the", " the", "aa", "in", "ing", "e\u0301", "中文", "😀😀", "\r", "\t\t",
+              "xyz", "  ", "    ", "ro", "se", "rose", " a", "\u2581a", "e", "t", "h", "a", "i", "n", "g", " ",
+              "x", "y", "z", "r", "o", "s", "中", "文", "😀", "\u0301", "\u2581", "\t", "R", "O", "M", "E", ":"]
+BPE_TEXTS = ["", "the", "the theme", " the rose", "aaaaa", "aaa aa", "xyz", "xy z", "singing in",
+             "e\u0301te\u0301", "é", "中文中", "😀😀😀 😀", "line\r\nnext\n\n\tend\t\t", "\u2581a\u2581 a▁",
+             "    indented\n  two", "ROMEO:\nthe rose", "\x00<0x41><unk>", "\U0010ffff\ufeffq", "\n"]
+
+
+def bpe_vocab():
+    return Vocab("bpe", pieces=[None, *range(256), *BPE_PIECES])
+
+
+def tokenization_cases():
+    """Encoding and decoding cases of a bpe vocabulary (SPEC.md "Vocabulary"), then generate cases over it
+    (random ids: byte pieces that form invalid UTF-8 too)."""
+    vocab = bpe_vocab()
+    rng = np.random.default_rng(2017)
+    alphabet = "the rosinagxyzROME:\n\t\r\u2581\u0301中文😀é"
+    texts = BPE_TEXTS + ["".join(rng.choice(list(alphabet), 40)) for _ in range(10)]
+    table = rng.normal(0, 2, (11, vocab.size)).astype(np.float32)
+    table[:, 257:] += 2  # text pieces likelier than byte pieces
+    cases = []
+    for prime, start_token, start, settings in [("", 0, 0, SETTINGS[0]), ("the rose", 12, 5, SETTINGS[6]),
+                                               ("中文😀", 300, 9, SETTINGS[5]), ("aaa", 260, 1, SETTINGS[3])]:
+        seed = 11 * len(cases) + 5
+        text = "".join(generate(TableModel(table, start_token, start), vocab, prime, 40, seed=seed, **settings))
+        cases.append(dict(name=f"bpe/{len(cases)}", start_token=start_token, start=start, prime=prime,
+                          seed=str(seed), **settings, length=40, text=text))
+    return dict(vocab=vocab.to_json(), cases=[dict(text=t, ids=vocab.encode(t).tolist()) for t in texts],
+                table=table.tolist(), generate=cases)
+
+
 def main():
     rng_vectors = []
     for seed in (0, 1, 42, 2**63 + 12345, 2**64 - 1):
@@ -127,8 +162,10 @@ def main():
                      "number n after a reset, counting from `start`, of token t returns row (start + n + t) mod "
                      "rows of `table`), compare the text. `generate.many`: stream seeds (stream i of seed s), "
                      "then batches of `num_samples` streams over the same table, stream i seeded with its stream "
-                     "seed and cut after its first `until` (SPEC.md, \"Many samples\"), compare the texts.",
-               rng=rng_vectors, cases=cases, generate=generate_cases())
+                     "seed and cut after its first `until` (SPEC.md, \"Many samples\"), compare the texts. "
+                     "`tokenization`: a bpe vocabulary, cases of a text and its ids (encode, compare the ids; "
+                     "decode, compare the text), and generate cases over it (SPEC.md, \"Vocabulary\").",
+               rng=rng_vectors, cases=cases, generate=generate_cases(), tokenization=tokenization_cases())
     with open(os.path.join(HERE, "sampling_vectors.json"), "w") as f:
         json.dump(doc, f, indent=1)
         f.write("\n")

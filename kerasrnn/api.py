@@ -17,16 +17,17 @@ from .sample import step_model
 
 def text_datasets(path: str, batch_size: int = 50, seq_length: int = 50, tokens: str = "char",
                   train_frac: float = 0.9, val_frac: float = 0.1, val_tokens: int = Config.val_tokens,
-                  steps_per_chunk: Optional[int] = None) -> "tuple[Vocab, data.StreamBatches, data.StreamBatches]":
+                  steps_per_chunk: Optional[int] = None, vocab_size: int = Config.vocab_size) -> "tuple[Vocab, data.StreamBatches, data.StreamBatches]":
     """(vocabulary, training batches, validation batches) of a text (a file, directory or archive: the
     corpus module), as `kerasrnn train` makes them (validation: at most `val_tokens` tokens, 0 for all).
 
     The batches are keras.utils.PyDataset objects of B streams x T steps, where row i of batch k+1
     continues row i of batch k. Fit them with `shuffle=False` and `TBPTTSchedule(training_batches)`
     among the callbacks; `steps_per_chunk` splits a pass over the text into Keras epochs of about that
-    many batches, so that validation runs that often.
+    many batches, so that validation runs that often. `tokens="bpe"` learns `vocab_size` pieces from the
+    training part (kerasrnn/subword.py).
     """
-    vocab, ids = corpus.load_ids(path, tokens)
+    vocab, ids = corpus.load_ids(path, tokens, vocab_size=vocab_size, train_frac=train_frac)
     return (vocab, *data.stream_batches(ids, batch_size, seq_length, train_frac, val_frac, val_tokens,
                                         steps_per_chunk))
 

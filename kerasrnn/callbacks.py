@@ -100,10 +100,13 @@ class Checkpointer(keras.callbacks.Callback):
     intact. With weight averaging, validation ran on the averaged weights, and best.keras holds them;
     last.keras holds the training weights (and the averages in its optimizer), so a resumed run
     continues exactly. Each checkpoint carries the start state of its own weights (`start`: the context
-    and token of `data.start_context`)."""
+    and token of `data.start_context`). Given `per_character` (tokens per character of the training and
+    the validation text: a bpe run), the losses are also written in bits per character (`bpc`, `val_bpc`),
+    in the logs Keras prints, the records and history.csv."""
 
-    def __init__(self, run_dir, batches, history, records, start, best_val=math.inf):
+    def __init__(self, run_dir, batches, history, records, start, best_val=math.inf, per_character=None):
         super().__init__()
+        self.per_character = per_character
         self.run_dir, self.batches, self.history, self.records, self.best_val = run_dir, batches, history, records, best_val
         self.start = start
         self.diverged_at = None
@@ -121,7 +124,12 @@ class Checkpointer(keras.callbacks.Callback):
             self.diverged_at = record["step"]
             self.model.stop_training = True
             return
-        self._save({**record, "val_loss": val_loss})
+        record["val_loss"] = val_loss
+        if self.per_character:
+            record["bpc"], record["val_bpc"] = (round(record[k] * ratio / math.log(2), 6)
+                                                for k, ratio in zip(("loss", "val_loss"), self.per_character))
+            logs.update(bpc=record["bpc"], val_bpc=record["val_bpc"])  # the progress bar after this prints them
+        self._save(record)
 
     def save_here(self, logs):
         """last.keras at the current step, inside a chunk: no validation ran, so best.keras and history.csv
@@ -156,7 +164,8 @@ class Checkpointer(keras.callbacks.Callback):
                 learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
                 history = history + [{"epoch": record["keras_epoch"], "learning_rate": learning_rate,
                                       "loss": record["loss"], "seconds": round(time.time() - self._start, 2),
-                                      "step": record["step"], "val_loss": record["val_loss"]}]
+                                      "step": record["step"], "val_loss": record["val_loss"],
+                                      **{k: record[k] for k in BPC_COLUMNS if k in record}}]
                 writes.text(path("history.csv"), history_csv(history))
             writes.json(path("checkpoint.json"), records)
         self.records, self.history = records, history
@@ -192,10 +201,12 @@ class Preemption(keras.callbacks.Callback):
 
 
 HISTORY_COLUMNS = ["epoch", "learning_rate", "loss", "seconds", "step", "val_loss"]
+BPC_COLUMNS = ["bpc", "val_bpc"]  # a bpe run's: the losses in bits per character
 
 
 def history_csv(rows):
-    lines = [",".join(HISTORY_COLUMNS)] + [",".join(str(row[c]) for c in HISTORY_COLUMNS) for row in rows]
+    columns = HISTORY_COLUMNS + [c for c in BPC_COLUMNS if rows and c in rows[0]]
+    lines = [",".join(columns)] + [",".join(str(row[c]) for c in columns) for row in rows]
     return "\n".join(lines) + "\n"
 
 

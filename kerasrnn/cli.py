@@ -25,7 +25,9 @@ TRAIN_HELP = {
                "name, one with / the path inside the directory or archive), e.g. --include '*.c' --include '*.h'",
     "corpus": "without --text, a named corpus (kerasrnn corpus list): python-stdlib (embedded, offline), "
               "shakespeare (downloaded once), linux (apt-get install linux-source-6.1), names (pip install names)",
-    "tokens": "char: Unicode code points of UTF-8 text; byte: the 256 byte values",
+    "tokens": "char: Unicode code points of UTF-8 text; byte: the 256 byte values; bpe: subword pieces "
+              "(SentencePiece BPE, byte fallback: lossless) learned from the training part of UTF-8 text",
+    "vocab_size": "bpe: how many pieces to learn, 256 byte pieces and an unknown piece included",
     "train_frac": "fraction of the text for training (from the start)",
     "val_frac": "fraction for validation (after the training part); the rest is the test split",
     "val_tokens": "validate on at most this many tokens (the start of the validation part), so that validation "

@@ -13,7 +13,9 @@ class Config:
     text: str = None              # the training text: a file, directory or archive; None: `corpus`
     include: list = None          # globs choosing the files of a `text` directory or archive
     corpus: str = "python-stdlib"  # a named corpus (corpus.NAMED): python-stdlib, shakespeare, linux, names
-    tokens: str = "char"          # "char": Unicode code points; "byte": 256 byte values, any file
+    tokens: str = "char"          # "char": Unicode code points; "byte": 256 byte values, any file;
+                                  # "bpe": subword pieces learned from the training part (kerasrnn/subword.py)
+    vocab_size: int = 1024        # bpe: the pieces to learn (256 byte pieces and the unknown one included)
     train_frac: float = 0.9
     val_frac: float = 0.1         # the rest after train and val is the test split
     val_tokens: int = 500_000     # validation reads at most this many tokens of its split (0: all)
@@ -78,7 +80,10 @@ class Config:
         if self.train_frac + self.val_frac > 1 + 1e-9:
             raise UserError(f"{option('train_frac')} + {option('val_frac')} must be at most 1 "
                             f"(got {self.train_frac + self.val_frac})")
-        choices = {"model": ("rnn", "gpt"), "tokens": ("char", "byte"), "cell": ("lstm", "gru", "rnn"),
+        if self.tokens == "bpe" and self.vocab_size <= 257:
+            raise UserError(f"{option('vocab_size')} must be more than 257, the byte pieces and the unknown "
+                            f"piece (got {self.vocab_size})")
+        choices = {"model": ("rnn", "gpt"), "tokens": ("char", "byte", "bpe"), "cell": ("lstm", "gru", "rnn"),
                    "optimizer": ("adam", "adamw", "rmsprop"), "lr_schedule": ("exponential", "cosine", "constant"),
                    "corpus": tuple(NAMED), "precision": ("auto", "fp32", "bf16")}
         for name, allowed in choices.items():

@@ -14,6 +14,11 @@ second writes each file's ids at its place in the sorted order of a .npy (uint8 
 `Vocab.dtype`), which training memory-maps. Both passes read an archive in its own order, never
 seeking back in it. The .npy is cached (`load_ids` says under which key), and checked each time it is
 used: a damaged one is prepared again (`cached`).
+
+A bpe vocabulary (kerasrnn/subword.py) is learned first, from the lines of the training part of the text
+(its first `train_frac` of bytes), streamed to SentencePiece; then one pass encodes each file, a run of
+whole lines at a time (no piece holds a line break, so ids never straddle one), into a temporary file
+that the second pass copies into place.
 """
 import codecs
 import dataclasses
@@ -22,6 +27,7 @@ import functools
 import glob
 import hashlib
 import importlib.util
+import itertools
 import json
 import lzma
 import os
@@ -39,6 +45,7 @@ import numpy as np
 from kerasrnn_edge.errors import MissingPath, UserError, option
 from kerasrnn_edge.vocab import Vocab, not_utf8
 
+from . import subword
 from .files import atomic_write, write_bytes, write_json
 
 SEPARATOR = "\n"
@@ -208,20 +215,26 @@ def source(config):
     return NAMED[config.corpus].source()
 
 
-def load_ids(path_or_source, tokens):
+def load_ids(path_or_source, tokens, vocab=None, vocab_size=1024, train_frac=0.9, seed=0):
     """(vocab, ids) of a text: a path (file, directory or archive) or a Source. A char vocabulary is
-    sorted by code point. The ids are memory-mapped from a cache in $KERASRNN_CACHE (~/.cache/kerasrnn),
+    sorted by code point. A bpe one is `vocab` if given (a resumed or fine-tuned run's), else learned
+    (`vocab_size` pieces, from the first `train_frac` of the text; `seed` samples its lines). The ids are memory-mapped from a cache in $KERASRNN_CACHE (~/.cache/kerasrnn),
     prepared there on first use. Its key hashes the token kind and `Source.identity`: the absolute path,
     the globs, and the size and modification time (ns) of the file, of the archive, or of every chosen
     file of a directory. So an edited file is prepared again, an unchanged one is not. An entry is the
     .npy of the ids and, written last, its record: the vocabulary and what the .npy holds (`cached`)."""
     src = path_or_source if isinstance(path_or_source, Source) else Source(path_or_source)
-    key = hashlib.sha1(json.dumps(["v3", tokens, src.identity()]).encode()).hexdigest()[:16]
+    bpe = ([hashlib.sha1(json.dumps(vocab.to_json()).encode()).hexdigest()] if vocab else
+           [vocab_size, train_frac, seed]) if tokens == "bpe" else []
+    key = hashlib.sha1(json.dumps(["v3", tokens, *bpe, src.identity()]).encode()).hexdigest()[:16]
     ids_path, record_path = (os.path.join(cache_dir(), f"ids-{key}{ext}") for ext in (".npy", ".json"))
     entry = cached(ids_path, record_path)
     if entry:
         return entry
-    vocab, total, fill = prepare(src, tokens)
+    if tokens == "bpe":
+        vocab, total, fill = prepare_bpe(src, vocab or learn(src, vocab_size, train_frac, seed))
+    else:
+        vocab, total, fill = prepare(src, tokens)
 
     def write_npy(tmp):
         np.lib.format.open_memmap(tmp, "w+", vocab.dtype, (total,))  # the header, and the file's size
@@ -299,19 +312,11 @@ def prepare(src, tokens):
                 seen.add(text, b"", final=True)
             names.append(name)
             counts.append(count)
-    if not names:
-        raise UserError(f"no file of {src.path} matches {' '.join(option('include', g) for g in src.include)}: "
-                        "check the globs (a glob without / matches the file name, one with / the path)")
-    total = sum(counts) + len(SEPARATOR) * (len(names) - 1)
-    if total == 0:
-        raise UserError(f"{src} is empty: pass a file with text in it")
+    total, starts = _layout(src, names, counts, len(SEPARATOR))
     if len(names) > 1:
         seen.add(_Text("SEPARATOR"), SEPARATOR.encode(), final=True)
     vocab = Vocab("byte") if tokens == "byte" else Vocab("char", [chr(c) for c in seen.code_points()])
     ids = _Ids(vocab)
-    order = sorted(range(len(names)), key=names.__getitem__)
-    starts = np.zeros(len(names), np.int64)
-    starts[order] = np.cumsum([0] + [counts[i] + len(SEPARATOR) for i in order[:-1]])
     separator = ids.of(_Text("SEPARATOR"), SEPARATOR.encode(), final=True)
 
     def fill(f, offset):
@@ -332,6 +337,82 @@ def prepare(src, tokens):
     return vocab, total, fill
 
 
+def _layout(src, names, counts, separator):
+    """(total tokens, where each file's ids start) of files joined in sorted path order, `separator`
+    tokens between two; `names` and `counts` in the order read."""
+    if not names:
+        raise UserError(f"no file of {src.path} matches {' '.join(option('include', g) for g in src.include)}: "
+                        "check the globs (a glob without / matches the file name, one with / the path)")
+    total = sum(counts) + separator * (len(names) - 1)
+    if total == 0:
+        raise UserError(f"{src} is empty: pass a file with text in it")
+    order = sorted(range(len(names)), key=names.__getitem__)
+    starts = np.zeros(len(names), np.int64)
+    starts[order] = np.cumsum([0] + [counts[i] + separator for i in order[:-1]])
+    return total, starts
+
+
+def learn(src, vocab_size, train_frac, seed):
+    """The bpe vocabulary of the first `train_frac` of a Source's bytes (the training part, to a line)."""
+    if src.kind == "tar":  # its size is the compressed archive's
+        size = sum(len(chunk) for _, chunks in src.members() for chunk in chunks)
+    else:
+        size = src.size()
+    return subword.learn(_lines(src, int(size * train_frac)), vocab_size, seed)
+
+
+def _lines(src, limit):
+    """The lines of the first `limit` bytes of a Source's files, without their line breaks."""
+    done = 0
+    with Progress(f"learning the bpe pieces of {src}", src) as progress:
+        for name, chunks in src.members():
+            text, carry = _Text(name), ""
+            for chunk in chunks:
+                progress.update()
+                lines = (carry + text.text(chunk[:limit - done])).split("\n")
+                carry = lines.pop()
+                yield from lines
+                done += len(chunk)
+                if done >= limit:
+                    yield carry
+                    return
+            yield carry + text.text(b"", final=True)
+
+
+def prepare_bpe(src, vocab):
+    """`prepare` for a bpe vocabulary: the first pass encodes each file (SentencePiece's encoder, whole
+    lines at a time) into a temporary file; `fill` copies the ids into place in sorted path order."""
+    encoder, dtype = subword.Encoder(vocab), np.dtype(vocab.dtype)
+    names, counts, encoded = [], [], tempfile.TemporaryFile()
+    with Progress(f"encoding {src}", src) as progress:
+        for name, chunks in src.members():
+            text, carry, count = _Text(name), "", 0
+            for chunk in itertools.chain(chunks, [None]):
+                progress.update()
+                carry += text.text(b"", final=True) if chunk is None else text.text(chunk)
+                cut = len(carry) if chunk is None else carry.rfind("\n") + 1
+                ids = np.asarray(encoder.encode(carry[:cut]), dtype)
+                encoded.write(ids.tobytes())
+                carry, count = carry[cut:], count + len(ids)
+            names.append(name)
+            counts.append(count)
+    separator = vocab.encode(SEPARATOR).astype(dtype)
+    total, starts = _layout(src, names, counts, len(separator))
+    offsets = np.cumsum([0] + counts[:-1]) * dtype.itemsize
+
+    def fill(f, offset):
+        out = _Writer(f, offset, dtype.itemsize)
+        for start, left, at in zip(offsets, counts, starts):
+            encoded.seek(start)
+            while left:
+                ids = np.frombuffer(encoded.read(min(CHUNK, left) * dtype.itemsize), dtype)
+                at, left = out.write(at, ids), left - len(ids)
+            if at < total:
+                out.write(at, separator)
+        out.flush()
+    return vocab, total, fill
+
+
 class _Text:
     """A file's text, chunk by chunk: strict incremental UTF-8, an error being one line with the file and
     the byte offset. A chunk of ASCII (most of source code) is its own code points: no decoding."""
@@ -341,16 +422,20 @@ class _Text:
 
     def code_points(self, chunk, final=False):
         """The chunk's code points: its bytes (uint8) if ASCII, else uint32."""
-        held = len(self.decoder.getstate()[0])
-        if not held and chunk.isascii():
+        if not self.decoder.getstate()[0] and chunk.isascii():
             self.done += len(chunk)
             return np.frombuffer(chunk, np.uint8)
+        return np.frombuffer(self.text(chunk, final).encode("utf-32-le"), np.uint32)
+
+    def text(self, chunk, final=False):
+        """The chunk decoded (a sequence it ends inside of is held back for the next)."""
+        held = len(self.decoder.getstate()[0])
         try:
             text = self.decoder.decode(chunk, final)
         except UnicodeDecodeError as e:
             raise not_utf8(self.name, self.done - held + e.start) from None
         self.done += len(chunk)
-        return np.frombuffer(text.encode("utf-32-le"), np.uint32)
+        return text
 
 
 class _Seen:

@@ -34,7 +34,7 @@ def start_context(ids, vocab, seq_length, length=START_CONTEXT):
     else the text's end); the context is the whole `seq_length` chunks of text before it, at most
     `length` tokens. So a sample begins where a paragraph begins, in a state the model has been in.
     """
-    newline = vocab.encode("\n")[0] if vocab.kind == "byte" or "\n" in vocab.chars else None
+    newline = vocab.encode("\n")[0] if vocab.kind != "char" or "\n" in vocab.chars else None  # bpe: a byte piece
     tail = np.asarray(ids[-100_000:])
     offset = len(ids) - len(tail)
     end = len(ids) - 1

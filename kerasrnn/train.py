@@ -22,7 +22,7 @@ from .signals import StopSignals, Stopped
 
 SUPPORTED_BACKENDS = ("tensorflow", "jax", "torch")
 SHAPE_KEYS = ("model", "num_heads", "context", "cell", "rnn_size", "num_layers", "embedding_size", "batch_size",
-              "tokens")
+              "tokens", "vocab_size")
 
 
 def check_resumable(run_dir, config, text_vocab, ids):
@@ -62,7 +62,8 @@ def train(config: Config, run_dir, resume=False, verbose="auto", launch=None):
         raise MissingPath(f"{run_dir} has no checkpoint to resume (last.keras is missing)")
 
     plan = distribute.start(launch, config, run_dir) if launch and launch.requested else None
-    vocab, ids = corpus.load_ids(corpus.source(config), config.tokens)
+    vocab, ids = corpus.load_ids(corpus.source(config), config.tokens, bpe_vocab(config, run_dir, resume),
+                                 config.vocab_size, config.train_frac, config.seed)
     out = plan.out_dir if plan else run_dir  # where this process writes: the run directory, unless it is not process 0
     with locked(out):
         try:
@@ -72,6 +73,15 @@ def train(config: Config, run_dir, resume=False, verbose="auto", launch=None):
         finally:
             if plan:
                 distribute.finish(plan)
+
+
+def bpe_vocab(config, run_dir, resume):
+    """The bpe vocabulary a run's text is encoded with: a resumed run's own, a fine-tuned run's base run's;
+    None where one is to be learned (or the tokens are not bpe)."""
+    if config.tokens != "bpe" or not (resume or config.init_from):
+        return None
+    vocab = load_vocab(run_dir if resume else config.init_from)
+    return vocab if vocab.kind == "bpe" else None  # else resuming or fine-tuning says the kinds differ
 
 
 def _train(config, run_dir, resume, verbose, text_vocab, ids, plan, out):
@@ -111,7 +121,9 @@ def _train(config, run_dir, resume, verbose, text_vocab, ids, plan, out):
         writes.json(os.path.join(out, "vocab.json"), vocab.to_json())
 
     start = data.start_context(batches.tokens, vocab, config.seq_length)
-    checkpointer = Checkpointer(out, batches, history, records, start, best_val)
+    per_character = (tokens_per_character(vocab, batches.tokens), tokens_per_character(vocab, val_batches.tokens)
+                     ) if vocab.kind == "bpe" else None
+    checkpointer = Checkpointer(out, batches, history, records, start, best_val, per_character)
     signals = StopSignals()
     callbacks = [TBPTTSchedule(batches), checkpointer, Preemption(signals, checkpointer)]
     if config.ema:
@@ -132,6 +144,8 @@ def _train(config, run_dir, resume, verbose, text_vocab, ids, plan, out):
               f"{model.count_params():,} parameters, on {keras.backend.backend()}, {precision}; {batches.steps * batches.chunks} "
               "steps per pass over the text, "
               f"validated every {batches.steps} (one Keras epoch)"
+              + (f"; {1 / per_character[0]:.2f} characters per training token, losses in nats per token and "
+                 "bits per character (bpc)" if per_character else "")
               + (f"; data-parallel on {plan.devices} devices, {plan.processes} processes" if plan else ""), flush=True)
     fit = functools.partial(model.fit, batches, validation_data=val_batches, callbacks=callbacks, verbose=verbose,
                             shuffle=False)
@@ -158,6 +172,11 @@ def _train(config, run_dir, resume, verbose, text_vocab, ids, plan, out):
         raise UserError(f"training diverged: the loss became nan or inf by step {checkpointer.diverged_at}; {kept}. "
                         f"Lower {option('learning_rate')} or {option('grad_clip')}")
     return checkpointer.records
+
+
+def tokens_per_character(vocab, ids):
+    """Tokens of a split per character of its text: nats per token times this over ln 2 is bits per character."""
+    return len(ids) / max(1, vocab.characters(ids))
 
 
 def stopped_message(run_dir, signum):

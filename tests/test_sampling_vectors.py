@@ -68,3 +68,26 @@ def test_generate_batch(case):
                                   case["temperature"], case["top_k"], case["top_p"], seed, case["argmax"]))
         cut = single.find(case["until"]) if case["until"] else -1
         assert text == (single[:cut + len(case["until"])] if cut >= 0 else single)
+
+
+@pytest.mark.parametrize("case", DOC["tokenization"]["cases"], ids=lambda c: repr(c["text"])[:40])
+def test_bpe_tokenization(case):
+    vocab = Vocab.from_json(DOC["tokenization"]["vocab"])
+    assert vocab.encode(case["text"]).tolist() == case["ids"]
+    assert "".join(map(vocab.decoder(), case["ids"])) == case["text"]
+
+
+def test_bpe_tokenization_is_sentencepieces():
+    """The spec's encoder is SentencePiece's, run on the vocabulary's model (kerasrnn.subword.model_proto)."""
+    from kerasrnn.subword import Encoder
+    encoder = Encoder(Vocab.from_json(DOC["tokenization"]["vocab"]))
+    for case in DOC["tokenization"]["cases"]:
+        assert encoder.encode(case["text"]) == case["ids"], case["text"]
+
+
+@pytest.mark.parametrize("case", DOC["tokenization"]["generate"], ids=lambda c: c["name"])
+def test_bpe_generate(case):
+    model = TableModel(np.array(DOC["tokenization"]["table"], np.float32), case["start_token"], case["start"])
+    text = generate(model, Vocab.from_json(DOC["tokenization"]["vocab"]), case["prime"], case["length"],
+                    case["temperature"], case["top_k"], case["top_p"], int(case["seed"]), case["argmax"])
+    assert "".join(text) == case["text"]

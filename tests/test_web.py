@@ -2,8 +2,8 @@
 headless Chromium (Selenium, /usr/bin/chromedriver) against `kerasrnn-edge sample` on the same files.
 
 One site, one server and one browser for the module: the char model (LSTM) at the site's root, a byte
-model (GRU), a GPT (its 200 characters past its context of 32) and damaged copies of the bundle in
-subdirectories, opened with ?bundle=DIR/.
+model (GRU), a GPT (its 200 characters past its context of 32), a bpe model (subword pieces: the page tokenizes
+the prime by SPEC.md) and damaged copies of the bundle in subdirectories, opened with ?bundle=DIR/.
 """
 import codecs
 import json
@@ -79,7 +79,7 @@ def train_tiny(base, **settings):
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    """The site directory: the char model's site made by the CLI, the byte model's, and damaged bundles."""
+    """The site directory: the char model's site made by the CLI, the byte and bpe models', and damaged bundles."""
     node_or_skip()
     from kerasrnn_export import export_bundle
     from kerasrnn_export.web import write_site
@@ -96,6 +96,9 @@ def site(tmp_path_factory):
     gpt_run = train_tiny(str(base.joinpath("gpt-run")), model="gpt", num_heads=2, context=32)
     export_bundle(gpt_run, str(base / "gpt-bundle"))
     write_site(str(base / "gpt-bundle"), str(root / "gpt"))
+    bpe_run = train_tiny(str(base.joinpath("bpe-run")), cell="lstm", tokens="bpe", vocab_size=400)
+    export_bundle(bpe_run, str(base / "bpe-bundle"))
+    write_site(str(base / "bpe-bundle"), str(root / "bpe"))
 
     def damaged(name, change):
         os.makedirs(root / name)
@@ -187,8 +190,8 @@ def edge_sample(bundle_dir, prime, seed, temperature, top_k, length):
 
 
 @pytest.mark.parametrize("bundle, prime", [("", "ROMEO:"), ("byte/", "ROMEO:"), ("byte/", "Ça va?\n\nROMEO:"),
-                                           ("gpt/", "ROMEO:")],
-                         ids=["char-lstm", "byte-gru", "byte-gru-two-line-prime", "char-gpt"])
+                                           ("gpt/", "ROMEO:"), ("bpe/", "ROMEO:\nWhat 😀 ▁ naïve")],
+                         ids=["char-lstm", "byte-gru", "byte-gru-two-line-prime", "char-gpt", "bpe-lstm"])
 def test_page_writes_what_kerasrnn_edge_prints(site, server, browser, bundle, prime, tmp_path):
     sample = dict(SAMPLE, prime=prime)
     expected = edge_sample(site / bundle, **sample)

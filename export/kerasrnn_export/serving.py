@@ -14,7 +14,8 @@ Four signatures share the weights:
                      -> id int32 [batch], rng uint64 [batch]: one choose() per row
 
 Generation runs entirely in the graph (tokenizing, priming, sampling, decoding), so a server needs
-only the SavedModel. It follows export/SPEC.md's sampling contract (contract.py), so a row's text is
+only the SavedModel (and, for a bpe run, tensorflow-text's ops: its SentencepieceTokenizer tokenizes
+the prompts). It follows export/SPEC.md's sampling contract (contract.py), so a row's text is
 the text `kerasrnn sample` writes for the same prompt, parameters and seed; rows are independent.
 """
 import os
@@ -23,6 +24,7 @@ import tempfile
 
 import tensorflow as tf
 
+from kerasrnn import subword
 from kerasrnn.files import WHAT_TO_DO, write_error
 from kerasrnn.gpt import is_gpt
 from kerasrnn.run import load_run
@@ -47,6 +49,9 @@ class ServingModule(StepWeights):
             by_code_point = sorted(range(len(points)), key=points.__getitem__)  # for searchsorted in _encode
             self.sorted_code_points = tf.constant([points[i] for i in by_code_point], tf.int32)
             self.sorted_ids = tf.constant(by_code_point, tf.int32)
+        if vocab.kind == "bpe":
+            self.tokenizer = sentencepiece_tokenizer(subword.model_proto(vocab))
+            self.piece_bytes = tf.constant([vocab.piece_bytes(i) for i in range(vocab.size)])
         states = [tf.TensorSpec([None, self.rnn_size], tf.float32, name=n) for n in self.state_names]
         params = [tf.TensorSpec(None, tf.float64, name="temperature"), tf.TensorSpec(None, tf.int32, name="top_k"),
                   tf.TensorSpec(None, tf.float64, name="top_p"), tf.TensorSpec(None, tf.bool, name="argmax")]
@@ -117,8 +122,12 @@ class ServingModule(StepWeights):
     def _encode(self, prompt):
         """Token ids of each prompt (ragged [batch, None])."""
         if self.kind == "byte":
-            chars = tf.strings.bytes_split(prompt)
-            return chars.with_flat_values(tf.cast(tf.reshape(tf.io.decode_raw(chars.flat_values, tf.uint8), [-1]), tf.int32))
+            return _bytes(prompt)
+        if self.kind == "bpe":  # SPEC.md's BPE encoding is SentencePiece's, here tensorflow-text's op
+            check = tf.debugging.Assert(tf.reduce_all(tf.strings.unicode_transcode(
+                prompt, "UTF-8", "UTF-8", errors="replace") == prompt), ["prompt is not valid UTF-8"])
+            with tf.control_dependencies([check]):
+                return self.tokenizer.tokenize(prompt)
         points = tf.strings.unicode_decode(prompt, "UTF-8", errors="strict")
         position = tf.minimum(tf.searchsorted(self.sorted_code_points, points.flat_values), self.vocab_size - 1)
         known = tf.gather(self.sorted_code_points, position) == points.flat_values
@@ -153,11 +162,28 @@ class ServingModule(StepWeights):
         mode, invalid sequences become U+FFFD and an incomplete one at the end is held back (not written)."""
         if self.kind == "char":
             return tf.strings.unicode_encode(tokens.with_flat_values(tf.gather(self.code_points, tokens.flat_values)), "UTF-8")
+        if self.kind == "bpe":  # the pieces' bytes, then decoded as byte tokens are
+            tokens = _bytes(tf.strings.reduce_join(tokens.with_flat_values(tf.gather(self.piece_bytes, tokens.flat_values)),
+                                                   axis=1))
         padded, lengths = tokens.to_tensor(0), tf.cast(tokens.row_lengths(), tf.int32)
         tokens = tf.RaggedTensor.from_tensor(padded, lengths=lengths - _held_back(padded, lengths))
         byte_strings = tf.constant([bytes([b]) for b in range(256)])
         text = tf.strings.reduce_join(tokens.with_flat_values(tf.gather(byte_strings, tokens.flat_values)), axis=1)
         return tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace")
+
+
+def _bytes(strings):
+    """The bytes of each string as int32 ids (ragged [batch, None])."""
+    chars = tf.strings.bytes_split(strings)
+    return chars.with_flat_values(tf.cast(tf.reshape(tf.io.decode_raw(chars.flat_values, tf.uint8), [-1]), tf.int32))
+
+
+def sentencepiece_tokenizer(model):
+    try:
+        import tensorflow_text
+    except ImportError:
+        raise UserError("a bpe run's SavedModel tokenizes with tensorflow-text: pip install \"kerasrnn[subword]\"") from None
+    return tensorflow_text.SentencepieceTokenizer(model=model, out_type=tf.int32)
 
 
 def _held_back(tokens, lengths):

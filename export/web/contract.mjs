@@ -89,10 +89,32 @@ export function choose(logits, rng, { temperature = 1, topK = 0, topP = 1, argma
 }
 
 // The vocabulary of a manifest's `vocab`: "char" (ids index `chars` in its order, which a fine-tuned
-// run's grown vocabulary leaves unsorted) or "byte" (ids are byte values).
+// run's grown vocabulary leaves unsorted), "byte" (ids are byte values) or "bpe" (ids index `pieces`:
+// a text piece, a byte value, or null for the unknown piece; SPEC.md "Vocabulary").
 export class Vocab {
-  constructor({ kind, size, chars } = {}) {
-    if (kind === "char") {
+  constructor({ kind, size, chars, pieces } = {}) {
+    if (kind === "bpe") {
+      const texts = Array.isArray(pieces) ? pieces.filter((p) => typeof p === "string") : [];
+      const bytes = Array.isArray(pieces) ? pieces.filter((p) => Number.isInteger(p) && p >= 0 && p < 256) : [];
+      if (!Array.isArray(pieces) || new Set(texts).size !== texts.length || new Set(bytes).size !== 256
+          || texts.some((p) => p === "" || p.includes("\n"))
+          || texts.length + bytes.length + pieces.filter((p) => p === null).length !== pieces.length) {
+        throw new UserError("the vocabulary is malformed (its pieces are not 256 byte pieces and distinct text pieces): export the bundle again");
+      }
+      this.pieces = pieces;
+      this.index = new Map();
+      this.byteIds = new Array(256);
+      const utf8 = new TextEncoder();
+      this.pieceBytes = pieces.map((p, i) => {
+        if (typeof p === "string") {
+          this.index.set(p, i);
+          return utf8.encode(p);
+        }
+        if (p === null) return new Uint8Array(0);
+        this.byteIds[p] = i;
+        return Uint8Array.of(p);
+      });
+    } else if (kind === "char") {
       if (!Array.isArray(chars) || chars.some((c) => typeof c !== "string" || [...c].length !== 1)) {
         throw new UserError("the vocabulary is malformed (chars is not a list of single characters): export the bundle again");
       }
@@ -105,7 +127,7 @@ export class Vocab {
       throw new UserError(`the vocabulary kind ${JSON.stringify(kind)} is unknown: upgrade the web sampler, or export the bundle again`);
     }
     this.kind = kind;
-    this.size = kind === "char" ? chars.length : 256;
+    this.size = kind === "char" ? chars.length : kind === "bpe" ? pieces.length : 256;
     if (size !== undefined && size !== this.size) {
       throw new UserError("the vocabulary is malformed (size does not match its characters): export the bundle again");
     }
@@ -114,6 +136,10 @@ export class Vocab {
   // Ids of a prime; characters outside a char vocabulary are an error naming them.
   encode(text) {
     if (this.kind === "byte") return Array.from(new TextEncoder().encode(text));
+    if (this.kind === "bpe") {
+      // No text piece holds a line feed, so each line is encoded alone (SPEC.md), the line feed a byte piece.
+      return text.split("\n").flatMap((line, i) => (i ? [this.byteIds[10]] : []).concat(this.bpe(line)));
+    }
     const unknown = [...new Set([...text].filter((c) => !this.index.has(c)))].sort();
     if (unknown.length) {
       const shown = unknown.slice(0, 20).map((c) => JSON.stringify(c)).join(" ");
@@ -122,29 +148,50 @@ export class Vocab {
     return [...text].map((c) => this.index.get(c));
   }
 
+  // SPEC.md's BPE encoding of a line: merge the adjacent pair whose concatenation is the text piece of
+  // smallest id (the leftmost on a tie) until none is; then pieces, or the byte pieces of a character.
+  bpe(line) {
+    const symbols = [...line];
+    for (;;) {
+      let best = -1;
+      let bestId = Infinity;
+      for (let i = 0; i + 1 < symbols.length; i++) {
+        const id = this.index.get(symbols[i] + symbols[i + 1]);
+        if (id !== undefined && id < bestId) [best, bestId] = [i, id];
+      }
+      if (best < 0) break;
+      symbols.splice(best, 2, symbols[best] + symbols[best + 1]);
+    }
+    const utf8 = new TextEncoder();
+    return symbols.flatMap((s) => (this.index.has(s) ? [this.index.get(s)] : Array.from(utf8.encode(s), (b) => this.byteIds[b])));
+  }
+
   // A function id -> text for streaming. Bytes go through an incremental UTF-8 decoder that holds
   // back an incomplete sequence and writes U+FFFD for an invalid one, as Python's "replace" does;
   // ignoreBOM keeps a leading U+FEFF, which Python's "utf-8" codec keeps too. Never flushed: an
   // incomplete sequence at the end is not printed, as in kerasrnn-edge.
+  // A bpe id is the bytes of its piece, decoded the same way.
   decoder() {
     if (this.kind === "char") return (id) => this.chars[id];
     const utf8 = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
     let afterED = false;
     let held = "";
-    return (id) => {
-      const text = utf8.decode(Uint8Array.of(id), { stream: true });
+    const decodeByte = (b) => {
+      const text = utf8.decode(Uint8Array.of(b), { stream: true });
       // ED A0..BF starts a UTF-16 surrogate: TextDecoder replaces it at once, Python only when a
       // third byte comes. Hold it back too, so that a text ending there prints what Python prints.
-      if (afterED && id >= 0xa0 && id <= 0xbf) {
+      if (afterED && b >= 0xa0 && b <= 0xbf) {
         afterED = false;
         held = text;
         return "";
       }
-      afterED = id === 0xed;
+      afterED = b === 0xed;
       const out = held + text;
       held = "";
       return out;
     };
+    if (this.kind === "byte") return decodeByte;
+    return (id) => Array.from(this.pieceBytes[id], decodeByte).join("");
   }
 }
 

@@ -44,18 +44,38 @@ class TableModel {
   }
 }
 
+// The text of a generate case over the table model.
+async function generated(table, vocab, c) {
+  const model = new TableModel(table, c.start_token, c.start);
+  let text = "";
+  for await (const piece of generate(model, new Vocab(vocab), {
+    prime: c.prime, length: c.length, temperature: c.temperature, topK: c.top_k, topP: c.top_p,
+    seed: c.seed, argmax: c.argmax,
+  })) text += piece.text;
+  return text;
+}
+
 test("generate: every text", async () => {
   const { vocab, table, cases } = vectors.generate;
   assert.ok(cases.length > 0);
-  for (const c of cases) {
-    const model = new TableModel(table, c.start_token, c.start);
-    let text = "";
-    for await (const piece of generate(model, new Vocab(vocab), {
-      prime: c.prime, length: c.length, temperature: c.temperature, topK: c.top_k, topP: c.top_p,
-      seed: c.seed, argmax: c.argmax,
-    })) text += piece.text;
-    assert.equal(text, c.text, c.name);
+  for (const c of cases) assert.equal(await generated(table, vocab, c), c.text, c.name);
+});
+
+test("bpe tokenization: every case's ids, and its text back from them", () => {
+  const { vocab, cases } = vectors.tokenization;
+  const bpe = new Vocab(vocab);
+  assert.ok(cases.length > 0);
+  for (const { text, ids } of cases) {
+    assert.deepEqual(bpe.encode(text), ids, JSON.stringify(text));
+    const decode = bpe.decoder();
+    assert.equal(ids.map(decode).join(""), text);
   }
+});
+
+test("bpe generate: every text", async () => {
+  const { vocab, table, generate: cases } = vectors.tokenization;
+  assert.ok(cases.length > 0);
+  for (const c of cases) assert.equal(await generated(table, vocab, c), c.text, c.name);
 });
 
 test("stream seeds", () => {

@@ -62,7 +62,7 @@ def inspect_run(run_dir, text=None, split="val", chars=2000, out=None, lstmvis_d
     memory = memory_curve(weights, ids, progress) + [("never", float(losses.mean()))]
     best_n = min(ngram_losses, key=lambda n: ngram_losses[n].mean())
 
-    text_chars = "".join(tokens[i] for i in ids) if vocab.kind == "char" else bytes(ids.tolist()).decode("latin-1")
+    text_chars = feature_chars(vocab, ids)
     signals = [(layer, kind, values) for layer in range(layers)
                for kind, values in (("h", h[layer]), ("c", c[layer] if c else None)) if values is not None]
     if lstmvis_dir:
@@ -105,7 +105,7 @@ def read_text(config, vocab, text, split, chars, skip_unknown):
         raise UserError(f"the run's training text {config.text} is missing (the n-gram baseline needs it): run from "
                         "the directory the run was trained in, or put the text back")
     path = corpus.source(config)
-    corpus_vocab, ids = corpus.load_ids(path, config.tokens)
+    corpus_vocab, ids = corpus.load_ids(path, config.tokens, vocab if vocab.kind == "bpe" else None)
     try:  # a fine-tuned run's vocabulary holds more characters than its text
         ids = vocab.recode(ids, corpus_vocab)
     except UserError as e:
@@ -130,6 +130,8 @@ def read_text(config, vocab, text, split, chars, skip_unknown):
                     break
             skipped = sorted(set(skipped))
             chosen, source = vocab.encode("".join(kept)), text
+        elif vocab.kind == "bpe":  # every text has bpe ids (byte pieces for what the pieces lack)
+            chosen, source = vocab.encode(decode_utf8(raw))[:chars], text
         else:
             chosen, source = np.frombuffer(raw, np.uint8)[:chars], text
     else:
@@ -145,9 +147,23 @@ def show(chars):
 
 def token_texts(vocab):
     """Each id's text on the page: its character, or for a byte that is not printable ASCII, \\xNN."""
+    def byte(b):
+        return chr(b) if 32 <= b < 127 or b in (9, 10) else f"\\x{b:02x}"
     if vocab.kind == "char":
         return list(vocab.chars)
-    return [chr(b) if 32 <= b < 127 or b in (9, 10) else f"\\x{b:02x}" for b in range(256)]
+    if vocab.kind == "bpe":  # the pieces, in the strip as they are
+        return [byte(p) if isinstance(p, int) else "<unk>" if p is None else p for p in vocab.pieces]
+    return [byte(b) for b in range(256)]
+
+
+def feature_chars(vocab, ids):
+    """One character per token, for the text features of the cell finder: the token's own (a char), its
+    byte as Latin-1 (byte, and bpe's byte pieces), or a piece's last character."""
+    if vocab.kind == "char":
+        return "".join(vocab.chars[i] for i in ids)
+    if vocab.kind == "byte":
+        return bytes(ids.tolist()).decode("latin-1")
+    return "".join(chr(p) if isinstance(p, int) else (p or " ")[-1] for p in (vocab.pieces[i] for i in ids))
 
 
 def reset_intervals(length):

@@ -8,6 +8,7 @@ import java.nio.FloatBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Paths;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -19,7 +20,8 @@ import java.util.Map;
  * a manifest), {@code start_token} (the table model's start token, a token id), {@code prime},
  * {@code length}, {@code temperature}, {@code top_k}, {@code top_p}, {@code argmax} and
  * {@code seed} (a decimal string, unsigned 64-bit). LOGITS.bin is float32 little-endian, rows of
- * V values; see {@link LogitsTable} for which row a feed returns.
+ * V values; see {@link LogitsTable} for which row a feed returns, or, where SPEC.json lists
+ * {@code fed}, {@link Recording}.
  */
 public final class GenerateFromLogits {
     private GenerateFromLogits() {
@@ -72,6 +74,44 @@ public final class GenerateFromLogits {
         }
     }
 
+    /**
+     * A real model's logits, recorded by the Python sampler along its own text: feed n must be the
+     * token {@code fed[n]} it fed (else an error: the Java prime's ids or choices differ), and returns
+     * the logits the model returned then, row n.
+     */
+    static final class Recording implements StepModel {
+        private final LogitsTable rows;
+        private final long[] fed;
+        private int feeds;
+
+        Recording(LogitsTable rows, List<?> fed) {
+            this.rows = rows;
+            this.fed = new long[fed.size()];
+            for (int i = 0; i < this.fed.length; i++) {
+                this.fed[i] = (Long) fed.get(i);
+            }
+        }
+
+        @Override
+        public void reset() {
+            feeds = 0;
+        }
+
+        @Override
+        public int startToken() {
+            return rows.startToken;
+        }
+
+        @Override
+        public float[] feed(int token) {
+            if (feeds >= fed.length || fed[feeds] != token) {
+                throw new IllegalStateException("feed " + feeds + " is token " + token + ", the recording's "
+                        + (feeds < fed.length ? String.valueOf(fed[feeds]) : "end"));
+            }
+            return rows.rows[feeds++].clone();
+        }
+    }
+
     public static void main(String[] args) throws IOException {
         if (args.length != 2) {
             System.err.println("usage: GenerateFromLogits SPEC.json LOGITS.bin");
@@ -90,7 +130,8 @@ public final class GenerateFromLogits {
                 (Boolean) spec.get("argmax"));
         long seed = Long.parseUnsignedLong((String) spec.get("seed"));
         int length = ((Number) spec.get("length")).intValue();
-        Generation generation = new Generation(table, vocab, (String) spec.get("prime"), length, params, seed);
+        StepModel model = spec.get("fed") instanceof List ? new Recording(table, (List<?>) spec.get("fed")) : table;
+        Generation generation = new Generation(model, vocab, (String) spec.get("prime"), length, params, seed);
         StringBuilder text = new StringBuilder();
         while (generation.hasNext()) {
             text.append(generation.next());

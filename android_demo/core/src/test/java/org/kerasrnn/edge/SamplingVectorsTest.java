@@ -160,19 +160,54 @@ public class SamplingVectorsTest {
         boolean nonzeroStartToken = false;
         for (Object entry : cases) {
             Map<?, ?> testCase = (Map<?, ?>) entry;
-            int startToken = ((Number) testCase.get("start_token")).intValue();
-            nonzeroStartToken |= startToken != 0;
-            StepModel model = new CounterTableModel(table, startToken, ((Number) testCase.get("start")).longValue());
-            Generation generation = new Generation(model, vocab, (String) testCase.get("prime"),
-                    ((Number) testCase.get("length")).intValue(), params(testCase),
-                    Long.parseUnsignedLong((String) testCase.get("seed")));
-            StringBuilder text = new StringBuilder();
-            while (generation.hasNext()) {
-                text.append(generation.next());
-            }
-            assertEquals("case " + testCase.get("name"), testCase.get("text"), text.toString());
+            nonzeroStartToken |= ((Number) testCase.get("start_token")).intValue() != 0;
+            assertEquals("case " + testCase.get("name"), testCase.get("text"), generated(table, vocab, testCase));
         }
         assertTrue("no case has a nonzero start token", nonzeroStartToken);
+    }
+
+    /** The text of a generate case over the counter table model. */
+    private static String generated(float[][] table, Vocab vocab, Map<?, ?> testCase) {
+        StepModel model = new CounterTableModel(table, ((Number) testCase.get("start_token")).intValue(),
+                ((Number) testCase.get("start")).longValue());
+        Generation generation = new Generation(model, vocab, (String) testCase.get("prime"),
+                ((Number) testCase.get("length")).intValue(), params(testCase),
+                Long.parseUnsignedLong((String) testCase.get("seed")));
+        StringBuilder text = new StringBuilder();
+        while (generation.hasNext()) {
+            text.append(generation.next());
+        }
+        return text.toString();
+    }
+
+    @Test
+    public void bpeTokenizationReproducesEveryCase() {
+        Map<?, ?> tokenization = (Map<?, ?>) vectors.get("tokenization");
+        Vocab vocab = Vocab.fromJson(tokenization.get("vocab"));
+        List<?> cases = (List<?>) tokenization.get("cases");
+        assertTrue("expected tokenization cases", cases.size() >= 10);
+        for (Object entry : cases) {
+            Map<?, ?> testCase = (Map<?, ?>) entry;
+            String text = (String) testCase.get("text");
+            List<?> expected = (List<?>) testCase.get("ids");
+            int[] ids = vocab.encode(text);
+            int[] want = new int[expected.size()];
+            for (int i = 0; i < want.length; i++) {
+                want[i] = ((Number) expected.get(i)).intValue();
+            }
+            assertArrayEquals("ids of " + text, want, ids);
+            TokenDecoder decoder = vocab.newDecoder();
+            StringBuilder decoded = new StringBuilder();
+            for (int id : ids) {
+                decoded.append(decoder.decode(id));
+            }
+            assertEquals(text, decoded.toString());
+        }
+        for (Object entry : (List<?>) tokenization.get("generate")) {
+            Map<?, ?> testCase = (Map<?, ?>) entry;
+            assertEquals("case " + testCase.get("name"), testCase.get("text"),
+                    generated(table(tokenization), vocab, testCase));
+        }
     }
 
     @Test
