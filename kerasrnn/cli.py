@@ -96,7 +96,7 @@ def make_parser():
         "train", help="train a model (or resume a run)",
         description="Trains a model, or resumes a run, on the Keras backend KERAS_BACKEND names: tensorflow, jax or "
                     "torch. Unset, torch where PyTorch is installed (pip install \"kerasrnn[torch]\") on a Linux "
-                    "machine with no GPU, as the fastest there: its LSTM or GRU stack runs as PyTorch's own fused "
+                    "machine with no GPU, as the fastest there: its LSTM, GRU or SimpleRNN stack runs as PyTorch's own fused "
                     "kernel, faster than TensorFlow on a CPU (docs/benchmarks.md); otherwise Keras's default, "
                     "tensorflow. On a CPU busy with other work, OMP_WAIT_POLICY=PASSIVE or "
                     "KERAS_BACKEND=tensorflow is faster.")

@@ -36,8 +36,10 @@ class Private:
 
 
 PRIVATE = {
-    # the recurrent stack as one call of PyTorch's LSTM or GRU kernel, the call nn.LSTM and nn.GRU make
-    "torch-fused-rnn": {"lstm": Private("torch._VF", "lstm"), "gru": Private("torch._VF", "gru")},
+    # the recurrent stack as one call of PyTorch's LSTM, GRU or tanh RNN kernel, the call nn.LSTM, nn.GRU and
+    # nn.RNN make
+    "torch-fused-rnn": {"lstm": Private("torch._VF", "lstm"), "gru": Private("torch._VF", "gru"),
+                        "rnn": Private("torch._VF", "rnn_tanh")},
     # Adam's update as PyTorch's fused kernel, in place of the torch backend's per-optimizer update
     "torch-fused-adam": {"kernel": Private("torch", "_fused_adam_"),
                          "update": Private("keras.src.backend.torch.optimizers.torch_adam:Adam",

@@ -89,7 +89,7 @@ class StatefulRecurrent(layers.Layer):
         return outputs
 
     def runs_fused(self, training):
-        """Whether a call takes a fused kernel (`backends.fused_stack`): an LSTM or GRU on torch, an LSTM on
+        """Whether a call takes a fused kernel (`backends.fused_stack`): an LSTM, GRU or SimpleRNN on torch, an LSTM on
         JAX with a GPU, when no dropout between layers is to be drawn."""
         return backends.fused_stack(self, training) is not None
 

@@ -12,6 +12,7 @@ from conftest import only_on
 from kerasrnn.model import StatefulRecurrent, build_model, get_states, recurrent, reset_states, set_states
 
 B, T, E, H, L = 3, 7, 5, 6, 3
+KERNELS = {"lstm": "lstm", "gru": "gru", "rnn": "rnn_tanh"}  # the aten op of each cell's fused kernel
 
 
 def random_model(cell, num_layers, fused, seed=0):
@@ -26,7 +27,7 @@ def random_model(cell, num_layers, fused, seed=0):
 
 @only_on("torch", "the fused torch path")
 @pytest.mark.parametrize("num_layers", [1, 3])
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_torch_fused_stack_equals_the_per_layer_stack(cell, num_layers):
     """PyTorch's kernel against Keras's per-layer layers on the same weights: outputs, final states and
     the gradient of every weight."""
@@ -47,7 +48,7 @@ def test_torch_fused_stack_equals_the_per_layer_stack(cell, num_layers):
 
     want_logits, want_states, want_grads, _ = run(fused=False)
     got_logits, got_states, got_grads, kernels = run(fused=True)
-    assert f"aten::{cell}" in kernels
+    assert f"aten::{KERNELS[cell]}" in kernels
     if torch.cuda.is_available():
         assert "aten::_cudnn_rnn_backward" in kernels
     elif cell == "lstm" and torch.backends.mkldnn.is_available():
@@ -63,7 +64,7 @@ def test_torch_fused_stack_equals_the_per_layer_stack(cell, num_layers):
 
 
 @only_on("torch", "the fused torch path")
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_fit_through_the_torch_fused_path_equals_fit_through_the_per_layer_path(cell):
     """Training through PyTorch's kernel: the weights and the carried state come out as on the per-layer path."""
     rng = np.random.default_rng(2)

@@ -91,7 +91,7 @@ def pytorch_weights(cell, kernel, recurrent_kernel, bias):
 
     LSTM: Keras's gates i, f, c, o are PyTorch's i, f, g, o; Keras has one bias, so b_hh is zero.
     GRU (reset_after=True, Keras's default): Keras's z, r, h become PyTorch's r, z, n, and the two
-    Keras biases (input, recurrent) are b_ih and b_hh.
+    Keras biases (input, recurrent) are b_ih and b_hh. SimpleRNN (tanh): one gate, one bias, as the LSTM's.
     """
     if cell == "gru":
         units = recurrent_kernel.shape[0]

@@ -1,4 +1,4 @@
-"""The torch backend's fast paths: the recurrent stack as one call of PyTorch's own LSTM or GRU kernel
+"""The torch backend's fast paths: the recurrent stack as one call of PyTorch's own LSTM, GRU or RNN kernel
 (oneDNN's fused RNN on a CPU, cuDNN on a GPU), the model's training and validation steps with PyTorch's
 own functions for each layer, and the optimizer's passes over all the weights as PyTorch's multi-tensor
 kernels. Each gives what Keras's own path gives (tests/test_model.py, tests/test_optim.py); those that
@@ -28,25 +28,26 @@ from . import cpu_has_bf16, pytorch_weights
 
 def fused_rnn_works():
     """compat's check of `torch._VF`: PyTorch's kernel, called as `call_fused_kernel` calls it, computes what
-    nn.LSTM and nn.GRU compute."""
+    nn.LSTM, nn.GRU and nn.RNN compute."""
     def probe():
         generator = torch.Generator().manual_seed(0)
         x = torch.randn(2, 3, 4, generator=generator)
         for cell, module in (("lstm", torch.nn.LSTM(4, 5, 2, batch_first=True)),
-                             ("gru", torch.nn.GRU(4, 5, 2, batch_first=True))):
+                             ("gru", torch.nn.GRU(4, 5, 2, batch_first=True)),
+                             ("rnn", torch.nn.RNN(4, 5, 2, batch_first=True))):
             h = torch.randn(2, 2, 5, generator=generator)
             state = (h, torch.randn(2, 2, 5, generator=generator)) if cell == "lstm" else h
             with torch.no_grad():
                 want, _ = module(x, state)
                 got = call_fused_kernel(cell, x, state, list(module.parameters()), 2, training=False)[0]
             if not torch.allclose(got, want, atol=1e-6):
-                return f"torch._VF.{cell} computed another result than nn.{cell.upper()}"
+                return f"torch._VF's {cell} kernel computed another result than nn.{cell.upper()}"
         return None
     return compat.enabled("torch-fused-rnn", probe)
 
 
 def runs_fused(stack):
-    return stack.cell in ("lstm", "gru") and fused_rnn_works()
+    return fused_rnn_works()  # every cell: lstm, gru and rnn (SimpleRNN: PyTorch's tanh RNN)
 
 
 def prepare_stack(stack):
@@ -65,9 +66,9 @@ def transposed_in_memory(variables):
 
 
 def fused_stack(cell, inputs, states, weights, training):
-    """Runs a stack of LSTM or GRU layers, given their Keras (kernel, recurrent_kernel, bias) in `weights`,
+    """Runs a stack of LSTM, GRU or SimpleRNN layers, given their Keras (kernel, recurrent_kernel, bias) in `weights`,
     as one call of PyTorch's own kernel. Returns the last layer's outputs and the final states in `states`'
-    order (h0, c0, h1, c1, ... for an LSTM; h0, h1, ... for a GRU)."""
+    order (h0, c0, h1, c1, ... for an LSTM; h0, h1, ... for a GRU or a SimpleRNN)."""
     flat = [w for layer in weights for w in pytorch_weights(cell, *layer)]
     num_layers = len(weights)
     if cell == "lstm":
@@ -81,10 +82,10 @@ def fused_stack(cell, inputs, states, weights, training):
 
 
 def call_fused_kernel(cell, inputs, state, flat_weights, num_layers, training):
-    """`torch._VF.lstm` or `.gru` as nn.LSTM and nn.GRU call it (batch first, with biases, no dropout, one
-    direction); `state` is (h, c) for an LSTM, h for a GRU, each [layers, batch, units]."""
+    """`torch._VF.lstm`, `.gru` or `.rnn_tanh` as nn.LSTM, nn.GRU and nn.RNN call it (batch first, with biases,
+    no dropout, one direction); `state` is (h, c) for an LSTM, h otherwise, each [layers, batch, units]."""
     kernel = compat.get("torch-fused-rnn", cell)
-    return kernel(inputs, state if cell == "gru" else tuple(state), flat_weights, has_biases=True,
+    return kernel(inputs, tuple(state) if cell == "lstm" else state, flat_weights, has_biases=True,
                   num_layers=num_layers, dropout=0.0, train=training, bidirectional=False, batch_first=True)
 
 
