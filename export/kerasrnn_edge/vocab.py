@@ -64,9 +64,12 @@ class Vocab:
         return self._bytes[i] if self.kind == "bpe" else bytes((i,))
 
     def characters(self, ids):
-        """How many characters the ids of a text decode to: its UTF-8 bytes that start a character (ids of
-        a bpe vocabulary; chunk by chunk for a memory map)."""
-        counts = np.array([sum(1 for b in p if not 0x80 <= b < 0xC0) for p in self._bytes], np.int64)
+        """How many characters the ids of a text decode to: one an id for a char vocabulary; else the UTF-8
+        bytes that start a character (chunk by chunk for a memory map)."""
+        if self.kind == "char":
+            return len(ids)
+        counts = np.array([sum(1 for b in self.piece_bytes(i) if not 0x80 <= b < 0xC0) for i in range(self.size)],
+                          np.int64)
         return sum(int(counts[np.asarray(ids[i:i + (1 << 24)])].sum()) for i in range(0, len(ids), 1 << 24))
 
     @property
