@@ -100,12 +100,13 @@ class Checkpointer(keras.callbacks.Callback):
     intact. With weight averaging, validation ran on the averaged weights, and best.keras holds them;
     last.keras holds the training weights (and the averages in its optimizer), so a resumed run
     continues exactly. Each checkpoint carries the start state of its own weights (`start`: the context
-    and token of `data.start_context`)."""
+    and token of `data.start_context`). Given a `replay` (finetune.Replay), each record and history row
+    carries its count of replay batches (`replay_batches`)."""
 
-    def __init__(self, run_dir, batches, history, records, start, best_val=math.inf):
+    def __init__(self, run_dir, batches, history, records, start, best_val=math.inf, replay=None):
         super().__init__()
         self.run_dir, self.batches, self.history, self.records, self.best_val = run_dir, batches, history, records, best_val
-        self.start = start
+        self.start, self.replay = start, replay
         self.diverged_at = None
         self._start = time.time()
         self._resumed_loss = records.get("last", {}).get("loss")  # mean loss of the chunk's batches before a resume
@@ -138,7 +139,8 @@ class Checkpointer(keras.callbacks.Callback):
         if self.batches.skip:
             loss = (self.batches.skip * self._resumed_loss + (done - self.batches.skip) * loss) / done
         return {"epoch": round(step / (self.batches.steps * self.batches.chunks), 3), "step": step,
-                "keras_epoch": self._epoch, "chunk": self.batches.chunk, "batch": done, "loss": loss}
+                "keras_epoch": self._epoch, "chunk": self.batches.chunk, "batch": done, "loss": loss,
+                **({"replay_batches": self.replay.count} if self.replay else {})}
 
     def _save(self, record):
         records, history = dict(self.records, last={**record, "rng": get_rng_states(self.model)}), self.history
@@ -156,7 +158,8 @@ class Checkpointer(keras.callbacks.Callback):
                 learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
                 history = history + [{"epoch": record["keras_epoch"], "learning_rate": learning_rate,
                                       "loss": record["loss"], "seconds": round(time.time() - self._start, 2),
-                                      "step": record["step"], "val_loss": record["val_loss"]}]
+                                      "step": record["step"], "val_loss": record["val_loss"],
+                                      **{k: record[k] for k in ["replay_batches"] if k in record}}]
                 writes.text(path("history.csv"), history_csv(history))
             writes.json(path("checkpoint.json"), records)
         self.records, self.history = records, history
@@ -191,11 +194,14 @@ class Preemption(keras.callbacks.Callback):
             raise Stopped(self.signals.signum)
 
 
-HISTORY_COLUMNS = ["epoch", "learning_rate", "loss", "seconds", "step", "val_loss"]
+COUNTS = ["epoch", "step", "replay_batches"]  # history.csv's integer columns
 
 
 def history_csv(rows):
-    lines = [",".join(HISTORY_COLUMNS)] + [",".join(str(row[c]) for c in HISTORY_COLUMNS) for row in rows]
+    """CSVLogger's layout: the columns in sorted order (epoch, learning_rate, loss, [replay_batches,] seconds,
+    step, val_loss)."""
+    columns = sorted(rows[0])
+    lines = [",".join(columns)] + [",".join(str(row[c]) for c in columns) for row in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -206,7 +212,7 @@ def read_history(run_dir, up_to_step):
     with open(path, encoding="utf-8") as f:
         header, *lines = f.read().split()
     rows = [dict(zip(header.split(","), map(float, line.split(",")))) for line in lines]
-    return [{**r, "epoch": int(r["epoch"]), "step": int(r["step"])} for r in rows if r["step"] <= up_to_step]
+    return [{**r, **{k: int(r[k]) for k in COUNTS if k in r}} for r in rows if r["step"] <= up_to_step]
 
 
 SAMPLE_LENGTH = 200
