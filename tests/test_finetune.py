@@ -203,11 +203,11 @@ def test_frozen_layers_stay_bit_identical_through_training_and_resume(runs):
             model = load_model(os.path.join(run_dir, f"{which}.keras"))
             embedding, (first, second) = model.get_layer("embedding"), recurrent(model).rnns
             assert (embedding.trainable, first.trainable, second.trainable) == (False, False, True)
-            for w in embedding.weights + first.weights:
+            frozen, trained = embedding.weights + first.weights, second.weights + model.get_layer("logits").weights
+            for w in frozen:
                 np.testing.assert_array_equal(keras.ops.convert_to_numpy(w.value), initial[w.path], err_msg=w.path)
-            for w in second.weights + model.get_layer("logits").weights:
+            for w in trained:
                 assert not np.allclose(keras.ops.convert_to_numpy(w.value), initial[w.path]), w.path
-            frozen, trained = embedding.weights + first.weights, second.weights
             assert all(slot is not None for slot in optimizer_slots(model.optimizer, trained, "momentum"))
             assert optimizer_slots(model.optimizer, frozen, "momentum") == [None] * len(frozen)  # none made
     a, b = (load_model(os.path.join(run_dir, "last.keras")) for run_dir in (straight, resumed))
