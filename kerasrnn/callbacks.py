@@ -102,13 +102,15 @@ class Checkpointer(keras.callbacks.Callback):
     continues exactly. Each checkpoint carries the start state of its own weights (`start`: the context
     and token of `data.start_context`). Given `per_character` (tokens per character of the training and
     the validation text: a bpe run), the losses are also written in bits per character (`bpc`, `val_bpc`),
-    in the logs Keras prints, the records and history.csv."""
+    in the logs Keras prints, the records and history.csv. Given a `replay` (finetune.Replay), each record
+    and history row carries its count of replay batches (`replay_batches`)."""
 
-    def __init__(self, run_dir, batches, history, records, start, best_val=math.inf, per_character=None):
+    def __init__(self, run_dir, batches, history, records, start, best_val=math.inf, per_character=None,
+                 replay=None):
         super().__init__()
         self.per_character = per_character
         self.run_dir, self.batches, self.history, self.records, self.best_val = run_dir, batches, history, records, best_val
-        self.start = start
+        self.start, self.replay = start, replay
         self.diverged_at = None
         self._start = time.time()
         self._resumed_loss = records.get("last", {}).get("loss")  # mean loss of the chunk's batches before a resume
@@ -146,7 +148,8 @@ class Checkpointer(keras.callbacks.Callback):
         if self.batches.skip:
             loss = (self.batches.skip * self._resumed_loss + (done - self.batches.skip) * loss) / done
         return {"epoch": round(step / (self.batches.steps * self.batches.chunks), 3), "step": step,
-                "keras_epoch": self._epoch, "chunk": self.batches.chunk, "batch": done, "loss": loss}
+                "keras_epoch": self._epoch, "chunk": self.batches.chunk, "batch": done, "loss": loss,
+                **({"replay_batches": self.replay.count} if self.replay else {})}
 
     def _save(self, record):
         records, history = dict(self.records, last={**record, "rng": get_rng_states(self.model)}), self.history
@@ -165,7 +168,7 @@ class Checkpointer(keras.callbacks.Callback):
                 history = history + [{"epoch": record["keras_epoch"], "learning_rate": learning_rate,
                                       "loss": record["loss"], "seconds": round(time.time() - self._start, 2),
                                       "step": record["step"], "val_loss": record["val_loss"],
-                                      **{k: record[k] for k in BPC_COLUMNS if k in record}}]
+                                      **{k: record[k] for k in EXTRA_COLUMNS if k in record}}]
                 writes.text(path("history.csv"), history_csv(history))
             writes.json(path("checkpoint.json"), records)
         self.records, self.history = records, history
@@ -201,11 +204,12 @@ class Preemption(keras.callbacks.Callback):
 
 
 HISTORY_COLUMNS = ["epoch", "learning_rate", "loss", "seconds", "step", "val_loss"]
-BPC_COLUMNS = ["bpc", "val_bpc"]  # a bpe run's: the losses in bits per character
+EXTRA_COLUMNS = ["bpc", "val_bpc", "replay_batches"]  # a bpe run's losses in bits per character; a replaying run's count
+COUNTS = ["epoch", "step", "replay_batches"]  # history.csv's integer columns
 
 
 def history_csv(rows):
-    columns = HISTORY_COLUMNS + [c for c in BPC_COLUMNS if rows and c in rows[0]]
+    columns = HISTORY_COLUMNS + [c for c in EXTRA_COLUMNS if rows and c in rows[0]]
     lines = [",".join(columns)] + [",".join(str(row[c]) for c in columns) for row in rows]
     return "\n".join(lines) + "\n"
 
@@ -217,7 +221,7 @@ def read_history(run_dir, up_to_step):
     with open(path, encoding="utf-8") as f:
         header, *lines = f.read().split()
     rows = [dict(zip(header.split(","), map(float, line.split(",")))) for line in lines]
-    return [{**r, "epoch": int(r["epoch"]), "step": int(r["step"])} for r in rows if r["step"] <= up_to_step]
+    return [{**r, **{k: int(r[k]) for k in COUNTS if k in r}} for r in rows if r["step"] <= up_to_step]
 
 
 SAMPLE_LENGTH = 200

@@ -53,6 +53,10 @@ TRAIN_HELP = {
     "patience": "early stopping: validations without improvement (0: off)", "seed": "random seed",
     "init_from": "fine-tune: start from the best weights of this run directory (same model shape); the text "
                  "may hold new characters: the vocabulary grows, old ids kept",
+    "freeze": "fine-tune: leave these layers untrained, comma-separated: embedding, a recurrent layer's index "
+              "(0, 1, ...), output; e.g. embedding,0",
+    "replay": "fine-tune: this fraction of the training batches (0 <= f < 1) from --init-from's own text, "
+              "interleaved, each from the zero state (so that the model keeps what it knew)",
     "steps_per_execution": "training steps per compiled call (faster on GPU; torch runs one step per call)",
     "sample_every": "save a 200-character sample every N steps to samples.jsonl and TensorBoard (0: never)",
     "precision": "the training steps' arithmetic: bf16 (mixed; torch only), fp32, or auto: bf16 on torch on a CPU "

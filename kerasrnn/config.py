@@ -53,6 +53,8 @@ class Config:
     patience: int = 0             # stop after N validations without improvement; 0: never
     seed: int = 123
     init_from: str = None         # run directory whose best weights start this run (kerasrnn/finetune.py)
+    freeze: str = None            # fine-tuning: layers left untrained, comma-separated: embedding, 0, 1, ..., output
+    replay: float = 0.0           # fine-tuning: this fraction of the training batches from init_from's text
     steps_per_execution: int = 1
     sample_every: int = 0         # save a sample every N steps (samples.jsonl, TensorBoard); 0: never
     precision: str = "auto"       # auto | fp32 | bf16: the training steps' (backends.set_precision)
@@ -71,7 +73,7 @@ class Config:
                      "sample_every", "val_tokens"]:
             if getattr(self, name) < 0:
                 raise UserError(f"{option(name)} must be >= 0 (got {getattr(self, name)})")
-        for name in ["dropout", "input_dropout", "ema"]:
+        for name in ["dropout", "input_dropout", "ema", "replay"]:
             if not 0 <= getattr(self, name) < 1:
                 raise UserError(f"{option(name)} must be in [0, 1) (got {getattr(self, name)})")
         if self.include and not self.text:
@@ -96,7 +98,28 @@ class Config:
                                 f"{option('num_heads')} ({self.num_heads})")
             if self.init_from:
                 raise UserError(f"{option('init_from')} fine-tunes recurrent models only, not {option('model', 'gpt')}")
+        for name in ("freeze", "replay"):
+            if getattr(self, name) and not self.init_from:
+                raise UserError(f"{option(name)} goes with fine-tuning: pass {option('init_from', 'RUN_DIR')} too")
+        self.frozen()
+        if self.replay and self.steps_per_execution > 1:
+            raise UserError(f"{option('replay')} swaps the recurrent state around each replay batch, between steps: "
+                            f"pass {option('steps_per_execution', 1)}")
         return self
+
+    def frozen(self):
+        """The layers `freeze` names, checked: "embedding", recurrent layer indices (int), "output"."""
+        if not self.freeze:
+            return []
+        valid = ["embedding", *map(str, range(self.num_layers)), "output"]
+        names = [name.strip() for name in self.freeze.split(",")]
+        unknown = [name for name in names if name not in valid]
+        if unknown:
+            raise UserError(f"{option('freeze')} names layers among {', '.join(valid)} "
+                            f"(got {', '.join(map(repr, unknown))})")
+        if set(valid) <= set(names):
+            raise UserError(f"{option('freeze', self.freeze)} leaves nothing to train: leave a layer out")
+        return [int(name) if name.isdigit() else name for name in dict.fromkeys(names)]
 
     def model_args(self):
         """The model builder's arguments (model.build_model's, or gpt.build_gpt's for a GPT)."""

@@ -13,14 +13,24 @@ copied; the new ones start so that the old model is unchanged for old characters
   exactly the old model's, and a new character's logit is a constant as low as the least likely old
   character's bias (a low, not vanishing, probability, so it learns from its first occurrences rather
   than taking probability from the old characters before it has any evidence).
+
+Two options trade learning the new text against keeping the old one (docs/rnn-to-llm.md measures them):
+`--freeze` leaves layers untrained (`freeze`), `--replay` trains a fraction of the batches on the trained
+run's own text (`ReplayBatches`, `Replay`).
 """
+import math
+from fractions import Fraction
+
+import keras
 import numpy as np
 from keras import ops
 
 from kerasrnn_edge.errors import UserError, option
 
-from .model import get_start, model_args, set_start
-from .run import load_run
+from . import corpus
+from .data import StreamBatches, split
+from .model import get_start, get_states, learned_weights, model_args, recurrent, reset_states, set_start, set_states
+from .run import load_config, load_run
 
 SHAPE = ("cell", "rnn_size", "num_layers", "embedding_size")
 
@@ -52,7 +62,7 @@ def copy_grown(source, target):
     """Copies the trained weights and the start state of `source` into `target`, whose vocabulary is the
     source's grown (the module's docstring says how the new rows start)."""
     new = target.output_shape[-1] - source.output_shape[-1]
-    for src, dst in zip(source.trainable_weights, target.trainable_weights):
+    for src, dst in zip(learned_weights(source), learned_weights(target)):
         value = ops.convert_to_numpy(src.value)
         if src.path == "embedding/embeddings":
             value = np.concatenate([value, np.repeat(value.mean(axis=0, keepdims=True), new, axis=0)])
@@ -62,3 +72,101 @@ def copy_grown(source, target):
             value = np.concatenate([value, np.full(new, value.min(), value.dtype)])
         dst.assign(value)
     set_start(target, *get_start(source))
+
+
+def freeze(model, config):
+    """Sets `trainable=False` on the layers `config.freeze` names, the Keras way: the optimizer is built
+    without their weights and never touches them, and the checkpoints load with them frozen."""
+    layers = {"embedding": model.get_layer("embedding"), **dict(enumerate(recurrent(model).rnns)),
+              "output": model.get_layer("logits")}
+    for name in config.frozen():
+        layers[name].trainable = False
+
+
+def base_batches(config, vocab, rows):
+    """The training batches of `config.init_from`'s own text (its --text or --corpus and its split), as ids
+    of `vocab` (which holds its characters: the grown vocabulary, or a resumed run's)."""
+    base = load_config(config.init_from)
+    base_vocab, ids = corpus.load_ids(corpus.source(base), base.tokens, vocab if base.tokens == "bpe" else None)
+    train_ids = split(ids, base.train_frac, base.val_frac)[0]
+    try:
+        train_ids = vocab.recode(train_ids, base_vocab)
+    except UserError as e:
+        raise UserError(f"cannot replay the text of {config.init_from}: {e}; it changed since that run trained "
+                        "on it") from None
+    return StreamBatches(train_ids, config.batch_size, config.seq_length, what="replayed", rows=rows)
+
+
+class ReplayBatches(keras.utils.PyDataset):
+    """The training batches of the new text (`text`, a StreamBatches) with replay batches from the trained
+    run's text (`base`) interleaved: a fraction `fraction` of each Keras epoch's steps. Step j of an epoch
+    is a replay batch when floor((j + 1) f) > floor(j f), so the first j steps hold floor(j f) of them; an
+    epoch is as long as needed for all of the text's batches (`steps`), and ends with one of them. The
+    replay batches read the trained run's text in order, one window after another, from pass to pass.
+
+    It stands where `kerasrnn train` has a StreamBatches: it has its `steps`, `chunks`, `chunk`, `skip`
+    (counted in steps of both kinds), `tokens` (the new text's) and `seq_length`; `Replay` sets `epoch`.
+    """
+
+    def __init__(self, text, base, fraction):
+        super().__init__()
+        self.text, self.base, self.fraction = text, base, Fraction(str(fraction))  # floor(j f) exactly
+        self.steps = text.steps
+        while self.steps - self.replays_before(self.steps) < text.steps:
+            self.steps += 1
+        self.chunks, self.seq_length, self.tokens = text.chunks, text.seq_length, text.tokens
+        self.epoch, self.skip = 0, 0
+
+    @property
+    def chunk(self):
+        return self.text.chunk
+
+    @chunk.setter
+    def chunk(self, chunk):
+        self.text.chunk = chunk
+
+    def replays_before(self, j):
+        """Replay batches among an epoch's first `j` steps."""
+        return math.floor(j * self.fraction)
+
+    def is_replay(self, j):
+        return self.replays_before(j + 1) > self.replays_before(j)
+
+    def __len__(self):
+        return self.steps - self.skip
+
+    def __getitem__(self, i):
+        j = self.skip + i
+        if self.is_replay(j):
+            per_epoch = self.replays_before(self.steps)
+            return self.base[(self.epoch * per_epoch + self.replays_before(j)) % self.base.steps]
+        return self.text[j - self.replays_before(j)]
+
+
+class Replay(keras.callbacks.Callback):
+    """Keeps the recurrent state of the new text's streams out of the replay batches of `batches` (a
+    ReplayBatches): a replay batch reads from the zero state, and the text's state is put back after it, so
+    the text's streams carry on as if it had not been there. (A stream of its own with a carried state
+    would read the trained run's text with more context, but its state would have to go into every
+    checkpoint for a resumed run to be exact; from zeros, a replay batch needs nothing saved.) `count` is
+    the replay batches trained, which each checkpoint records (`replay_batches`). Before the Checkpointer
+    and Preemption in the callbacks, so that a checkpoint after a replay batch holds the text's state."""
+
+    def __init__(self, batches, count=0):
+        super().__init__()
+        self.batches, self.count = batches, count
+        self._text_state = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.batches.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.batches.is_replay(self.batches.skip + batch):  # `self.model` only then: on JAX, it syncs the state
+            self._text_state = get_states(self.model)
+            reset_states(self.model)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._text_state is not None:
+            set_states(self.model, self._text_state)
+            self._text_state = None
+            self.count += 1

@@ -32,9 +32,12 @@ class StatefulRecurrent(layers.Layer):
     `self.start_weights` ([units] each, same order) and `self.start_token` are where sampling starts:
     set that state, feed that token, then the prime (export/SPEC.md, "Generating text").
     Dropout follows each layer; `locked` dropout draws one mask per sequence, shared by all time steps.
+    The layers `frozen` lists (indices) are not trained (`trainable=False`: fine-tuning's --freeze); the
+    config carries them, so that a checkpoint loads with them frozen and its optimizer's variables match.
     """
 
-    def __init__(self, cell="lstm", units=128, num_layers=1, dropout=0.0, locked=False, fused=True, **kwargs):
+    def __init__(self, cell="lstm", units=128, num_layers=1, dropout=0.0, locked=False, fused=True, frozen=(),
+                 **kwargs):
         super().__init__(**kwargs)
         if cell not in CELLS:
             raise ValueError(f"unknown cell {cell!r}: use one of {', '.join(CELLS)}")
@@ -45,6 +48,8 @@ class StatefulRecurrent(layers.Layer):
         noise_shape = (None, 1, units) if locked else None
         self.dropouts = [layers.Dropout(dropout, noise_shape=noise_shape, name=f"dropout_{i}")
                          for i in range(num_layers)] if dropout else []
+        for i in frozen:
+            self.rnns[i].trainable = False
 
     def build(self, input_shape):
         if input_shape[0] is None:
@@ -98,7 +103,8 @@ class StatefulRecurrent(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "cell": self.cell, "units": self.units, "num_layers": self.num_layers,
-                "dropout": self.dropout, "locked": self.locked, "fused": self.fused}
+                "dropout": self.dropout, "locked": self.locked, "fused": self.fused,
+                "frozen": [i for i, rnn in enumerate(self.rnns) if not rnn.trainable]}
 
 
 @keras.saving.register_keras_serializable(package="kerasrnn")
@@ -230,9 +236,17 @@ def set_rng_states(model, states):
     backends.set_rng_states(model, states)
 
 
+def learned_weights(model):
+    """The weights training learns, in `trainable_weights`' order, those of frozen layers (--freeze) too, which
+    `trainable_weights` leaves out: what copying a model's weights copies."""
+    stack = recurrent(model)
+    carried = {id(w) for w in [*stack.state_weights, *stack.start_weights, stack.start_token]}
+    return [w for w in model.weights if id(w) not in carried]
+
+
 def copy_weights(source, target):
     """Copies the trained weights and the start state (not the running state) between models of
     different batch sizes."""
-    for src, dst in zip(source.trainable_weights, target.trainable_weights):
+    for src, dst in zip(learned_weights(source), learned_weights(target)):
         dst.assign(src.value)
     set_start(target, *get_start(source))

@@ -22,7 +22,7 @@ from .signals import StopSignals, Stopped
 
 SUPPORTED_BACKENDS = ("tensorflow", "jax", "torch")
 SHAPE_KEYS = ("model", "num_heads", "context", "cell", "rnn_size", "num_layers", "embedding_size", "batch_size",
-              "tokens", "vocab_size")
+              "tokens", "vocab_size", "freeze", "replay")  # and what the checkpoint's optimizer and batch layout were made for
 
 
 def check_resumable(run_dir, config, text_vocab, ids):
@@ -93,9 +93,11 @@ def _train(config, run_dir, resume, verbose, text_vocab, ids, plan, out):
         ids = vocab.recode(ids, text_vocab)
     else:
         vocab = text_vocab
+    rows = plan.rows if plan else slice(None)
     batches, val_batches = data.stream_batches(ids, config.batch_size, config.seq_length, config.train_frac,
-                                               config.val_frac, config.val_tokens, config.eval_every,
-                                               plan.rows if plan else slice(None))
+                                               config.val_frac, config.val_tokens, config.eval_every, rows)
+    if config.replay:
+        batches = finetune.ReplayBatches(batches, finetune.base_batches(config, vocab, rows), config.replay)
 
     keras.utils.set_random_seed(config.seed)
     if resume:
@@ -108,12 +110,13 @@ def _train(config, run_dir, resume, verbose, text_vocab, ids, plan, out):
     else:
         builder = build_gpt if config.model == "gpt" else build_model
         model = builder(vocab.size, config.batch_size, config.seq_length, **config.model_args())
+        if config.init_from:
+            finetune.copy_grown(source, model)
+            finetune.freeze(model, config)
         model.compile(optimizer=make_optimizer(config, batches.steps * batches.chunks),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       # torch runs eagerly: there is no compiled call to hold several steps
                       steps_per_execution=1 if keras.backend.backend() == "torch" else config.steps_per_execution)
-        if config.init_from:
-            finetune.copy_grown(source, model)
         initial_epoch, best_val, records, history = 0, math.inf, {}, []
     precision = backends.set_precision(model, config.precision)
     with Writes() as writes:
@@ -123,9 +126,12 @@ def _train(config, run_dir, resume, verbose, text_vocab, ids, plan, out):
     start = data.start_context(batches.tokens, vocab, config.seq_length)
     per_character = (tokens_per_character(vocab, batches.tokens), tokens_per_character(vocab, val_batches.tokens)
                      ) if vocab.kind == "bpe" else None
-    checkpointer = Checkpointer(out, batches, history, records, start, best_val, per_character)
+    replay = finetune.Replay(batches, records.get("last", {}).get("replay_batches", 0)) if config.replay else None
+    checkpointer = Checkpointer(out, batches, history, records, start, best_val, per_character, replay)
     signals = StopSignals()
     callbacks = [TBPTTSchedule(batches), checkpointer, Preemption(signals, checkpointer)]
+    if replay:
+        callbacks.insert(1, replay)  # before the checkpoints, which must hold the new text's state
     if config.ema:
         callbacks.insert(0, keras.callbacks.SwapEMAWeights())  # validation on the averaged weights
     if config.max_seconds:

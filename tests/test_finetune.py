@@ -1,7 +1,10 @@
 """Fine-tuning into a text with characters the trained run never saw (kerasrnn/finetune.py): the grown
 vocabulary, the old model's logits kept exactly, training, exact resume, and the same text from the Keras
-sampler and the exported bundle."""
+sampler and the exported bundle; frozen layers (--freeze) and replayed batches of the trained run's text
+(--replay)."""
+import functools
 import io
+import math
 import os
 
 import keras
@@ -9,11 +12,14 @@ import numpy as np
 import pytest
 
 from conftest import shakespeare_slice
+from kerasrnn.callbacks import TBPTTSchedule
 from kerasrnn.corpus import load_ids
-from kerasrnn.finetune import copy_grown, load_source
+from kerasrnn.data import StreamBatches, split
+from kerasrnn.finetune import Replay, ReplayBatches, base_batches, copy_grown, load_source
 from kerasrnn.inspect.main import inspect_run
-from kerasrnn.model import build_model, reset_states
-from kerasrnn.run import load_model, load_vocab
+from kerasrnn.model import build_model, get_states, recurrent, reset_states
+from kerasrnn.optim import optimizer_slots
+from kerasrnn.run import load_config, load_model, load_vocab
 from kerasrnn.sample import sample
 from kerasrnn.train import train
 from kerasrnn_edge import cli
@@ -166,3 +172,140 @@ def test_inspect_reads_the_fine_tuned_runs_text(runs):
     out = str(runs["tmp"] / "report.html")
     inspect_run(runs["finetuned"], chars=200, out=out)
     assert os.path.getsize(out) > 0
+
+
+# --- the options: frozen layers, replayed batches ---
+
+def assert_same_weights(a, b, atol=1e-6):
+    assert int(a.optimizer.iterations.value) == int(b.optimizer.iterations.value) > 0
+    assert len(a.optimizer.variables) == len(b.optimizer.variables)
+    for wa, wb in zip(a.weights + a.optimizer.variables, b.weights + b.optimizer.variables):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(wa.value), keras.ops.convert_to_numpy(wb.value),
+                                   atol=atol, err_msg=wa.path)
+
+
+def test_frozen_layers_stay_bit_identical_through_training_and_resume(runs):
+    """--freeze embedding,0: the embedding and the first recurrent layer keep the weights fine-tuning starts
+    from (the grown ones), bit for bit, in best.keras (weight averaging on) and last.keras, straight and
+    resumed; the other layers train, and the checkpoints load with the same layers frozen. No dropout, so
+    that torch trains the stack in its fused kernel, which takes every layer's weights."""
+    config = functools.partial(tiny_config, runs["text"], init_from=runs["trained"], freeze="embedding,0", ema=0.9)
+    straight, resumed = str(runs["tmp"] / "frozen"), str(runs["tmp"] / "frozen-resumed")
+    train(config(max_epochs=2), straight, verbose=0)
+    train(config(max_epochs=1), resumed, verbose=0)
+    train(config(max_epochs=2), resumed, resume=True, verbose=0)
+
+    start = build_model(load_vocab(straight).size, 4, 16, **config().model_args())
+    copy_grown(load_model(os.path.join(runs["trained"], "best.keras"), compile=False), start)
+    initial = {w.path: keras.ops.convert_to_numpy(w.value) for w in start.weights}
+    for run_dir in (straight, resumed):
+        for which in ("best", "last"):
+            model = load_model(os.path.join(run_dir, f"{which}.keras"))
+            embedding, (first, second) = model.get_layer("embedding"), recurrent(model).rnns
+            assert (embedding.trainable, first.trainable, second.trainable) == (False, False, True)
+            frozen, trained = embedding.weights + first.weights, second.weights + model.get_layer("logits").weights
+            for w in frozen:
+                np.testing.assert_array_equal(keras.ops.convert_to_numpy(w.value), initial[w.path], err_msg=w.path)
+            for w in trained:
+                assert not np.allclose(keras.ops.convert_to_numpy(w.value), initial[w.path]), w.path
+            assert all(slot is not None for slot in optimizer_slots(model.optimizer, trained, "momentum"))
+            assert optimizer_slots(model.optimizer, frozen, "momentum") == [None] * len(frozen)  # none made
+    a, b = (load_model(os.path.join(run_dir, "last.keras")) for run_dir in (straight, resumed))
+    assert_same_weights(a, b)
+    out = io.StringIO()
+    sample(straight, prime="ROMEO", length=50, seed=1, out=out)  # the batch-1 sampler copies the frozen weights too
+    assert len(out.getvalue()) > len("ROMEO")
+
+
+def new_text_batches(runs):
+    """(the fine-tuned run's vocabulary, the training batches of the new text under it)."""
+    vocab = load_vocab(runs["finetuned"])
+    text_vocab, ids = load_ids(runs["text"], "char")
+    return vocab, StreamBatches(split(vocab.recode(ids, text_vocab), 0.9, 0.1)[0], 4, 16)
+
+
+def test_replay_batches_interleave_the_stated_fraction_of_the_trained_runs_text(runs):
+    """Step j of an epoch is a replay batch when floor((j + 1) f) > floor(j f); the replay batches are the
+    trained run's training text window after window, across epochs; the new text's batches all come, in
+    order, between them."""
+    config = tiny_config(runs["text"], init_from=runs["trained"], replay=0.3)
+    vocab, text = new_text_batches(runs)
+    base = base_batches(config, vocab, slice(None))
+    batches = ReplayBatches(text, base, 0.3)
+    with open(load_config(runs["trained"]).text, encoding="utf-8") as f:
+        trained_text = f.read()
+    replayed = []
+    for epoch in range(2):
+        batches.epoch = epoch
+        kinds = []
+        for j in range(len(batches)):
+            x, y = batches[j]
+            if any(np.array_equal(x, base[k][0]) for k in range(base.steps)):
+                kinds.append("replay")
+                replayed.append(next(k for k in range(base.steps) if np.array_equal(x, base[k][0])))
+                assert vocab.decode(x[0]) in trained_text
+            else:
+                kinds.append([i for i in range(text.steps) if np.array_equal(x, text[i][0])])
+        assert kinds.count("replay") == math.floor(len(batches) * 0.3)
+        assert [j for j, kind in enumerate(kinds) if kind == "replay"] == [
+            j for j in range(len(batches)) if math.floor((j + 1) * 0.3) > math.floor(j * 0.3)]
+        assert [kind for kind in kinds if kind != "replay"] == [[i] for i in range(text.steps)]
+    assert replayed == list(range(len(replayed)))  # window after window, epoch after epoch
+
+
+def test_replay_batches_leave_the_new_texts_state_as_it_would_be_without_them(runs):
+    """With the weights kept fixed (learning rate 0), a pass with replay batches ends in the state of a pass
+    without them: each replay batch reads from the zero state, and the text's state is put back after it."""
+    config = tiny_config(runs["text"], init_from=runs["trained"], replay=0.25)
+    vocab, text = new_text_batches(runs)
+    batches = ReplayBatches(text, base_batches(config, vocab, slice(None)), 0.25)
+    replay = Replay(batches)
+    states = []
+    for data, callbacks in ((text, [TBPTTSchedule(text)]), (batches, [TBPTTSchedule(batches), replay])):
+        keras.utils.set_random_seed(1)  # the same weights
+        model = build_model(vocab.size, 4, 16, **config.model_args())
+        model.compile(keras.optimizers.SGD(0.0), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.fit(data, epochs=1, callbacks=callbacks, verbose=0, shuffle=False)
+        states.append(get_states(model))
+    assert replay.count == math.floor(batches.steps * 0.25) > 0
+    assert np.abs(states[0][0]).max() > 0
+    for without, with_replay in zip(*states):
+        np.testing.assert_allclose(with_replay, without, atol=1e-6)
+
+
+def test_replay_counts_its_batches_and_resumes_inside_an_epoch_exactly(runs):
+    """The checkpoints and history.csv count the replay batches trained; a run stopped inside an epoch (by
+    its time budget) and resumed ends as the run never stopped does."""
+    config = functools.partial(tiny_config, runs["text"], init_from=runs["trained"], replay=0.25, max_epochs=2,
+                               **REGULARIZED)
+    straight, resumed = str(runs["tmp"] / "replay"), str(runs["tmp"] / "replay-resumed")
+    records = train(config(), straight, verbose=0)
+    stopped = train(config(max_seconds=0.01), resumed, verbose=0)
+    assert 0 < stopped["last"]["batch"] < records["last"]["batch"], stopped["last"]
+    again = train(config(), resumed, resume=True, verbose=0)
+
+    steps = records["last"]["batch"]  # of each epoch
+    assert steps - math.floor(steps * 0.25) == new_text_batches(runs)[1].steps  # each of the text's batches once
+    assert records["last"]["step"] == again["last"]["step"] == 2 * steps
+    assert records["last"]["replay_batches"] == again["last"]["replay_batches"] == 2 * math.floor(steps * 0.25)
+    assert stopped["last"]["replay_batches"] == math.floor(stopped["last"]["batch"] * 0.25)
+    header, *rows = open(os.path.join(straight, "history.csv")).read().split()
+    assert header == "epoch,learning_rate,loss,replay_batches,seconds,step,val_loss"
+    assert [row.split(",")[3] for row in rows] == [str(n * math.floor(steps * 0.25)) for n in (1, 2)]
+    assert open(os.path.join(resumed, "history.csv")).read().split()[-1].split(",")[3] == rows[-1].split(",")[3]
+    assert_same_weights(load_model(os.path.join(straight, "last.keras")), load_model(os.path.join(resumed, "last.keras")))
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(freeze="embedding"), "^freeze= goes with fine-tuning: pass init_from='RUN_DIR' too$"),
+    (dict(replay=0.5), "^replay= goes with fine-tuning"),
+    (dict(init_from="run", freeze="embedding,0,lstm"),
+     r"^freeze= names layers among embedding, 0, 1, output \(got 'lstm'\)$"),
+    (dict(init_from="run", freeze="output, 1,0,embedding"), "^freeze='output, 1,0,embedding' leaves nothing to train"),
+    (dict(init_from="run", replay=-0.1), r"^replay= must be in \[0, 1\) \(got -0.1\)$"),
+    (dict(init_from="run", replay=0.2, steps_per_execution=4), "^replay= swaps the recurrent state around each"),
+])
+def test_bad_fine_tuning_options_are_one_line(options, message):
+    with pytest.raises(UserError, match=message):
+        tiny_config("text.txt", **options).check()
+    assert tiny_config("text.txt", init_from="run", freeze=" 1,embedding").frozen() == [1, "embedding"]
