@@ -461,10 +461,10 @@ def finetune_experiment(args):
     rows = [["base run (before)", "-", "-", f"{before:.4f}", sample_of(base)]]
     for name, run in variants.items():
         forgotten = None if run.vocab.missing(base.vocab) else evaluate(run, run.vocab.recode(base_val, base.vocab))
-        rows.append([name, run.record["step"], f"{run.record['val_loss']:.4f}",
+        rows.append([name, f"{run.record['step']:,} in {run.history[-1]['seconds']:.0f} s", f"{run.record['val_loss']:.4f}",
                      f"{forgotten:.4f}" if forgotten is not None else "its vocabulary lacks the corpus's characters",
                      sample_of(run)])
-    table = [["run", "steps", "small text: best val loss", "corpus: val loss", "sample (temperature 0.8, seed 1)"],
+    table = [["run", "steps (best)", "small text: best val loss", "corpus: val loss", "sample (temperature 0.8, seed 1)"],
              *rows]
     figure, axis = plt.subplots(figsize=(7, 4.2))
     for row in rows[1:]:
@@ -472,12 +472,15 @@ def finetune_experiment(args):
             axis.scatter(float(row[3]), float(row[2]), s=50)
             axis.annotate(row[0], (float(row[3]), float(row[2])), fontsize=8, xytext=(4, 4), textcoords="offset points")
     axis.axvline(before, color="gray", ls=":", label="the base run on the corpus")
+    axis.axhline(variants["from scratch"].record["val_loss"], color="gray", ls="--",
+                 label="trained from scratch on the small text")
     axis.set(xlabel="corpus validation loss (what is forgotten: right is worse)",
              ylabel="small text validation loss (what is gained: lower is better)", title="style against knowledge")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     notes = (f"Base: the `tiny` LSTM on the corpus, {args.seconds:g} s. Small text: {os.path.relpath(args.small_text, REPO)}"
-             f" ({os.path.getsize(args.small_text):,} bytes), 90/10 split; each variant trains {args.seconds:g} s on it. "
+             f" ({os.path.getsize(args.small_text):,} bytes), 90/10 split; each variant trains on it for {args.seconds:g} s or "
+             "the preset's 20 passes, whichever ends first. "
              "Corpus loss: the first 100,000 tokens of the corpus's validation split (the base run's own validation).")
     report(args, "finetune", "Fine-tuning: style against knowledge", command_line(args), table, figure, notes)
 
