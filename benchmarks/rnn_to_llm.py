@@ -51,6 +51,7 @@ from kerasrnn.api import Run  # noqa: E402
 from kerasrnn.data import StreamBatches, split  # noqa: E402
 from kerasrnn.gpt import build_gpt, is_gpt  # noqa: E402
 from kerasrnn.model import build_model, copy_weights, model_args, reset_states  # noqa: E402
+from kerasrnn.train import tokens_per_character  # noqa: E402
 from kerasrnn_edge.errors import KerasrnnError  # noqa: E402
 from kerasrnn_edge.manifest import read_manifest  # noqa: E402
 from kerasrnn_edge.runtimes import installed_version, open_step_model  # noqa: E402
@@ -118,19 +119,13 @@ def cross_entropy(logits, targets):
     return np.log(np.exp(logits).sum(axis=-1)) - logits[np.arange(len(targets)), targets]
 
 
-def bits_per_character(run, loss, ids):
-    return loss * len(ids) / max(1, run.vocab.characters(ids)) / math.log(2)
-
-
 # -- reports --------------------------------------------------------------------------------------------------
 
 def report(args, name, title, command, table, plot=None, notes=""):
     """Prints the table, writes the plot (OUT/name.png) and puts the experiment's section in --doc, between
     its markers `<!-- name -->` and `<!-- /name -->` (the prose around them stays); OUT/name.md where the doc
     has no such markers."""
-    header, *rows = table
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-             *("| " + " | ".join(str(c) for c in row) + " |" for row in rows)]
+    lines = markdown_table(table)
     stamp = (f"{datetime.date.today()} on {os.cpu_count()} CPUs ({cpu_name()}), Keras {keras.__version__} on "
              f"{keras.backend.backend()}")
     text = [f"### {title}", "", f"    {command}", "", f"Measured {stamp}.", "", *lines, ""]
@@ -182,9 +177,9 @@ def cut_context_losses(run, val, positions, rng, chunk=32):
     each k in CUTS, at the same `positions` randomly drawn validation positions."""
     targets = rng.choice(np.arange(max(CUTS), len(val)), positions, replace=False)
     losses = []
+    model = rebuilt(run, chunk)
     for k in CUTS:
         total = 0.0
-        model = rebuilt(run, chunk)
         for i in range(0, positions, chunk):
             rows = targets[i:i + chunk]
             windows = np.stack([val[t - k:t] for t in rows])
@@ -284,10 +279,14 @@ def context_experiment(args):
     report(args, "context", "Context: a fixed state against a growing cache", command_line(args), table, figure, notes)
 
 
-def table_md(table, title):
+def markdown_table(table):
     header, *rows = table
-    return "\n".join([f"{title}:", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-                      *("| " + " | ".join(str(c) for c in row) + " |" for row in rows), ""])
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(str(c) for c in row) + " |" for row in rows)]
+
+
+def table_md(table, title):
+    return "\n".join([f"{title}:", "", *markdown_table(table), ""])
 
 
 # -- length: training cost against sequence length ------------------------------------------------------------
@@ -432,9 +431,9 @@ def tokens_experiment(args):
     rows = []
     for name, run in runs.items():
         val = validation_ids(run, run.config.val_tokens)
-        loss = run.record["val_loss"]
+        loss, per_character = run.record["val_loss"], tokens_per_character(run.vocab, val)
         rows.append([name, run.vocab.size, run.record["step"], f"{loss:.4f}",
-                     f"{len(val) / max(1, run.vocab.characters(val)):.3f}", f"{bits_per_character(run, loss, val):.3f}",
+                     f"{per_character:.3f}", f"{loss * per_character / math.log(2):.3f}",
                      run.sample("", 160, temperature=0.8, seed=1).replace("\n", "⏎").replace("|", "\\|")])
     table = [["tokens", "vocabulary", "steps", "best val loss (nats/token)", "tokens per character",
               "bits per character", "sample (temperature 0.8, seed 1)"], *rows]
