@@ -2,6 +2,7 @@
 
     python benchmarks/train_throughput.py [--grid gpu|cpu] [--steps 60] [--rounds 5] [--steps-per-execution 16]
                                           [--torch] [--fused on|off|both] [--precision auto|fp32|bf16]
+                                          [--keras-policy mixed_bfloat16]
 
 On the backend `kerasrnn train` takes (KERAS_BACKEND, or torch on a CPU-only Linux machine where it is
 installed), one JSON line per shape: characters per second through `model.fit` (stateful batches, Adam, clip 5,
@@ -11,7 +12,9 @@ ms per step and peak accelerator memory.
 `--torch` times that PyTorch peer on the same shapes, on the same device kind, in fp32 and with autocast to
 bf16, and adds the ratios to each (ratio_fp32, ratio_bf16). `--fused`
 picks the LSTM stack's path: one call of a fused kernel for all layers (on: PyTorch's own LSTM on
-torch, cuDNN's on JAX with a GPU), one per layer (off), or a row for each. On the GPU host:
+torch, cuDNN's on JAX with a GPU), one per layer (off), or a row for each. `--keras-policy` builds
+kerasrnn's model under a Keras dtype policy (`mixed_bfloat16`: does Keras's own mixed precision gain on
+TensorFlow and JAX, which `kerasrnn train` runs in fp32; docs/benchmarks.md). On the GPU host:
 KERAS_BACKEND=jax or torch (no TensorFlow there).
 
 Each measurement runs in a process of its own (kerasrnn's too), warms up for the reference's 10 steps
@@ -157,7 +160,7 @@ def build(shape, vocab_size, fused):
 
 
 def lstm_path(model):
-    return "fused" if recurrent(model).runs_fused(training=True) else "per-layer"
+    return "fused" if recurrent(model).runs_fused() else "per-layer"
 
 
 def kerasrnn_throughput(model, shape, ids, steps, steps_per_execution, peers):
@@ -186,23 +189,27 @@ def kerasrnn_throughput(model, shape, ids, steps, steps_per_execution, peers):
 
 def measure(spec):
     """One kerasrnn measurement, in this process (a child of `main`): `spec` is {shape, fused, steps,
-    steps_per_execution, peer, precision}, with the PyTorch peer taking turns in fp32 and in bf16 if `peer`.
-    kerasrnn trains in `precision`, as `kerasrnn train --precision` takes it. Prints the row."""
+    steps_per_execution, peer, precision, policy}, with the PyTorch peer taking turns in fp32 and in bf16 if
+    `peer`. kerasrnn trains in `precision`, as `kerasrnn train --precision` takes it, its model built under
+    Keras's dtype `policy` if one is given. Prints the row."""
     vocab, ids = Vocab.fit(open(DATA, "rb").read(), "char")
+    if spec["policy"]:
+        keras.config.set_dtype_policy(spec["policy"])
     model = build(spec["shape"], vocab.size, spec["fused"])
     precision = set_precision(model, spec["precision"])
     peers = {"fp32": TorchPeer(spec["shape"])} if spec["peer"] else None
     if peers and (peers["fp32"].device == "cuda" or cpu_has_bf16()):  # elsewhere bf16 is emulated, no peer
         peers["bf16"] = TorchPeer(spec["shape"], bf16=True)
-    row = dict(impl=f"kerasrnn-{keras.backend.backend()}", **spec["shape"], lstm=lstm_path(model), precision=precision,
+    row = dict(impl=f"kerasrnn-{keras.backend.backend()}", **spec["shape"], lstm=lstm_path(model),
+               precision=spec["policy"] or precision,
                **kerasrnn_throughput(model, spec["shape"], ids[: int(len(ids) * 0.9)], spec["steps"],
                                      spec["steps_per_execution"], peers))
     print(json.dumps(row), flush=True)
 
 
-def kerasrnn_child(shape, fused, steps, steps_per_execution, peer, precision):
+def kerasrnn_child(shape, fused, steps, steps_per_execution, peer, precision, policy):
     spec = dict(shape=shape, fused=fused, steps=steps, steps_per_execution=steps_per_execution, peer=peer,
-                precision=precision)
+                precision=precision, policy=policy)
     out = subprocess.run([sys.executable, __file__, "--measure", json.dumps(spec)], check=True, capture_output=True,
                          text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -236,6 +243,8 @@ def main():
                         help="the LSTM stack as one fused kernel call (on), one per layer (off), or both")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                         help="kerasrnn's training precision, as `kerasrnn train --precision` (default auto)")
+    parser.add_argument("--keras-policy", choices=("mixed_bfloat16",),
+                        help="build kerasrnn's model under this Keras dtype policy (TensorFlow, JAX)")
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # a child's one measurement
     args = parser.parse_args()
     if args.measure:
@@ -246,7 +255,8 @@ def main():
         fused_choices = {"on": [True], "off": [False], "both": [False, True]}[args.fused]
         for _ in range(args.rounds):
             for fused in list(fused_choices):
-                run = kerasrnn_child(shape, fused, args.steps, args.steps_per_execution, in_process, args.precision)
+                run = kerasrnn_child(shape, fused, args.steps, args.steps_per_execution, in_process, args.precision,
+                                     args.keras_policy)
                 if fused and fused_choices == [False, True] and run["lstm"] == "per-layer":
                     fused_choices.remove(True)  # no fused path here: "both" times the one path there is
                 for precision, peer in run.pop("peers", {}).items():

@@ -71,13 +71,16 @@ class StatefulRecurrent(layers.Layer):
                                            name="start_token")
 
     def call(self, inputs, training=None):
-        fused = backends.fused_stack(self, training)
+        fused = backends.fused_stack(self)
         if fused:  # the fused kernels take the states stacked, a copy
             initial = [w.value for w in self.state_weights]
             weights = [(r.cell.kernel.value, r.cell.recurrent_kernel.value, r.cell.bias.value) for r in self.rnns]
-            outputs, states = fused(self.cell, inputs, initial, weights, training=bool(training))
-            if self.dropouts:
-                outputs = self.dropouts[-1](outputs, training=training)
+            if training and self.dropout and self.num_layers > 1:
+                outputs, states = self.fused_layer_by_layer(fused, inputs, initial, weights, training)
+            else:
+                outputs, states = fused(self.cell, inputs, initial, weights, training=bool(training))
+                if self.dropouts:
+                    outputs = self.dropouts[-1](outputs, training=training)
         else:
             # a copy: torch's autograd keeps the initial state for the backward pass, and the assign below
             # overwrites the weight in place
@@ -93,10 +96,21 @@ class StatefulRecurrent(layers.Layer):
             weight.assign(ops.stop_gradient(state))
         return outputs
 
-    def runs_fused(self, training):
+    def fused_layer_by_layer(self, fused, inputs, initial, weights, training):
+        """The stack as one fused kernel call per layer, with Keras's dropout drawn between them: the kernels
+        draw none of their own, so a deep stack trained with dropout takes the same masks as the per-layer path."""
+        outputs, states, per_layer = inputs, [], len(initial) // self.num_layers
+        for i, dropout in enumerate(self.dropouts):
+            outputs, layer_states = fused(self.cell, outputs, initial[i * per_layer:(i + 1) * per_layer], weights[i:i + 1],
+                                          training=True)
+            outputs = dropout(outputs, training=training)
+            states += layer_states
+        return outputs, states
+
+    def runs_fused(self):
         """Whether a call takes a fused kernel (`backends.fused_stack`): an LSTM, GRU or SimpleRNN on torch, an LSTM on
-        JAX with a GPU, when no dropout between layers is to be drawn."""
-        return backends.fused_stack(self, training) is not None
+        JAX with a GPU."""
+        return backends.fused_stack(self) is not None
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.units)

@@ -50,7 +50,7 @@ def test_every_fast_path_is_on_here(fresh, capfd):
     """The baseline the cases below depart from: with the installed releases, each torch fast path is on."""
     model, _ = fit(fused=True)
     assert warnings_in(capfd) == []
-    assert recurrent(model).runs_fused(training=True)
+    assert recurrent(model).runs_fused()
     assert all(compat._enabled[path] for path in TORCH_PATHS)
 
 
@@ -64,7 +64,7 @@ def test_a_renamed_private_attribute_turns_its_fast_path_off(path, name, fresh, 
     assert f"fast path {path} is off" in lines[0] and str(compat.PRIVATE[path][name]) in lines[0]
     assert compat.FALLBACK[path] in lines[0]
     assert {p: compat._enabled[p] for p in TORCH_PATHS} == {p: p != path for p in TORCH_PATHS}
-    assert recurrent(model).runs_fused(training=True) == (path != "torch-fused-rnn")
+    assert recurrent(model).runs_fused() == (path != "torch-fused-rnn")
 
     for other in TORCH_PATHS:  # the reference: every fast path off, one Keras layer at a time
         for other_name in compat.PRIVATE[other]:

@@ -15,9 +15,10 @@ B, T, E, H, L = 3, 7, 5, 6, 3
 KERNELS = {"lstm": "lstm", "gru": "gru", "rnn": "rnn_tanh"}  # the aten op of each cell's fused kernel
 
 
-def random_model(cell, num_layers, fused, seed=0):
+def random_model(cell, num_layers, fused, seed=0, **options):
     """A model whose every weight and state is random, so that a misplaced bias, gate or state shows."""
-    model = build_model(11, B, T, cell=cell, rnn_size=H, num_layers=num_layers, embedding_size=E, fused=fused)
+    model = build_model(11, B, T, cell=cell, rnn_size=H, num_layers=num_layers, embedding_size=E, fused=fused,
+                        **options)
     rng = np.random.default_rng(seed)
     for weight in model.weights:
         if weight.dtype == "float32":
@@ -37,7 +38,7 @@ def test_torch_fused_stack_equals_the_per_layer_stack(cell, num_layers):
 
     def run(fused):
         model = random_model(cell, num_layers, fused)
-        assert recurrent(model).runs_fused(training=True) == fused
+        assert recurrent(model).runs_fused() == fused
         with torch.profiler.profile() as profile:
             logits = model(x, training=True)
             loss = keras.ops.mean(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
@@ -84,8 +85,37 @@ def test_fit_through_the_torch_fused_path_equals_fit_through_the_per_layer_path(
         np.testing.assert_allclose(got, want, atol=1e-4)
 
 
+@only_on("torch", "the fused torch path")
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_a_deep_stack_trained_with_dropout_runs_a_fused_kernel_per_layer(cell):
+    """With dropout between layers, training calls PyTorch's kernel once per layer and Keras's dropout between
+    the calls, which draws the masks the per-layer path draws: weights and carried state come out as there."""
+    import torch
+    rng = np.random.default_rng(6)
+    x = rng.integers(0, 11, size=(4, B, T)).astype("int32")
+    y = rng.integers(0, 11, size=(4, B, T)).astype("int32")
+
+    def fit(fused):
+        keras.utils.set_random_seed(7)
+        model = random_model(cell, L, fused, dropout=0.3)
+        assert recurrent(model).runs_fused() == fused  # (compat's probe of the kernel runs here, once)
+        model.compile(keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.train_on_batch(x[0], y[0])  # the first step also builds (one call of the whole stack)
+        with torch.profiler.profile() as profile:
+            for xb, yb in zip(x[1:], y[1:]):
+                model.train_on_batch(xb, yb)
+        calls = sum(event.count for event in profile.key_averages() if event.key == f"aten::{KERNELS[cell]}")
+        return [keras.ops.convert_to_numpy(w) for w in model.trainable_weights], get_states(model), calls
+
+    want_weights, want_states, _ = fit(fused=False)
+    got_weights, got_states, calls = fit(fused=True)
+    assert calls == (len(x) - 1) * L  # one call per layer and step
+    for got, want in zip(got_weights + got_states, want_weights + want_states):
+        np.testing.assert_allclose(got, want, atol=1e-4)
+
+
 @only_on("torch", "LanguageModel's own steps run on torch")
-@pytest.mark.parametrize("dropout", [0.3, 0.0], ids=["per-layer", "fused"])
+@pytest.mark.parametrize("dropout", [0.3, 0.0], ids=["dropout-between-layers", "no-dropout"])
 @pytest.mark.parametrize("metrics", [["accuracy"], []], ids=["accuracy", "loss-only"])
 def test_the_torch_steps_equal_keras_own_steps(dropout, metrics, monkeypatch):
     """On torch, LanguageModel's training and validation steps call each layer's `call` and score flattened
@@ -103,7 +133,7 @@ def test_the_torch_steps_equal_keras_own_steps(dropout, metrics, monkeypatch):
         keras.utils.set_random_seed(4)
         model = build_model(11, B, T, rnn_size=H, num_layers=2, embedding_size=E, dropout=dropout,
                             input_dropout=0.2, locked_dropout=True)
-        assert recurrent(model).runs_fused(training=True) == (dropout == 0)
+        assert recurrent(model).runs_fused()
         model.compile(keras.optimizers.Adam(1e-2, global_clipnorm=1.0),
                       keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=metrics)
         steps = []

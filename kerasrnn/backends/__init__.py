@@ -25,11 +25,10 @@ def prepare_stack(stack):
         fast_paths().prepare_stack(stack)
 
 
-def fused_stack(stack, training):
-    """The function running `stack` as one fused kernel call (`fn(cell, inputs, states, weights, training)`
-    → (outputs, final states)), or None where this call takes Keras's per-layer path: the fused kernels
-    draw no dropout between layers from Keras's seeds, so training a deep stack with dropout goes per layer."""
-    if not stack.fused or training and stack.dropout and stack.num_layers > 1:
+def fused_stack(stack):
+    """The function running `stack`'s layers as one fused kernel call (`fn(cell, inputs, states, weights,
+    training)` → (outputs, final states)), or None where `stack` takes Keras's per-layer path."""
+    if not stack.fused:
         return None
     backend = fast_paths()
     return backend.fused_stack if backend is not None and backend.runs_fused(stack) else None
