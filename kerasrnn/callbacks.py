@@ -298,6 +298,15 @@ class TimeBudget(keras.callbacks.Callback):
             self.trained_model.stop_training = True
 
 
+class EpochTensorBoard(keras.callbacks.TensorBoard):
+    """Keras's TensorBoard callback writing each epoch's logs (its `update_freq="epoch"`), where Keras's also
+    makes a summary of every batch's logs, which no writer records at that frequency and which costs a share
+    of a small model's step (docs/benchmarks.md, "Training quality")."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        super().on_train_batch_end(batch, None)
+
+
 def plot_history(run_dir, rows):
     """Writes loss.png: training and validation loss against steps."""
     if not rows:

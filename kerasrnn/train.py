@@ -10,8 +10,8 @@ import keras
 from kerasrnn_edge.errors import MissingPath, UserError, option
 
 from . import backends, corpus, data, distribute, finetune
-from .callbacks import (Checkpointer, Preemption, SampleLog, TBPTTSchedule, TimeBudget, plot_history, read_history,
-                        read_samples, resume_point, training_weights_kept)
+from .callbacks import (Checkpointer, EpochTensorBoard, Preemption, SampleLog, TBPTTSchedule, TimeBudget, plot_history,
+                        read_history, read_samples, resume_point, training_weights_kept)
 from .config import Config
 from .gpt import build_gpt
 from .model import build_model, set_rng_states
@@ -142,7 +142,7 @@ def _train(config, run_dir, resume, verbose, text_vocab, ids, plan, out):
         samples = read_samples(run_dir, records["last"]["step"]) if resume else []
         callbacks.append(SampleLog(out, vocab, config.sample_every, config.seed, samples, _has_tensorboard()))
     if _has_tensorboard():
-        callbacks.append(keras.callbacks.TensorBoard(os.path.join(out, "logs")))
+        callbacks.append(EpochTensorBoard(os.path.join(out, "logs")))
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
     if verbose:

@@ -41,6 +41,19 @@ def test_train_writes_the_run_directory(trained):
     assert open(os.path.join(run_dir, "history.csv")).readline().strip().endswith("val_loss")
 
 
+def test_train_logs_each_epoch_to_tensorboard(trained):
+    """TensorBoard's logs hold the epochs' losses (and no per-batch summaries: kerasrnn's callback skips them)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    _, run_dir = trained
+    tags = {}
+    for split in ("train", "validation"):
+        events = EventAccumulator(os.path.join(run_dir, "logs", split))
+        events.Reload()
+        tags[split] = set(events.Tags()["tensors"]) | set(events.Tags()["scalars"])
+    assert "epoch_loss" in tags["train"] and "epoch_loss" in tags["validation"], tags
+    assert not any(tag.startswith("batch_") for tag in tags["train"]), tags
+
+
 def test_sample_same_seed_same_text(trained):
     _, run_dir = trained
     args = ["sample", run_dir, "--prime", "First", "--length", "60", "--temperature", "0.8", "--seed", "7"]
