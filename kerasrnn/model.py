@@ -72,40 +72,30 @@ class StatefulRecurrent(layers.Layer):
 
     def call(self, inputs, training=None):
         fused = backends.fused_stack(self)
-        if fused:  # the fused kernels take the states stacked, a copy
-            initial = [w.value for w in self.state_weights]
+        if fused:
             weights = [(r.cell.kernel.value, r.cell.recurrent_kernel.value, r.cell.bias.value) for r in self.rnns]
-            if training and self.dropout and self.num_layers > 1:
-                outputs, states = self.fused_layer_by_layer(fused, inputs, initial, weights, training)
-            else:
-                outputs, states = fused(self.cell, inputs, initial, weights, training=bool(training))
-                if self.dropouts:
-                    outputs = self.dropouts[-1](outputs, training=training)
-        else:
+        if fused and not (training and self.dropout and self.num_layers > 1):  # the whole stack, one kernel call
+            outputs, states = fused(self.cell, inputs, [w.value for w in self.state_weights], weights,
+                                    training=bool(training))  # (the kernels take the states stacked, a copy)
+            if self.dropouts:
+                outputs = self.dropouts[-1](outputs, training=training)
+        else:  # layer by layer, Keras's dropout between: the fused kernels draw none of their own
             # a copy: torch's autograd keeps the initial state for the backward pass, and the assign below
             # overwrites the weight in place
             initial = [ops.copy(w.value) for w in self.state_weights]
             outputs, states, per_layer = inputs, [], len(initial) // self.num_layers
             for i, rnn in enumerate(self.rnns):
-                outputs, *layer_states = rnn(outputs, initial_state=initial[i * per_layer:(i + 1) * per_layer],
-                                             training=training)
+                layer_initial = initial[i * per_layer:(i + 1) * per_layer]
+                if fused:
+                    outputs, layer_states = fused(self.cell, outputs, layer_initial, weights[i:i + 1], training=True)
+                else:
+                    outputs, *layer_states = rnn(outputs, initial_state=layer_initial, training=training)
                 states += layer_states
                 if self.dropouts:
                     outputs = self.dropouts[i](outputs, training=training)
         for weight, state in zip(self.state_weights, states):
             weight.assign(ops.stop_gradient(state))
         return outputs
-
-    def fused_layer_by_layer(self, fused, inputs, initial, weights, training):
-        """The stack as one fused kernel call per layer, with Keras's dropout drawn between them: the kernels
-        draw none of their own, so a deep stack trained with dropout takes the same masks as the per-layer path."""
-        outputs, states, per_layer = inputs, [], len(initial) // self.num_layers
-        for i, dropout in enumerate(self.dropouts):
-            outputs, layer_states = fused(self.cell, outputs, initial[i * per_layer:(i + 1) * per_layer], weights[i:i + 1],
-                                          training=True)
-            outputs = dropout(outputs, training=training)
-            states += layer_states
-        return outputs, states
 
     def runs_fused(self):
         """Whether a call takes a fused kernel (`backends.fused_stack`): an LSTM, GRU or SimpleRNN on torch, an LSTM on
