@@ -14,7 +14,6 @@ on the same weights.
 
     python benchmarks/cold_start.py RUN_DIR [--start model|zeros|both] [--context-end break|any] [--seeds 20]
 """
-import argparse
 import os
 import tempfile
 
@@ -22,6 +21,7 @@ import numpy as np
 
 from kerasrnn import corpus, data
 from kerasrnn.run import load_checkpoints, load_config
+from kerasrnn_edge.errors import ArgumentParser, non_negative, one_line_errors, positive
 from kerasrnn_edge.sampler import EdgeSampler
 from kerasrnn_edge.sampling import generate
 from kerasrnn_export import export_bundle
@@ -89,16 +89,16 @@ def measure(bundle, start, val_ids, seeds, temperature):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir")
     parser.add_argument("--start", choices=("model", "zeros", "both"), default="both",
                         help="model: the bundle's start state and token (contract 2); zeros: contract 1's start")
     parser.add_argument("--context-end", choices=("break", "any"), default="break",
                         help="the scoring context ends at a paragraph break, or anywhere")
-    parser.add_argument("--seeds", type=int, default=20)
-    parser.add_argument("--temperature", type=float, default=0.8)
+    parser.add_argument("--seeds", type=positive(int), default=20)
+    parser.add_argument("--temperature", type=positive(float), default=0.8)
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
-    parser.add_argument("--show", type=int, default=4, help="print the first 120 characters of this seed's samples")
+    parser.add_argument("--show", type=non_negative(int), default=4, help="print the first 120 characters of this seed's samples")
     args = parser.parse_args()
     config = load_config(args.run_dir)
     vocab, ids = corpus.load_ids(corpus.source(config), config.tokens)
@@ -124,4 +124,5 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors():
+        main()

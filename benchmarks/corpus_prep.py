@@ -15,12 +15,13 @@ of the joined text are also prepared both ways in one run, alternating: the stre
 whole-file decode it replaced (`Vocab.fit` of the file's bytes, as load_ids did before), for a ratio
 measured under the same load.
 """
-import argparse
 import json
 import os
 import subprocess
 import sys
 import tempfile
+
+from kerasrnn_edge.errors import ArgumentParser, non_negative, one_line_errors
 
 SOURCES = ["/tmp/linux-6.1", "/usr/src/linux-source-6.1.tar.xz"]
 INCLUDE = ["*.c", "*.h"]
@@ -62,10 +63,10 @@ def show(label, r):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("sources", nargs="*", default=SOURCES)
     parser.add_argument("--tokens", default="char")
-    parser.add_argument("--peer-mb", type=float, default=0,
+    parser.add_argument("--peer-mb", type=non_negative(float), default=0,
                         help="also compare with the whole-file decode on this many MB")
     args = parser.parse_args()
     from kerasrnn import corpus
@@ -96,4 +97,5 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors():
+        main()

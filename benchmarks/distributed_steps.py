@@ -22,6 +22,9 @@ import sys
 import tempfile
 import time
 
+from kerasrnn_edge.errors import ArgumentParser, one_line_errors, positive
+
+
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 SHARED = next(p for p in (os.path.join(REPO, "shared"), os.path.join(REPO, "..", "shared")) if os.path.isdir(p))
 DATA = os.path.join(SHARED, "data", "tinyshakespeare.txt")
@@ -91,9 +94,9 @@ def run_mode(mode, steps, preset):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=30)
+    parser = ArgumentParser()
+    parser.add_argument("--rounds", type=positive(int), default=3)
+    parser.add_argument("--steps", type=positive(int), default=30)
     parser.add_argument("--modes", default="plain,1,2,4,2x1")
     parser.add_argument("--preset", default="tiny", help="the model and batch shape (shakespeare: the GPU preset)")
     parser.add_argument("--child", metavar="MODE", help=argparse.SUPPRESS)
@@ -119,4 +122,5 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors():
+        main()

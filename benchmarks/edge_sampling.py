@@ -14,7 +14,6 @@ step's time splits into reading the weights and the arithmetic (docs/benchmarks.
     python benchmarks/edge_sampling.py [--seconds 2]
     python benchmarks/edge_sampling.py --batch-sizes 1,16 [--rounds 5]
 """
-import argparse
 import datetime
 import os
 import platform
@@ -33,6 +32,7 @@ tf.config.threading.set_inter_op_parallelism_threads(1)
 from kerasrnn.config import Config  # noqa: E402
 from kerasrnn.model import build_model, copy_weights, reset_states  # noqa: E402
 from kerasrnn.files import save_model, write_json  # noqa: E402
+from kerasrnn_edge.errors import ArgumentParser, one_line_errors, positive  # noqa: E402
 from kerasrnn_edge.sampling import SplitMix64, choose  # noqa: E402
 from kerasrnn_edge.sampler import EdgeSampler  # noqa: E402
 from kerasrnn_edge.vocab import Vocab  # noqa: E402
@@ -66,10 +66,10 @@ def make_bundle(directory, batch=None):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=2.0, help="per measurement")
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=positive(float), default=2.0, help="per measurement")
     parser.add_argument("--batch-sizes", help="measure many samples at these N instead (e.g. 1,16)")
-    parser.add_argument("--rounds", type=int, default=5, help="with --batch-sizes: rounds, each N once per round")
+    parser.add_argument("--rounds", type=positive(int), default=5, help="with --batch-sizes: rounds, each N once per round")
     parser.add_argument("--precision", choices=["int8", "fp32"], default="int8", help="with --batch-sizes")
     args = parser.parse_args()
     if args.batch_sizes:
@@ -194,4 +194,5 @@ def feed_one_by_one(step, ids):
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors():
+        main()

@@ -12,7 +12,6 @@ Nothing is downloaded: tiny-shakespeare is read from ../shared/data when it is t
 by SHA-256, that `--corpus shakespeare` downloads), `linux` needs Debian's linux-source-6.1 package and
 `names` the `names` PyPI package (`kerasrnn corpus list` says what is available).
 """
-import argparse
 import json
 import math
 import os
@@ -22,6 +21,7 @@ import sys
 import time
 
 from kerasrnn.run import load_checkpoints
+from kerasrnn_edge.errors import ArgumentParser, one_line_errors
 
 SHARED_SHAKESPEARE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "tinyshakespeare.txt")
 TINY = ["--preset", "tiny", "--max-seconds", "300"]
@@ -92,7 +92,7 @@ def section(name, run_dir):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpora", nargs="+", default=list(CORPORA), choices=list(CORPORA))
     parser.add_argument("--runs", default="runs/gallery")
     args = parser.parse_args()
@@ -101,4 +101,5 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors():
+        main()

@@ -5,7 +5,6 @@ fits on the real training split; the time covers everything `kerasrnn inspect` d
 
     python benchmarks/inspect_speed.py [--chars N] [--text PATH] [--cell lstm]
 """
-import argparse
 import os
 import tempfile
 import time
@@ -17,16 +16,17 @@ from kerasrnn.config import Config  # noqa: E402
 from kerasrnn.inspect.main import inspect_run  # noqa: E402
 from kerasrnn.model import build_model  # noqa: E402
 from kerasrnn.files import save_model, write_json  # noqa: E402
+from kerasrnn_edge.errors import ArgumentParser, one_line_errors, positive  # noqa: E402
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--chars", type=int, default=10_000)
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chars", type=positive(int), default=10_000)
     parser.add_argument("--text", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data",
                                                        "tinyshakespeare.txt"))
     parser.add_argument("--cell", default="lstm")
-    parser.add_argument("--rnn-size", type=int, default=512)
-    parser.add_argument("--num-layers", type=int, default=2)
+    parser.add_argument("--rnn-size", type=positive(int), default=512)
+    parser.add_argument("--num-layers", type=positive(int), default=2)
     args = parser.parse_args()
     config = Config(text=os.path.abspath(args.text), cell=args.cell, rnn_size=args.rnn_size, num_layers=args.num_layers)
     vocab, _ = corpus.load_ids(config.text, config.tokens)
@@ -43,4 +43,5 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors():
+        main()

@@ -6,7 +6,6 @@ Goal: int8 within +0.02 nats/char of fp32.
 
     python benchmarks/int8_quality.py RUN_DIR [--bundle DIR] [--chars N]
 """
-import argparse
 import os
 import tempfile
 
@@ -14,6 +13,7 @@ import numpy as np
 
 from kerasrnn import corpus, data
 from kerasrnn.run import load_checkpoints, load_config
+from kerasrnn_edge.errors import ArgumentParser, non_negative, one_line_errors
 from kerasrnn_edge.sampler import EdgeSampler
 from kerasrnn_export import export_bundle
 
@@ -29,10 +29,10 @@ def stream_loss(step, ids):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir")
     parser.add_argument("--bundle", help="an exported bundle of RUN_DIR (default: export to a temporary one)")
-    parser.add_argument("--chars", type=int, default=0, help="use the first N validation characters (0: all)")
+    parser.add_argument("--chars", type=non_negative(int), default=0, help="use the first N validation characters (0: all)")
     args = parser.parse_args()
     config = load_config(args.run_dir)
     _, ids = corpus.load_ids(corpus.source(config), config.tokens)
@@ -53,4 +53,5 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors():
+        main()

@@ -6,7 +6,6 @@ Each RUN is a kerasrnn run directory or a copy of its history.csv (NAME.csv); FI
 `torch_reference.py quality ...` printed. Prints one markdown row per curve: best validation loss,
 when it was reached, and the validations run.
 """
-import argparse
 import csv
 import json
 import os
@@ -15,6 +14,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from kerasrnn_edge.errors import ArgumentParser, one_line_errors  # noqa: E402
+
 
 
 def run_name(path):
@@ -34,7 +36,7 @@ def torch_curve(path):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+")
     parser.add_argument("--torch-log", help="JSON lines from torch_reference.py quality")
     parser.add_argument("--out", default="curves.png")
@@ -62,4 +64,5 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors():
+        main()

@@ -52,7 +52,7 @@ from kerasrnn.data import StreamBatches, split  # noqa: E402
 from kerasrnn.gpt import build_gpt, is_gpt  # noqa: E402
 from kerasrnn.model import build_model, copy_weights, model_args, reset_states  # noqa: E402
 from kerasrnn.train import tokens_per_character  # noqa: E402
-from kerasrnn_edge.errors import KerasrnnError  # noqa: E402
+from kerasrnn_edge.errors import ArgumentParser, KerasrnnError, one_line_errors, positive  # noqa: E402
 from kerasrnn_edge.manifest import read_manifest  # noqa: E402
 from kerasrnn_edge.runtimes import installed_version, open_step_model  # noqa: E402
 
@@ -493,26 +493,24 @@ EXPERIMENTS = {"context": context_experiment, "length": length_experiment, "grad
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="experiments:\n" + __doc__.split("\n\n")[2])
     parser.add_argument("experiment", choices=EXPERIMENTS)
-    parser.add_argument("--seconds", type=float, default=60, help="training time of each run (default 60)")
+    parser.add_argument("--seconds", type=positive(float), default=60, help="training time of each run (default 60)")
     parser.add_argument("--corpus", default="python-stdlib", help="a named corpus (default python-stdlib)")
     parser.add_argument("--text", help="a text file, directory or archive instead of --corpus")
     parser.add_argument("--small-text", default=SMALL_TEXT, help="finetune: the small text of another style")
     parser.add_argument("--runs", default="runs/rnn-to-llm", help="where the runs go, reused when there")
     parser.add_argument("--out", default="docs/rnn-to-llm", help="where the plots go")
     parser.add_argument("--doc", default="docs/rnn-to-llm.md", help="the page whose sections the tables replace")
-    parser.add_argument("--positions", type=int, default=512, help="context: validation positions per k")
-    parser.add_argument("--time-per-point", type=float, default=3.0, help="length: seconds timed per (model, T)")
+    parser.add_argument("--positions", type=positive(int), default=512, help="context: validation positions per k")
+    parser.add_argument("--time-per-point", type=positive(float), default=3.0, help="length: seconds timed per (model, T)")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    try:
-        EXPERIMENTS[args.experiment](args)
-    except KerasrnnError as e:
-        sys.exit(f"rnn_to_llm: {e}")
+    EXPERIMENTS[args.experiment](args)
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors():
+        main()

@@ -7,7 +7,6 @@ embedding 64, vocab 65). Untrained weights (speed does not depend on them); one 
 --before REV also exports the same weights with the serving code of git revision REV and measures both,
 in alternating rounds (the median of 3 each), so that both see the same load on a shared machine.
 """
-import argparse
 import datetime
 import functools
 import importlib
@@ -29,6 +28,7 @@ tf.config.threading.set_inter_op_parallelism_threads(1)
 from kerasrnn.config import PRESETS, Config  # noqa: E402
 from kerasrnn.model import build_model  # noqa: E402
 from kerasrnn.files import save_model, write_json  # noqa: E402
+from kerasrnn_edge.errors import ArgumentParser, one_line_errors, positive  # noqa: E402
 from kerasrnn_edge.sampler import EdgeSampler  # noqa: E402
 from kerasrnn_edge.vocab import Vocab  # noqa: E402
 from kerasrnn_export import export_bundle  # noqa: E402
@@ -82,9 +82,9 @@ def request(generate, batch, **settings):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--length", type=int, default=200, help="characters generated per prompt")
-    parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--length", type=positive(int), default=200, help="characters generated per prompt")
+    parser.add_argument("--seconds", type=positive(float), default=3.0, help="time per measurement")
     parser.add_argument("--before", help="also measure the serving code of this git revision")
     args = parser.parse_args()
     REQUEST["max_length"] = args.length
@@ -124,4 +124,5 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors():
+        main()

@@ -18,6 +18,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from kerasrnn.run import load_checkpoints, load_vocab  # noqa: E402
+from kerasrnn_edge.errors import ArgumentParser, non_negative, one_line_errors, positive  # noqa: E402
 from kerasrnn_edge.sampler import EdgeSampler  # noqa: E402
 from kerasrnn_export import export_bundle  # noqa: E402
 
@@ -42,10 +43,10 @@ def edge_speed(run_dir, length, seed):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", help="run directories (char and bpe)")
-    parser.add_argument("--length", type=int, default=2000, help="tokens to sample for the speed")
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--length", type=positive(int), default=2000, help="tokens to sample for the speed")
+    parser.add_argument("--seed", type=non_negative(int), default=1)
     args = parser.parse_args()
     print(f"# {datetime.datetime.now():%Y-%m-%d %H:%M}, {platform.processor() or platform.machine()}, "
           f"load {os.getloadavg()[0]:.1f}")
@@ -64,4 +65,5 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors():
+        main()

@@ -50,6 +50,7 @@ import keras  # noqa: E402
 from kerasrnn.backends import cpu_has_bf16, set_precision  # noqa: E402
 from kerasrnn.data import StreamBatches  # noqa: E402
 from kerasrnn.model import build_model, recurrent  # noqa: E402
+from kerasrnn_edge.errors import ArgumentParser, one_line_errors, positive  # noqa: E402
 from kerasrnn_edge.vocab import Vocab  # noqa: E402
 
 # ../shared beside the checkout; on the GPU host, a copy carried inside it (shared/, ignored by git)
@@ -69,8 +70,8 @@ TURN = 5  # steps per turn when the peer takes turns in kerasrnn's process
 class TorchPeer:
     """The PyTorch reference's training step in this process: its CharLSTM, Adam at 2e-3, cross-entropy and
     clip 5 over its stateful streams, as its `throughput` steps them; with `bf16`, its forward pass under
-    autocast to bfloat16 and the loss in fp32, as its `throughput(amp=True)` (`bf16_autocast`: on a CPU
-    without bf16 instructions, emulated)."""
+    PyTorch's autocast to bfloat16 and the loss in fp32, as its `throughput(amp=True)` (`measure` takes
+    this peer only where bf16 runs natively: on a GPU, or a CPU with bf16 instructions)."""
 
     def __init__(self, shape, bf16=False):
         import torch
@@ -86,14 +87,10 @@ class TorchPeer:
 
     def run(self, steps):
         """Seconds for `steps` steps, results in."""
-        import contextlib
-
         import torch
-
-        from kerasrnn.backends.torch import bf16_autocast
         start = time.perf_counter()
         for _ in range(steps):
-            with bf16_autocast(self.device) if self.bf16 else contextlib.nullcontext():
+            with torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.bf16):
                 logits, new = self.model(self.x[self.i % len(self.x)], self.state)
             loss = torch.nn.functional.cross_entropy(logits.reshape(-1, self.vocab_size).float(),
                                                      self.y[self.i % len(self.y)].reshape(-1))
@@ -231,11 +228,11 @@ def fastest(runs):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grid", choices=list(GRIDS), default="cpu")
-    parser.add_argument("--steps", type=int, default=60, help="timed steps per round")
-    parser.add_argument("--rounds", type=int, default=5, help="turns per shape; each side's fastest counts")
-    parser.add_argument("--steps-per-execution", type=int, default=1)
+    parser.add_argument("--steps", type=positive(int), default=60, help="timed steps per round")
+    parser.add_argument("--rounds", type=positive(int), default=5, help="turns per shape; each side's fastest counts")
+    parser.add_argument("--steps-per-execution", type=positive(int), default=1)
     parser.add_argument("--torch", action="store_true",
                         help="also time the PyTorch peer: fp32, and bf16 (autocast) on torch, on a GPU, or on a CPU "
                              "with bf16 instructions")
@@ -275,4 +272,5 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors():
+        main()

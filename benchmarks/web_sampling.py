@@ -15,7 +15,6 @@ selenium, and `npm ci` in export/web (LiteRT.js is its devDependency).
 
     python benchmarks/web_sampling.py [--length 2000] [--repeats 3]
 """
-import argparse
 import datetime
 import os
 import platform
@@ -32,6 +31,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from kerasrnn.config import Config  # noqa: E402
 from kerasrnn.model import build_model  # noqa: E402
 from kerasrnn.files import save_model, write_json  # noqa: E402
+from kerasrnn_edge.errors import ArgumentParser, one_line_errors  # noqa: E402
 from kerasrnn_edge.sampler import EdgeSampler  # noqa: E402
 from kerasrnn_edge.vocab import Vocab  # noqa: E402
 from kerasrnn_export import export_bundle  # noqa: E402
@@ -144,7 +144,7 @@ def browser_rate(browser, url, timeout=600):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--length", type=int, default=2000, help="characters per measurement")
     parser.add_argument("--repeats", type=int, default=3, help="measurements of each (the best is shown)")
     args = parser.parse_args()
@@ -199,4 +199,5 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors():
+        main()

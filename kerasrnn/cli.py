@@ -10,12 +10,11 @@ import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter off stderr
 
-from kerasrnn_edge.errors import UserError, command_line  # noqa: E402
+from kerasrnn_edge.errors import ArgumentParser, UserError, one_line_errors  # noqa: E402
 from kerasrnn_edge.samples import add_many_samples_options  # noqa: E402
 
 from .config import PRESETS, Config  # noqa: E402
 from .run import check_run_dir  # noqa: E402
-from .signals import Stopped  # noqa: E402
 from .startup import choose_backend, import_keras_quietly  # noqa: E402
 
 TRAIN_HELP = {
@@ -93,7 +92,7 @@ def add_sample_options(parser):
 
 
 def make_parser():
-    parser = argparse.ArgumentParser(prog="kerasrnn", description="Character-level RNN language models with Keras.")
+    parser = ArgumentParser(prog="kerasrnn", description="Character-level RNN language models with Keras.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser(
@@ -104,8 +103,8 @@ def make_parser():
                     "kernel, faster than TensorFlow on a CPU (docs/benchmarks.md); otherwise Keras's default, "
                     "tensorflow. On a CPU busy with other work, OMP_WAIT_POLICY=PASSIVE or "
                     "KERAS_BACKEND=tensorflow is faster.")
-    train.add_argument("--preset", help=f"base settings: {', '.join(PRESETS)} (default tiny; with --model gpt, "
-                                        "gpt-tiny)")
+    train.add_argument("--preset", help=f"base settings: {', '.join(PRESETS)} (default tiny; for a GPT, gpt-tiny); "
+                                        "--init-from takes its run's model, shape and tokens unless given")
     train.add_argument("--run-dir", default="runs/default", help="where checkpoints and logs go (default runs/default)")
     train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from last.keras")
     add_train_options(train)
@@ -203,8 +202,7 @@ def train_config(args):
     """The preset (or, resuming, the saved config) overridden by the options given explicitly."""
     from .run import run_config
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if getattr(args, f.name) is not None}
-    default = "gpt-tiny" if overrides.get("model") == "gpt" else "tiny"
-    return run_config(args.run_dir, args.preset or default, args.resume, overrides)
+    return run_config(args.run_dir, args.preset, args.resume, overrides)
 
 
 def run(args):
@@ -320,16 +318,5 @@ def main(argv=None):
         # before numpy loads: the recurrence is thousands of small matrix-vector products, which BLAS threads
         # slow down (30x measured on a busy 2-core machine) rather than speed up
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    try:
-        with command_line():
-            run(args)
-    except UserError as e:
-        print(f"kerasrnn: error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except Stopped as e:
-        print(f"kerasrnn: {e}", file=sys.stderr)
-        sys.exit(128 + e.signum)
-    except BrokenPipeError:
-        sys.exit(1)
-    except KeyboardInterrupt:  # Ctrl-C outside training (which handles it)
-        sys.exit(130)
+    with one_line_errors("kerasrnn"):
+        run(args)

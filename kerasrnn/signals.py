@@ -7,17 +7,10 @@ import signal
 import sys
 import threading
 
+from kerasrnn_edge.errors import Stopped  # noqa: F401  (raised here; the commands print it)
+
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _active = None  # the StopSignals block under way, for check_not_stopped
-
-
-class Stopped(Exception):
-    """Training stopped on a signal; the command line exits with 128 + its number, as a shell does.
-    `at_once`: on a second signal, without finishing what was under way."""
-
-    def __init__(self, signum, message="", at_once=False):
-        super().__init__(message)
-        self.signum, self.at_once = signum, at_once
 
 
 class StopSignals:

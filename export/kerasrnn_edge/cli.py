@@ -1,16 +1,15 @@
 """kerasrnn-edge sample BUNDLE ...: prints the prime, then streams the sampled text (as `kerasrnn sample`);
 with --num-samples, --until or --novel-against, prints many samples computed as batches (samples.py)."""
-import argparse
 import sys
 
-from .errors import UserError, command_line
+from .errors import ArgumentParser, UserError, one_line_errors
 from .runtimes import RUNTIMES
 from .sampler import EdgeSampler
 from .samples import Novelty, add_many_samples_options, parse_until, write_samples
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="kerasrnn-edge", description="Sample text from a kerasrnn edge bundle.")
+    parser = ArgumentParser(prog="kerasrnn-edge", description="Sample text from a kerasrnn edge bundle.")
     commands = parser.add_subparsers(dest="command", required=True)
     sample = commands.add_parser("sample", help="generate text (same seed and settings: same text as kerasrnn sample)")
     sample.add_argument("bundle", help="bundle directory made by kerasrnn export")
@@ -28,36 +27,28 @@ def main(argv=None):
                         help="print only samples not found in this text, the model's training text (with --until: "
                              "not a whole piece of it, e.g. a whole line for \"\\n\"; without: not anywhere in it)")
     args = parser.parse_args(argv)
-    try:
-        with command_line():
-            if args.seed < 0:
-                raise UserError(f"--seed must be >= 0 (got {args.seed})")
-            if args.num_samples < 1:
-                raise UserError(f"--num-samples must be >= 1 (got {args.num_samples})")
-            until = parse_until(args.until)
-            novelty = Novelty.of_file(args.novel_against, until) if args.novel_against else None
-            sampler = EdgeSampler.load(args.bundle, args.runtime, args.precision)
-            if args.num_samples > 1 or until or novelty:
-                texts = sampler.generate_batch(args.prime, args.length, args.temperature, args.top_k, args.top_p,
-                                               args.seed, args.argmax, args.num_samples, until)
-                write_samples(texts, args.prime, until, novelty, prog="kerasrnn-edge")
-                return 0
-            pieces = sampler.generate(args.prime, args.length, args.temperature, args.top_k, args.top_p, args.seed,
-                                      args.argmax)
-            first = next(pieces, "")  # bad arguments and prime characters fail here, before any output
-            sys.stdout.write(args.prime + first)
+    with one_line_errors("kerasrnn-edge"):
+        if args.seed < 0:
+            raise UserError(f"--seed must be >= 0 (got {args.seed})")
+        if args.num_samples < 1:
+            raise UserError(f"--num-samples must be >= 1 (got {args.num_samples})")
+        until = parse_until(args.until)
+        novelty = Novelty.of_file(args.novel_against, until) if args.novel_against else None
+        sampler = EdgeSampler.load(args.bundle, args.runtime, args.precision)
+        if args.num_samples > 1 or until or novelty:
+            texts = sampler.generate_batch(args.prime, args.length, args.temperature, args.top_k, args.top_p,
+                                           args.seed, args.argmax, args.num_samples, until)
+            write_samples(texts, args.prime, until, novelty, prog="kerasrnn-edge")
+            return 0
+        pieces = sampler.generate(args.prime, args.length, args.temperature, args.top_k, args.top_p, args.seed,
+                                  args.argmax)
+        first = next(pieces, "")  # bad arguments and prime characters fail here, before any output
+        sys.stdout.write(args.prime + first)
+        sys.stdout.flush()
+        for piece in pieces:
+            sys.stdout.write(piece)
             sys.stdout.flush()
-            for piece in pieces:
-                sys.stdout.write(piece)
-                sys.stdout.flush()
-            sys.stdout.write("\n")
-    except UserError as e:
-        print(f"kerasrnn-edge: error: {e}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # e.g. piped into head
-        return 1
-    except KeyboardInterrupt:
-        return 130
+        sys.stdout.write("\n")
     return 0
 
 
