@@ -226,7 +226,8 @@ def load_ids(path_or_source, tokens, vocab=None, vocab_size=1024, train_frac=0.9
     src = path_or_source if isinstance(path_or_source, Source) else Source(path_or_source)
     bpe = ([hashlib.sha1(json.dumps(vocab.to_json()).encode()).hexdigest()] if vocab else
            [vocab_size, train_frac, seed]) if tokens == "bpe" else []
-    key = hashlib.sha1(json.dumps(["v3", tokens, *bpe, src.identity()]).encode()).hexdigest()[:16]
+    # v4: bpe pieces learned from lines of any length (subword.sentences)
+    key = hashlib.sha1(json.dumps(["v4", tokens, *bpe, src.identity()]).encode()).hexdigest()[:16]
     ids_path, record_path = (os.path.join(cache_dir(), f"ids-{key}{ext}") for ext in (".npy", ".json"))
     entry = cached(ids_path, record_path)
     if entry:
@@ -340,25 +341,41 @@ def prepare(src, tokens):
 def _layout(src, names, counts, separator):
     """(total tokens, where each file's ids start) of files joined in sorted path order, `separator`
     tokens between two; `names` and `counts` in the order read."""
-    if not names:
-        raise UserError(f"no file of {src.path} matches {' '.join(option('include', g) for g in src.include)}: "
-                        "check the globs (a glob without / matches the file name, one with / the path)")
     total = sum(counts) + separator * (len(names) - 1)
-    if total == 0:
-        raise UserError(f"{src} is empty: pass a file with text in it")
+    if total <= 0:
+        raise nothing_in(src, names)
     order = sorted(range(len(names)), key=names.__getitem__)
     starts = np.zeros(len(names), np.int64)
     starts[order] = np.cumsum([0] + [counts[i] + separator for i in order[:-1]])
     return total, starts
 
 
+def nothing_in(src, names):
+    """The error for a Source with no text: no file chosen (by its globs, or none at all), or only empty ones."""
+    if not names and src.include:
+        return UserError(f"no file of {src.path} matches {' '.join(option('include', g) for g in src.include)}: "
+                         "check the globs (a glob without / matches the file name, one with / the path)")
+    if not names:
+        return UserError(f"{src.path} holds no files: pass a directory or archive with text files in it")
+    return UserError(f"{src} is empty: pass a file with text in it")
+
+
 def learn(src, vocab_size, train_frac, seed):
-    """The bpe vocabulary of the first `train_frac` of a Source's bytes (the training part, to a line)."""
+    """The bpe vocabulary of the first `train_frac` of a Source's bytes (the training part, to a line). Refused
+    at once: an empty text, and a vocabulary larger than the training part can give (each piece past the 257
+    byte and unknown ones spans characters of it, so there are at most as many as its bytes)."""
     if src.kind == "tar":  # its size is the compressed archive's
         size = sum(len(chunk) for _, chunks in src.members() for chunk in chunks)
     else:
         size = src.size()
-    return subword.learn(_lines(src, int(size * train_frac)), vocab_size, seed)
+    if size == 0:
+        raise nothing_in(src, [name for name, _ in src.members()])
+    limit = int(size * train_frac)
+    if vocab_size > 257 + limit:
+        raise UserError(f"{option('vocab_size', vocab_size)} is more pieces than the training part of {src} can give "
+                        f"(at most {257 + limit:,}: the 257 byte and unknown pieces and one per byte of its "
+                        f"{limit:,}); pass a smaller {option('vocab_size')}")
+    return subword.learn(_lines(src, limit), vocab_size, seed)
 
 
 def _lines(src, limit):

@@ -18,7 +18,7 @@ from kerasrnn_edge.errors import UserError, option
 from kerasrnn_edge.vocab import Vocab
 
 SENTENCES = 1_000_000  # lines SentencePiece samples (at random, by a fixed seed) to learn from: bounds its memory
-LONGEST_LINE = 8192    # bytes: longer lines are left out of learning (they are encoded all the same)
+LONGEST_LINE = 8192    # bytes: SentencePiece leaves longer lines out of learning, so `sentences` cuts them
 SPACE = "\u2581"       # SentencePiece's escaped space
 NORMAL, UNKNOWN, BYTE = 1, 2, 6  # ModelProto.SentencePiece.Type
 
@@ -28,25 +28,50 @@ def _sentencepiece():
         import sentencepiece
         from sentencepiece import sentencepiece_model_pb2
     except ImportError:
-        raise UserError("--tokens bpe needs SentencePiece: pip install \"kerasrnn[subword]\"") from None
+        raise UserError(f"{option('tokens', 'bpe')} needs SentencePiece: pip install \"kerasrnn[subword]\"") from None
     return sentencepiece, sentencepiece_model_pb2
+
+
+def sentences(lines, longest=LONGEST_LINE // 4):
+    """The non-empty `lines`, each cut into pieces of at most `longest` characters (at most LONGEST_LINE bytes in
+    UTF-8), before a space in the second half of the window where there is one: SentencePiece skips a longer
+    line whole, so a text with few line breaks (minified code, a paragraph per line, `tr '\n' ' '`) gave it
+    nothing to learn from. A cut only ends a word early where no space was near."""
+    for line in lines:
+        while len(line) > longest:
+            cut = line.rfind(" ", longest // 2, longest)
+            cut = cut if cut > 0 else longest
+            yield line[:cut]
+            line = line[cut:]
+        if line:
+            yield line
 
 
 def learn(lines, vocab_size, seed=0):
     """The bpe Vocab SentencePiece learns from `lines` (strings without line breaks): the unknown piece,
-    256 byte pieces, then the merged pieces in the order learned, then the characters."""
+    256 byte pieces, then the merged pieces in the order learned, then the characters. A text that gives
+    fewer pieces than `vocab_size` gives what it has (said in one line)."""
     spm, pb = _sentencepiece()
     spm.set_random_generator_seed(seed)
     model = io.BytesIO()
+    fed = [0]
+
+    def counted():
+        for sentence in sentences(lines):
+            fed[0] += 1
+            yield sentence
     try:
         spm.SentencePieceTrainer.train(
-            sentence_iterator=(line for line in lines if line), model_writer=model, model_type="bpe",
+            sentence_iterator=counted(), model_writer=model, model_type="bpe",
             vocab_size=vocab_size, byte_fallback=True, normalization_rule_name="identity", add_dummy_prefix=False,
             remove_extra_whitespaces=False, split_by_whitespace=True, allow_whitespace_only_pieces=True,
             character_coverage=0.9995, unk_id=0, bos_id=-1, eos_id=-1, unk_surface="", hard_vocab_limit=False,
             input_sentence_size=SENTENCES, shuffle_input_sentence=True, max_sentence_length=LONGEST_LINE,
             num_threads=os.cpu_count() or 1, minloglevel=2)
     except RuntimeError as e:
+        if not fed[0]:
+            raise UserError("the training part of the text holds nothing but line breaks: there is nothing to learn "
+                            "pieces from; pass a text with words in it") from None
         raise UserError(f"SentencePiece could not learn {vocab_size} pieces ({str(e).splitlines()[0]}): choose "
                         f"another {option('vocab_size')} (at least 257 plus the text's characters)") from None
     proto = pb.ModelProto.FromString(model.getvalue())
@@ -55,6 +80,9 @@ def learn(lines, vocab_size, seed=0):
     scores = [p.score for p in proto.pieces if p.type == NORMAL]
     if any(a <= b for a, b in zip(scores, scores[1:])):
         raise AssertionError("SentencePiece's BPE scores do not fall with the id: SPEC.md's merge order is not its own")
+    if len(pieces) < vocab_size:
+        print(f"kerasrnn: the text gives {len(pieces)} pieces, fewer than the {vocab_size} asked ({option('vocab_size')}): "
+              "training goes on with them", flush=True)
     return Vocab("bpe", pieces=pieces)
 
 
