@@ -3,6 +3,7 @@
 use, so TensorFlow's path never imports torch or JAX, and the fast paths' private attributes stay fenced
 (`kerasrnn.compat`). TensorFlow has none: Keras's own layers and steps run there."""
 import base64
+import functools
 import importlib
 import os
 import re
@@ -10,7 +11,7 @@ import re
 import keras
 from keras import ops
 
-from kerasrnn_edge.errors import UserError
+from kerasrnn_edge.errors import UserError, option
 
 
 def fast_paths():
@@ -53,6 +54,12 @@ def cpu_has_bf16():
     forced = os.environ.get("KERASRNN_CPU_BF16")
     if forced in ("0", "1"):
         return forced == "1"
+    return cpuinfo_has_bf16()
+
+
+@functools.cache
+def cpuinfo_has_bf16():
+    """/proc/cpuinfo's answer, read once: the steps ask every time they run."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             return re.search(r"\b(avx512_bf16|amx_bf16)\b", f.read()) is not None
@@ -67,8 +74,8 @@ def set_precision(model, precision):
     if keras.backend.backend() == "torch":
         return fast_paths().set_precision(model, precision)
     if precision == "bf16":
-        raise UserError(f"--precision bf16 runs on the torch backend only (this is {keras.backend.backend()}): "
-                        "set KERAS_BACKEND=torch, or take --precision auto")
+        raise UserError(f"{option('precision', 'bf16')} runs on the torch backend only (this is "
+                        f"{keras.backend.backend()}): set KERAS_BACKEND=torch, or take {option('precision', 'auto')}")
     return "fp32"
 
 

@@ -104,16 +104,21 @@ def set_precision(model, precision):
     return precision
 
 
-@contextlib.contextmanager
 def bf16_autocast(device):
     """PyTorch's autocast to bfloat16 on `device` ("cpu" or "cuda"). oneDNN's bf16 LSTM needs the CPU's bf16
     instructions: on a CPU without them, PyTorch's own LSTM runs in its place, emulated."""
+    if device == "cpu" and not cpu_has_bf16():
+        return emulated_bf16_autocast()
+    return torch.autocast(device, dtype=torch.bfloat16)
+
+
+@contextlib.contextmanager
+def emulated_bf16_autocast():
     with contextlib.ExitStack() as stack:
-        if device == "cpu" and not cpu_has_bf16():
-            with warnings.catch_warnings():  # its flags set oneDNN's TF32 too, which a CPU build warns about once
-                warnings.simplefilter("ignore", UserWarning)
-                stack.enter_context(torch.backends.mkldnn.flags(enabled=False))
-        stack.enter_context(torch.autocast(device, dtype=torch.bfloat16))
+        with warnings.catch_warnings():  # its flags set oneDNN's TF32 too, which a CPU build warns about once
+            warnings.simplefilter("ignore", UserWarning)
+            stack.enter_context(torch.backends.mkldnn.flags(enabled=False))
+        stack.enter_context(torch.autocast("cpu", dtype=torch.bfloat16))
         yield
 
 
