@@ -57,11 +57,12 @@ class Run:
         self._step_model = None
 
     @classmethod
-    def train(cls, run_dir: str, text: Optional[str] = None, preset: str = "tiny", resume: bool = False,
+    def train(cls, run_dir: str, text: Optional[str] = None, preset: Optional[str] = None, resume: bool = False,
               verbose="auto", **options) -> "Run":
         """Trains a new run into `run_dir` (or continues it with `resume=True`) and returns it loaded at its
-        best checkpoint. `preset` is `kerasrnn train --preset`; `options` are Config fields
-        (`max_seconds=300`, `rnn_size=512`, ...), as the command line's options override the preset.
+        best checkpoint. `preset` is `kerasrnn train --preset` (None: `tiny`, or `gpt-tiny` for a GPT); `options`
+        are Config fields (`max_seconds=300`, `rnn_size=512`, ...), as the command line's options override the
+        preset; another keyword is a KerasrnnError. With `init_from`, the model, shape and tokens are its run's.
         `verbose`: 1 for a progress bar, 2 for a line per validation, 0 for silence."""
         from .train import train
         config = run_config(run_dir, preset, resume, {**({"text": text} if text else {}), **options})

@@ -92,12 +92,9 @@ class Config:
             if getattr(self, name) not in allowed:
                 raise UserError(f"{option(name)} must be one of {', '.join(allowed)} "
                                 f"(got {getattr(self, name)!r})")
-        if self.model == "gpt":
-            if self.embedding_size % self.num_heads:
-                raise UserError(f"{option('embedding_size')} ({self.embedding_size}) must be a multiple of "
-                                f"{option('num_heads')} ({self.num_heads})")
-            if self.init_from:
-                raise UserError(f"{option('init_from')} fine-tunes recurrent models only, not {option('model', 'gpt')}")
+        if self.model == "gpt" and self.embedding_size % self.num_heads:
+            raise UserError(f"{option('embedding_size')} ({self.embedding_size}) must be a multiple of "
+                            f"{option('num_heads')} ({self.num_heads})")
         for name in ("freeze", "replay"):
             if getattr(self, name) and not self.init_from:
                 raise UserError(f"{option(name)} goes with fine-tuning: pass {option('init_from', 'RUN_DIR')} too")
@@ -136,6 +133,25 @@ class Config:
     def from_json(cls, obj):
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in obj.items() if k in known})
+
+
+# Each model family's shape (what a checkpoint's weights are made for: fine-tuning keeps it) and the options that
+# only it reads (given to the other family, refused rather than ignored).
+SHAPE = {"rnn": ("cell", "rnn_size", "num_layers", "embedding_size"),
+         "gpt": ("num_layers", "num_heads", "embedding_size", "context")}
+ONLY = {"rnn": ("cell", "rnn_size", "input_dropout", "locked_dropout", "fused"), "gpt": ("num_heads", "context")}
+
+
+def check_unread_options(given, config):
+    """Refuses, in one line, options `given` (those set explicitly) that the run's `config` would not read: those
+    of the other model family (`--num-heads` for an RNN, `--cell` for a GPT), `--vocab-size` without bpe tokens."""
+    stray = [name for family, names in ONLY.items() if family != config.model for name in names if name in given]
+    if stray:
+        raise UserError(f"{', '.join(option(name) for name in stray)} {'is' if len(stray) == 1 else 'are'} not "
+                        f"read by {option('model', config.model)}: leave {'it' if len(stray) == 1 else 'them'} out")
+    if "vocab_size" in given and config.tokens != "bpe":
+        raise UserError(f"{option('vocab_size')} is read with {option('tokens', 'bpe')} only: leave it out, or pass "
+                        f"{option('tokens', 'bpe')}")
 
 
 PRESETS = {

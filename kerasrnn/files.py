@@ -18,9 +18,21 @@ WHAT_TO_DO = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space (d
 
 def write_error(path, error):
     """The UserError for an OSError met writing `path`: the file, the cause, what to do."""
+    blocking = file_in_the_way(path) if error.errno in (errno.EEXIST, errno.ENOTDIR) else None
+    if blocking:
+        return UserError(f"cannot write {path}: {blocking} is a file where a directory is needed; pass a directory "
+                         "(or a path that does not exist yet). The files already there are intact")
     cause = error.strerror or str(error)
     return UserError(f"cannot write {path}: {cause} ({errno.errorcode.get(error.errno, 'error')}); "
                      f"{WHAT_TO_DO.get(error.errno, 'check the disk')}. The files already there are intact")
+
+
+def file_in_the_way(path):
+    """The nearest existing part of `path`'s directory, where it is a file (what makes creating it fail), or None."""
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    return parent if os.path.isfile(parent) else None
 
 
 class Writes:

@@ -19,6 +19,7 @@ Two options trade learning the new text against keeping the old one (docs/rnn-to
 run's own text (`ReplayBatches`, `Replay`).
 """
 import math
+import os
 from fractions import Fraction
 
 import keras
@@ -29,10 +30,10 @@ from kerasrnn_edge.errors import UserError, option
 
 from . import corpus
 from .data import StreamBatches, split
-from .model import get_start, get_states, learned_weights, model_args, recurrent, reset_states, set_start, set_states
+from .config import SHAPE
+from .gpt import is_gpt
+from .model import get_start, get_states, learned_weights, recurrent, reset_states, set_start, set_states
 from .run import load_config, load_run
-
-SHAPE = ("cell", "rnn_size", "num_layers", "embedding_size")
 
 
 def load_source(config, text_vocab):
@@ -42,15 +43,19 @@ def load_source(config, text_vocab):
     are new, in one line.
     """
     run_dir = config.init_from
-    source, vocab, _, _ = load_run(run_dir)
+    source, vocab, trained, _ = load_run(run_dir)
     if vocab.kind != text_vocab.kind:
         raise UserError(f"cannot fine-tune from {run_dir}: it was trained on {vocab.kind} tokens, this run reads "
                         f"{text_vocab.kind} tokens; pass {option('tokens', vocab.kind)}")
-    trained = model_args(source)
-    changed = [f"{k} {trained[k]} -> {getattr(config, k)}" for k in SHAPE if trained[k] != getattr(config, k)]
+    if trained.model != config.model:
+        raise UserError(f"cannot fine-tune from {run_dir}: it is {option('model', trained.model)}, this run "
+                        f"{option('model', config.model)}; leave {option('model')} out")
+    shape = SHAPE[config.model]
+    changed = [f"{k} {getattr(trained, k)} -> {getattr(config, k)}" for k in shape
+               if getattr(trained, k) != getattr(config, k)]
     if changed:
         raise UserError(f"cannot fine-tune from {run_dir}: {', '.join(changed)} differ from its model; keep its "
-                        f"shape (pass the same {option('preset')} or {' '.join(option(k) for k in SHAPE)})")
+                        f"shape (leave {' '.join(option(k) for k in shape)} out)")
     grown, new = vocab.grown(text_vocab)
     if new:
         print(f"kerasrnn: the vocabulary grows by {len(new)} character{'s' * (len(new) > 1)}: "
@@ -77,7 +82,8 @@ def copy_grown(source, target):
 def freeze(model, config):
     """Sets `trainable=False` on the layers `config.freeze` names, the Keras way: the optimizer is built
     without their weights and never touches them, and the checkpoints load with them frozen."""
-    layers = {"embedding": model.get_layer("embedding"), **dict(enumerate(recurrent(model).rnns)),
+    stack = recurrent(model)
+    layers = {"embedding": model.get_layer("embedding"), **dict(enumerate(stack.blocks if is_gpt(model) else stack.rnns)),
               "output": model.get_layer("logits")}
     for name in config.frozen():
         layers[name].trainable = False
@@ -87,7 +93,13 @@ def base_batches(config, vocab, rows):
     """The training batches of `config.init_from`'s own text (its --text or --corpus and its split), as ids
     of `vocab` (which holds its characters: the grown vocabulary, or a resumed run's)."""
     base = load_config(config.init_from)
-    base_vocab, ids = corpus.load_ids(corpus.source(base), base.tokens, vocab if base.tokens == "bpe" else None)
+    if base.text and not os.path.exists(base.text):
+        raise UserError(f"cannot replay the text of {config.init_from}: {base.text}, which it trained on (its "
+                        f"config.json), is missing; put it back, or fine-tune without {option('replay')}")
+    try:
+        base_vocab, ids = corpus.load_ids(corpus.source(base), base.tokens, vocab if base.tokens == "bpe" else None)
+    except UserError as e:
+        raise UserError(f"cannot replay the text of {config.init_from}: {e}") from None
     train_ids = split(ids, base.train_frac, base.val_frac)[0]
     try:
         train_ids = vocab.recode(train_ids, base_vocab)

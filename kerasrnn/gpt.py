@@ -107,13 +107,16 @@ class Block(layers.Layer):
 class Decoder(layers.Layer):
     """The blocks and the final LayerNorm. It holds no running state (`state_weights` is empty: batches are
     independent blocks) but the token sampling starts with (`start_token`, export/SPEC.md), as the RNN's
-    StatefulRecurrent does, so the commands treat both alike."""
+    StatefulRecurrent does, so the commands treat both alike. The blocks `frozen` lists (indices) are not trained
+    (fine-tuning's --freeze); the config carries them, so a checkpoint loads with them frozen."""
 
-    def __init__(self, width=128, num_heads=4, num_layers=4, context=64, dropout=0.0, **kwargs):
+    def __init__(self, width=128, num_heads=4, num_layers=4, context=64, dropout=0.0, frozen=(), **kwargs):
         super().__init__(**kwargs)
         self.width, self.num_heads, self.num_layers, self.context, self.dropout = (
             width, num_heads, num_layers, context, dropout)
         self.blocks = [Block(width, num_heads, context, dropout, name=f"block_{i}") for i in range(num_layers)]
+        for i in frozen:
+            self.blocks[i].trainable = False
         self.ln_f = layers.LayerNormalization(epsilon=1e-5, name="ln_f")
         self.state_weights, self.start_weights = [], []
 
@@ -134,7 +137,8 @@ class Decoder(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "width": self.width, "num_heads": self.num_heads,
-                "num_layers": self.num_layers, "context": self.context, "dropout": self.dropout}
+                "num_layers": self.num_layers, "context": self.context, "dropout": self.dropout,
+                "frozen": [i for i, block in enumerate(self.blocks) if not block.trainable]}
 
 
 def build_gpt(vocab_size, batch_size, seq_length=None, num_layers=4, num_heads=4, width=128, context=64,

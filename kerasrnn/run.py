@@ -18,6 +18,7 @@ leaves a torn file; a checkpoint's files are renamed together, checkpoint.json l
 """
 import contextlib
 import dataclasses
+import difflib
 import fcntl
 import os
 import warnings
@@ -26,7 +27,7 @@ import zipfile
 from kerasrnn_edge.errors import MissingPath, UserError, option
 from kerasrnn_edge.vocab import Vocab
 
-from .config import Config, load_json, preset
+from .config import SHAPE, Config, check_unread_options, load_json, preset
 from .files import write_error
 
 _LOCKED = set()
@@ -36,12 +37,14 @@ _LOCKED = set()
 def locked(run_dir):
     """Holds the run directory's lock for the block: one writer per run directory. An advisory flock,
     which the operating system drops when the process ends, so a killed run never leaves a stale lock.
-    Nested use in one process is free (the command line takes it before its slow import of Keras)."""
+    Nested use in one process is free (the command line takes it before its slow import of Keras). A directory
+    it made is removed again if the block fails before writing anything into it (a refused run leaves nothing)."""
     key = os.path.realpath(run_dir)
     if key in _LOCKED:
         yield
         return
     path = os.path.join(run_dir, "lock")
+    made = not os.path.exists(run_dir)
     try:
         os.makedirs(run_dir, exist_ok=True)
         f = open(path, "a+")
@@ -64,6 +67,11 @@ def locked(run_dir):
         _LOCKED.add(key)
         try:
             yield
+        except BaseException:
+            if made and os.listdir(run_dir) == ["lock"]:
+                os.remove(path)
+                os.rmdir(run_dir)
+            raise
         finally:
             _LOCKED.discard(key)
 
@@ -74,9 +82,34 @@ def load_config(run_dir):
 
 def run_config(run_dir, preset_name, resume, overrides):
     """What a run trains with: the preset, or when resuming the saved config, overridden by `overrides`
-    (Config fields: the options given explicitly)."""
-    resuming = resume and os.path.exists(os.path.join(run_dir, "config.json"))
-    return dataclasses.replace(load_config(run_dir) if resuming else preset(preset_name), **overrides)
+    (Config fields: the options given explicitly; another name is refused, with the closest field)."""
+    fields = [f.name for f in dataclasses.fields(Config)]
+    for name in overrides:
+        if name not in fields:
+            close = difflib.get_close_matches(name, fields, n=1)
+            hint = f"did you mean {option(close[0])}? " if close else ""
+            raise UserError(f"{option(name)} is not a training option: {hint}kerasrnn.Config's fields are the options")
+    if resume and os.path.exists(os.path.join(run_dir, "config.json")):
+        config = dataclasses.replace(load_config(run_dir), **overrides)
+        check_unread_options(overrides, config)
+        return config
+    inherited = fine_tuned_shape(overrides["init_from"], overrides) if overrides.get("init_from") else {}
+    model = overrides.get("model", inherited.get("model"))
+    config = dataclasses.replace(preset(preset_name or ("gpt-tiny" if model == "gpt" else "tiny")), **inherited,
+                                 **overrides)
+    check_unread_options(overrides, config)
+    return config
+
+
+def fine_tuned_shape(init_from, overrides):
+    """The options a fine-tuned run takes from its base run unless given: its model family, shape and token kind
+    (so `--init-from` alone continues a GPT as a GPT). A family other than the base's is refused in one line."""
+    check_run_dir(init_from)
+    base = load_config(init_from)
+    if overrides.get("model", base.model) != base.model:
+        raise UserError(f"cannot fine-tune from {init_from}: it is {option('model', base.model)}, not "
+                        f"{option('model', overrides['model'])}; leave {option('model')} out")
+    return {k: getattr(base, k) for k in ("model", *SHAPE[base.model], "tokens") if k not in overrides}
 
 
 def load_vocab(run_dir):

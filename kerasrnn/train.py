@@ -105,6 +105,11 @@ def _train(config, run_dir, resume, verbose, text_vocab, ids, plan, out):
         records = load_checkpoints(run_dir)
         set_rng_states(model, records["last"].get("rng", []))
         initial_epoch, batches.skip = resume_point(records["last"], batches)
+        if initial_epoch >= config.max_epochs * batches.chunks:
+            passes = f"{config.max_epochs} pass{'es' * (config.max_epochs != 1)}"
+            raise UserError(f"{run_dir} has finished its {passes} over the text (step "
+                            f"{records['last']['step']}): to train it further, raise {option('max_epochs')} "
+                            f"(e.g. {option('max_epochs', 2 * config.max_epochs)}) with {option('resume', True)}")
         best_val = records.get("best", {}).get("val_loss", math.inf)
         history = read_history(run_dir, records["last"]["step"])
     else:

@@ -45,7 +45,9 @@ def test_own_fit_trains_what_kerasrnn_train_trains(tmp_path):
     text = shakespeare_slice(tmp_path, 4000)
     config = kerasrnn.Config(text=text, batch_size=4, seq_length=16, rnn_size=16, num_layers=2, embedding_size=8,
                              learning_rate=1e-2, max_epochs=2, eval_every=20, dropout=0.1)
-    kerasrnn.Run.train(str(tmp_path / "run"), **{k: v for k, v in dataclasses.asdict(config).items()}, verbose=0)
+    unread = ("num_heads", "context", "vocab_size")  # a GPT's and bpe's: an LSTM on characters refuses them
+    kerasrnn.Run.train(str(tmp_path / "run"), **{k: v for k, v in dataclasses.asdict(config).items() if k not in unread},
+                       verbose=0)
     trained = load_model(str(tmp_path / "run" / "last.keras"))
 
     vocab, train_batches, val_batches = kerasrnn.text_datasets(text, config.batch_size, config.seq_length,
