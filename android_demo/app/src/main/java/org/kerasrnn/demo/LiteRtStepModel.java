@@ -7,7 +7,9 @@ import org.kerasrnn.edge.BundleManifest;
 import org.kerasrnn.edge.ModelFile;
 import org.kerasrnn.edge.SignatureStepModel;
 import org.kerasrnn.edge.StepModel;
+import org.kerasrnn.edge.TensorSpec;
 import org.tensorflow.lite.Interpreter;
+import org.tensorflow.lite.Tensor;
 
 import java.io.Closeable;
 import java.io.FileInputStream;
@@ -15,8 +17,9 @@ import java.io.IOException;
 import java.nio.MappedByteBuffer;
 import java.nio.channels.FileChannel;
 import java.util.Arrays;
-import java.util.HashSet;
-import java.util.Set;
+import java.util.HashMap;
+import java.util.Locale;
+import java.util.Map;
 
 /**
  * A bundle's TFLite model run by LiteRT through its "step" signature. The state buffers and the
@@ -40,7 +43,7 @@ final class LiteRtStepModel implements StepModel, Closeable {
                 new Interpreter.Options().setNumThreads(threads));
         try {
             checkSignature(interpreter, file);
-        } catch (IOException e) {
+        } catch (IOException | RuntimeException e) {
             interpreter.close();
             throw e;
         }
@@ -82,18 +85,28 @@ final class LiteRtStepModel implements StepModel, Closeable {
         }
     }
 
-    /** The model file must have the signature the manifest describes, with the same tensor names. */
+    /**
+     * The model file must have the signature the manifest describes: the same tensor names, shapes and
+     * dtypes (checked by the core, {@link ModelFile#checkTensors}).
+     */
     private static void checkSignature(Interpreter interpreter, ModelFile file) throws IOException {
         if (!Arrays.asList(interpreter.getSignatureKeys()).contains(file.signature)) {
             throw new IOException(file.path + " has no signature \"" + file.signature + "\" (it has "
-                    + Arrays.toString(interpreter.getSignatureKeys()) + ")");
+                    + Arrays.toString(interpreter.getSignatureKeys()) + "): export the bundle again (kerasrnn export)");
         }
-        Set<String> inputs = new HashSet<>(Arrays.asList(interpreter.getSignatureInputs(file.signature)));
-        Set<String> outputs = new HashSet<>(Arrays.asList(interpreter.getSignatureOutputs(file.signature)));
-        if (!inputs.equals(file.inputs.keySet()) || !outputs.equals(file.outputs.keySet())) {
-            throw new IOException(file.path + " signature \"" + file.signature + "\" takes " + inputs
-                    + " and returns " + outputs + ", but the manifest says " + file.inputs.keySet()
-                    + " and " + file.outputs.keySet());
+        Map<String, TensorSpec> inputs = new HashMap<>();
+        for (String name : interpreter.getSignatureInputs(file.signature)) {
+            inputs.put(name, spec(interpreter.getInputTensorFromSignature(name, file.signature)));
         }
+        Map<String, TensorSpec> outputs = new HashMap<>();
+        for (String name : interpreter.getSignatureOutputs(file.signature)) {
+            outputs.put(name, spec(interpreter.getOutputTensorFromSignature(name, file.signature)));
+        }
+        file.checkTensors(inputs, outputs);
+    }
+
+    /** LiteRT's FLOAT32 / INT32 are the manifest's float32 / int32. */
+    private static TensorSpec spec(Tensor tensor) {
+        return new TensorSpec(tensor.shape(), tensor.dataType().toString().toLowerCase(Locale.ROOT));
     }
 }

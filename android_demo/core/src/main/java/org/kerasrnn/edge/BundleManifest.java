@@ -59,13 +59,32 @@ public final class BundleManifest {
         this.tfliteBatchFiles = Collections.unmodifiableList(tfliteBatchFiles);
     }
 
-    /** Reads and checks a manifest; a {@link ManifestException} says what is wrong with it. */
+    /** The manifest's file name in a bundle, which every message about it names. */
+    public static final String MANIFEST = "manifest.json";
+
+    /**
+     * Reads and checks a manifest, against itself (the vocabulary, the state the model implies, the start,
+     * every TFLite entry's tensors); a {@link ManifestException} says in one line what is wrong with it, naming
+     * manifest.json and the field, and what to do. {@link ModelFile#checkTensors} checks a model file's own.
+     */
     public static BundleManifest parse(String json) {
+        try {
+            return read(json);
+        } catch (ManifestException e) {
+            String message = e.getMessage();
+            boolean saysWhatToDo = message.contains("kerasrnn") || message.contains("update the sampler");
+            throw new ManifestException((message.startsWith(MANIFEST) ? "" : MANIFEST + ": ") + message
+                    + (saysWhatToDo ? "" : ": export the bundle again (kerasrnn export)"));
+        }
+    }
+
+    private static BundleManifest read(String json) {
         Object root;
         try {
             root = Json.parse(json);
         } catch (IllegalArgumentException e) {
-            throw new ManifestException("manifest.json is not valid JSON (" + e.getMessage() + ")");
+            throw new ManifestException(MANIFEST + " is not valid JSON (" + e.getMessage() + "): the bundle is "
+                    + "corrupt, export it again (kerasrnn export)");
         }
         Map<?, ?> manifest = object(root, "the manifest");
         Object format = manifest.get("format");
@@ -109,6 +128,7 @@ public final class BundleManifest {
             throw new ManifestException("a " + layers + "-layer " + cell + " has " + expectedStates
                     + " state tensors, but the manifest lists " + states.size());
         }
+        checkStatesOfModel(model, cell, layers, states);
         if (!manifest.containsKey("start")) {
             throw new ManifestException("the manifest has no \"start\" (the start token and state of sampling "
                     + "contract " + SUPPORTED_SAMPLING_CONTRACT + "): export the bundle again with a current kerasrnn");
@@ -216,6 +236,49 @@ public final class BundleManifest {
             throw new ManifestException("the manifest lists no state tensors under \"state\"");
         }
         return states;
+    }
+
+    /**
+     * The state names and widths the model implies: {@code layer{i}_h} (and {@code _c} for an LSTM) of
+     * {@code rnn_size}; a GPT's {@code layer{i}_k}, {@code layer{i}_v} of context * width, then {@code filled}
+     * of context (export/SPEC.md, "Transformer step models").
+     */
+    private static void checkStatesOfModel(Map<?, ?> model, String cell, int layers, List<StateSpec> states) {
+        Map<String, Integer> expected = new LinkedHashMap<String, Integer>();
+        String implied;
+        if (cell.equals("gpt")) {
+            int context = integer(model, "context", "\"model\"");
+            int width = integer(model, "width", "\"model\"");
+            for (int i = 0; i < layers; i++) {
+                expected.put("layer" + i + "_k", context * width);
+                expected.put("layer" + i + "_v", context * width);
+            }
+            expected.put("filled", context);
+            implied = "a " + layers + "-layer gpt of context " + context + " and width " + width;
+        } else {
+            int size = integer(model, "rnn_size", "\"model\"");
+            for (int i = 0; i < layers; i++) {
+                expected.put("layer" + i + "_h", size);
+                if (cell.equals("lstm")) {
+                    expected.put("layer" + i + "_c", size);
+                }
+            }
+            implied = "a " + layers + "-layer " + cell + " of size " + size;
+        }
+        List<String> names = new ArrayList<String>();
+        for (StateSpec state : states) {
+            names.add(state.name);
+        }
+        if (!names.equals(new ArrayList<String>(expected.keySet()))) {
+            throw new ManifestException("\"state\" lists " + names + ", but \"model\" (" + implied + ") has "
+                    + expected.keySet());
+        }
+        for (StateSpec state : states) {
+            if (state.size != expected.get(state.name)) {
+                throw new ManifestException("state \"" + state.name + "\" is " + state.size + " wide, but \"model\" ("
+                        + implied + ") implies " + expected.get(state.name));
+            }
+        }
     }
 
     /**

@@ -2,6 +2,7 @@ package org.kerasrnn.edge;
 
 import java.util.Collections;
 import java.util.Map;
+import java.util.TreeSet;
 
 /** One TFLite model of a bundle; its "step" signature has been checked against the manifest's state and vocabulary. */
 public final class ModelFile {
@@ -17,6 +18,35 @@ public final class ModelFile {
     public final Map<String, TensorSpec> outputs;
     /** The file's size, to catch a model file that does not belong to this manifest. */
     public final long bytes;
+
+    /**
+     * The model file's own {@link #signature}, as its runtime reports it (LiteRT: {@code getSignatureInputs},
+     * {@code getInputTensorFromSignature(name, key).shape()} and {@code dataType()}, the same for the outputs),
+     * against the manifest's entry: a file that is not the one the manifest describes (an edited manifest,
+     * another export's file) is refused in one line naming the file and the tensor, before its first step.
+     */
+    public void checkTensors(Map<String, TensorSpec> fileInputs, Map<String, TensorSpec> fileOutputs) {
+        check("inputs", fileInputs, inputs);
+        check("outputs", fileOutputs, outputs);
+    }
+
+    private void check(String side, Map<String, TensorSpec> file, Map<String, TensorSpec> manifest) {
+        String where = path + " (signature \"" + signature + "\")";
+        if (!file.keySet().equals(manifest.keySet())) {
+            throw new ManifestException(where + " has " + side + " " + new TreeSet<String>(file.keySet())
+                    + ", but " + BundleManifest.MANIFEST + " lists " + new TreeSet<String>(manifest.keySet())
+                    + ": the bundle is inconsistent, export it again (kerasrnn export)");
+        }
+        for (Map.Entry<String, TensorSpec> entry : manifest.entrySet()) {
+            TensorSpec want = entry.getValue();
+            TensorSpec got = file.get(entry.getKey());
+            if (!got.is(want.dtype, want.shape)) {
+                throw new ManifestException(where + ": its " + side.substring(0, side.length() - 1) + " \""
+                        + entry.getKey() + "\" is " + got + ", but " + BundleManifest.MANIFEST + " says " + want
+                        + ": the bundle is inconsistent, export it again (kerasrnn export)");
+            }
+        }
+    }
 
     ModelFile(String path, String precision, String signature, int batch, Map<String, TensorSpec> inputs,
               Map<String, TensorSpec> outputs, long bytes) {

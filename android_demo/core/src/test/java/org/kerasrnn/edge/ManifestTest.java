@@ -9,6 +9,8 @@ import java.io.File;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
 
 import org.junit.Test;
 
@@ -260,6 +262,47 @@ public class ManifestTest {
                 "\"token\" is int64[1], expected int32[1]");
         assertRejected(validWith("'batch': 1, 'signature': 'step'", "'batch': 8, 'signature': 'step'"),
                 "has batch 8; the sampler runs batch 1");
+    }
+
+    /** Every message names manifest.json and the field, and says what to do. */
+    @Test
+    public void rejectsStatesTheModelDoesNotImply() {
+        assertRejected(validWith("'rnn_size': 3", "'rnn_size': 4"), "manifest.json: state \"layer0_h\" is 3 wide, "
+                + "but \"model\" (a 2-layer lstm of size 4) implies 4: export the bundle again (kerasrnn export)");
+        assertRejected(validWith("{'name': 'layer0_c'", "{'name': 'layer0_x'"),
+                "\"state\" lists [layer0_h, layer0_x, layer1_h, layer1_c], but \"model\" (a 2-layer lstm of size 3) "
+                        + "has [layer0_h, layer0_c, layer1_h, layer1_c]");
+        String k = "{'name': 'layer0_k', 'shape': [1, 4], 'dtype': 'float32'}";
+        String v = "{'name': 'layer0_v', 'shape': [1, 4], 'dtype': 'float32'}";
+        String filled = "{'name': 'filled', 'shape': [1, 2], 'dtype': 'float32'}";
+        assertRejected(gptManifest(k + ", " + v + ", " + filled).replace("\"context\": 2", "\"context\": 3"),
+                "state \"layer0_k\" is 4 wide, but \"model\" (a 1-layer gpt of context 3 and width 2) implies 6");
+    }
+
+    /** A model file whose own signature (as LiteRT reports it) differs from its entry is refused. */
+    @Test
+    public void checksAModelFilesOwnTensorsAgainstItsEntry() {
+        ModelFile file = validManifest().tfliteFile("fp32");
+        Map<String, TensorSpec> inputs = new LinkedHashMap<String, TensorSpec>(file.inputs);
+        Map<String, TensorSpec> outputs = new LinkedHashMap<String, TensorSpec>(file.outputs);
+        file.checkTensors(inputs, outputs);
+        outputs.put("logits", new TensorSpec(new int[] {1, 6}, "float32"));
+        assertTensorsRejected(file, inputs, outputs, "step_fp32.tflite (signature \"step\"): its output \"logits\" is "
+                + "float32[1, 6], but manifest.json says float32[1, 5]: the bundle is inconsistent, export it again");
+        outputs.put("logits", file.outputs.get("logits"));
+        inputs.remove("layer1_c");
+        assertTensorsRejected(file, inputs, outputs, "step_fp32.tflite (signature \"step\") has inputs [layer0_c, "
+                + "layer0_h, layer1_h, token], but manifest.json lists [layer0_c, layer0_h, layer1_c, layer1_h, token]");
+    }
+
+    private static void assertTensorsRejected(ModelFile file, Map<String, TensorSpec> inputs,
+                                              Map<String, TensorSpec> outputs, String expected) {
+        try {
+            file.checkTensors(inputs, outputs);
+            fail("accepted tensors that should fail with: " + expected);
+        } catch (ManifestException e) {
+            assertTrue("message \"" + e.getMessage() + "\" lacks \"" + expected + "\"", e.getMessage().contains(expected));
+        }
     }
 
     @Test
