@@ -7,19 +7,14 @@ import org.kerasrnn.edge.BundleManifest;
 import org.kerasrnn.edge.ModelFile;
 import org.kerasrnn.edge.SignatureStepModel;
 import org.kerasrnn.edge.StepModel;
-import org.kerasrnn.edge.TensorSpec;
+import org.kerasrnn.edge.TfliteSignature;
 import org.tensorflow.lite.Interpreter;
-import org.tensorflow.lite.Tensor;
 
 import java.io.Closeable;
 import java.io.FileInputStream;
 import java.io.IOException;
 import java.nio.MappedByteBuffer;
 import java.nio.channels.FileChannel;
-import java.util.Arrays;
-import java.util.HashMap;
-import java.util.Locale;
-import java.util.Map;
 
 /**
  * A bundle's TFLite model run by LiteRT through its "step" signature. The state buffers and the
@@ -39,14 +34,11 @@ final class LiteRtStepModel implements StepModel, Closeable {
     /** Loads {@code file} (one of {@code manifest}'s TFLite files) from the assets folder {@code bundleDir}. */
     static LiteRtStepModel fromAssets(AssetManager assets, String bundleDir, BundleManifest manifest,
                                       ModelFile file, int threads) throws IOException {
-        Interpreter interpreter = new Interpreter(map(assets, bundleDir + "/" + file.path, file.bytes),
-                new Interpreter.Options().setNumThreads(threads));
-        try {
-            checkSignature(interpreter, file);
-        } catch (IOException | RuntimeException e) {
-            interpreter.close();
-            throw e;
-        }
+        MappedByteBuffer model = map(assets, bundleDir + "/" + file.path, file.bytes);
+        // The file's own signature against the manifest's entry, before the interpreter runs it.
+        TfliteSignature own = TfliteSignature.read(model, file.path, file.signature);
+        file.checkTensors(own.inputs, own.outputs);
+        Interpreter interpreter = new Interpreter(model, new Interpreter.Options().setNumThreads(threads));
         return new LiteRtStepModel(interpreter, manifest, file.signature);
     }
 
@@ -83,30 +75,5 @@ final class LiteRtStepModel implements StepModel, Closeable {
             return input.getChannel().map(FileChannel.MapMode.READ_ONLY, descriptor.getStartOffset(),
                     descriptor.getDeclaredLength());
         }
-    }
-
-    /**
-     * The model file must have the signature the manifest describes: the same tensor names, shapes and
-     * dtypes (checked by the core, {@link ModelFile#checkTensors}).
-     */
-    private static void checkSignature(Interpreter interpreter, ModelFile file) throws IOException {
-        if (!Arrays.asList(interpreter.getSignatureKeys()).contains(file.signature)) {
-            throw new IOException(file.path + " has no signature \"" + file.signature + "\" (it has "
-                    + Arrays.toString(interpreter.getSignatureKeys()) + "): export the bundle again (kerasrnn export)");
-        }
-        Map<String, TensorSpec> inputs = new HashMap<>();
-        for (String name : interpreter.getSignatureInputs(file.signature)) {
-            inputs.put(name, spec(interpreter.getInputTensorFromSignature(name, file.signature)));
-        }
-        Map<String, TensorSpec> outputs = new HashMap<>();
-        for (String name : interpreter.getSignatureOutputs(file.signature)) {
-            outputs.put(name, spec(interpreter.getOutputTensorFromSignature(name, file.signature)));
-        }
-        file.checkTensors(inputs, outputs);
-    }
-
-    /** LiteRT's FLOAT32 / INT32 are the manifest's float32 / int32. */
-    private static TensorSpec spec(Tensor tensor) {
-        return new TensorSpec(tensor.shape(), tensor.dataType().toString().toLowerCase(Locale.ROOT));
     }
 }

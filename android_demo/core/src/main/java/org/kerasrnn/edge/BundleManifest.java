@@ -39,7 +39,8 @@ public final class BundleManifest {
     public final int startToken;
     /** {@code "start.state"}: each state's start values, by state name; never handed out (see {@link #startState}). */
     private final Map<String, float[]> startState;
-    private final List<ModelFile> tfliteFiles;
+    /** The TFLite "step" files of {@code "files"} (batch 1), one per precision. */
+    public final List<ModelFile> tfliteFiles;
     /**
      * The optional {@code "batch_files"} (export/SPEC.md, "Batch models"): TFLite "step" signatures at a
      * fixed batch B, B streams per run (state tensors [B, H]); empty when the bundle has none.

@@ -20,10 +20,9 @@ public final class ModelFile {
     public final long bytes;
 
     /**
-     * The model file's own {@link #signature}, as its runtime reports it (LiteRT: {@code getSignatureInputs},
-     * {@code getInputTensorFromSignature(name, key).shape()} and {@code dataType()}, the same for the outputs),
-     * against the manifest's entry: a file that is not the one the manifest describes (an edited manifest,
-     * another export's file) is refused in one line naming the file and the tensor, before its first step.
+     * The model file's own {@link #signature}, as the file declares it ({@link TfliteSignature}), against the
+     * manifest's entry: a file that is not the one the manifest describes (an edited manifest, another
+     * export's file) is refused in one line naming the file and the tensor, before its first step.
      */
     public void checkTensors(Map<String, TensorSpec> fileInputs, Map<String, TensorSpec> fileOutputs) {
         check("inputs", fileInputs, inputs);
