@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from .errors import MissingPath, UserError
-from .vocab import Vocab
+from .vocab import KINDS, Vocab
 
 MANIFEST = "manifest.json"
 FORMAT = "kerasrnn-bundle"
@@ -27,10 +27,14 @@ class Manifest:
         self.bundle_dir = bundle_dir
         self.doc = doc
         self.path = os.path.join(bundle_dir, MANIFEST)
-        if doc["vocab"].get("size") != _vocab_length(doc["vocab"]):
-            raise self.disagrees("vocab.size", f"is {doc['vocab'].get('size')!r}, but the vocabulary lists "
-                                               f"{_vocab_length(doc['vocab'])} tokens")
-        self.vocab = Vocab.from_json(doc["vocab"])
+        vocab = doc["vocab"]
+        if vocab["kind"] in KINDS and vocab.get("size") != _vocab_length(vocab):
+            raise self.disagrees("vocab.size", f"is {vocab.get('size')!r}, but the vocabulary lists "
+                                               f"{_vocab_length(vocab)} tokens")
+        try:
+            self.vocab = Vocab.from_json(vocab)
+        except UserError as e:
+            raise self.disagrees("vocab", f"is not a vocabulary ({e})") from None
         self.state = doc["state"]
         self.files = doc["files"]
         self.batch_files = doc.get("batch_files", [])  # optional (SPEC.md, "Batch models")

@@ -92,7 +92,7 @@ export function choose(logits, rng, { temperature = 1, topK = 0, topP = 1, argma
 // run's grown vocabulary leaves unsorted), "byte" (ids are byte values) or "bpe" (ids index `pieces`:
 // a text piece, a byte value, or null for the unknown piece; SPEC.md "Vocabulary").
 export class Vocab {
-  constructor({ kind, size, chars, pieces } = {}) {
+  constructor({ kind, chars, pieces } = {}) {
     if (kind === "bpe") {
       const texts = Array.isArray(pieces) ? pieces.filter((p) => typeof p === "string") : [];
       const bytes = Array.isArray(pieces) ? pieces.filter((p) => Number.isInteger(p) && p >= 0 && p < 256) : [];
@@ -128,9 +128,7 @@ export class Vocab {
     }
     this.kind = kind;
     this.size = kind === "char" ? chars.length : kind === "bpe" ? pieces.length : 256;
-    if (size !== undefined && size !== this.size) {
-      throw new UserError("the vocabulary is malformed (size does not match its characters): export the bundle again");
-    }
+
   }
 
   // Ids of a prime; characters outside a char vocabulary are an error naming them.
@@ -233,9 +231,8 @@ export function checkManifest(doc) {
     const older = Number.isInteger(doc.sampling_contract) && doc.sampling_contract < SAMPLING_CONTRACT;
     throw new UserError(`manifest.json asks for sampling contract ${JSON.stringify(doc.sampling_contract)}; this page implements contract ${SAMPLING_CONTRACT}: ${older ? "export the bundle again with this kerasrnn" : "export the site again with a newer kerasrnn"}`);
   }
-  const listed = doc.vocab?.kind === "char" ? doc.vocab.chars?.length : doc.vocab?.kind === "bpe" ? doc.vocab.pieces?.length : 256;
-  if (doc.vocab?.size !== listed) throw malformed(`vocab.size is ${JSON.stringify(doc.vocab?.size)}, but the vocabulary lists ${listed} tokens`);
   const vocab = new Vocab(doc.vocab);
+  if (doc.vocab.size !== vocab.size) throw malformed(`vocab.size is ${JSON.stringify(doc.vocab.size)}, but the vocabulary lists ${vocab.size} tokens`);
   if (!Array.isArray(doc.state) || !Array.isArray(doc.files)) throw malformed("no state or files list");
   if (doc.batch_files !== undefined && !Array.isArray(doc.batch_files)) throw malformed("batch_files is not a list");
   const start = doc.start;
