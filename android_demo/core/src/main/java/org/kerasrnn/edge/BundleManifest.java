@@ -141,14 +141,15 @@ public final class BundleManifest {
                     + vocab.size() + "-token vocabulary (0 to " + (vocab.size() - 1) + ")");
         }
         Map<String, float[]> startState = startState(start.get("state"), states);
-        // Only the one-token "step" signature is for sampling; other entries (the exporter's
-        // many-token "steps" signature, ONNX files) are for other runtimes and go unchecked here.
+        // Every entry is checked against the state and vocabulary; the TFLite "step" ones are for sampling
+        // here, the others (ONNX files, with their many-token "steps" signature) for other runtimes.
         List<ModelFile> tfliteFiles = new ArrayList<ModelFile>();
         for (Object entry : list(manifest.get("files"), "\"files\"")) {
             Map<?, ?> file = object(entry, "each entry of \"files\"");
             checkInside(string(file, "path", "each entry of \"files\""));
-            if ("tflite".equals(file.get("format")) && STEP_SIGNATURE.equals(file.get("signature"))) {
-                tfliteFiles.add(tfliteFile(file, vocab, states, false));
+            ModelFile described = modelFile(file, vocab, states, false);
+            if (described.format.equals("tflite") && described.signature.equals(STEP_SIGNATURE)) {
+                tfliteFiles.add(described);
             }
         }
         List<ModelFile> tfliteBatchFiles = new ArrayList<ModelFile>();
@@ -156,8 +157,9 @@ public final class BundleManifest {
             for (Object entry : list(manifest.get("batch_files"), "\"batch_files\"")) {
                 Map<?, ?> file = object(entry, "each entry of \"batch_files\"");
                 checkInside(string(file, "path", "each entry of \"batch_files\""));
-                if ("tflite".equals(file.get("format")) && STEP_SIGNATURE.equals(file.get("signature"))) {
-                    tfliteBatchFiles.add(tfliteFile(file, vocab, states, true));
+                ModelFile described = modelFile(file, vocab, states, true);
+                if (described.format.equals("tflite") && described.signature.equals(STEP_SIGNATURE)) {
+                    tfliteBatchFiles.add(described);
                 }
             }
         }
@@ -318,23 +320,29 @@ public final class BundleManifest {
     }
 
     /**
-     * A "files" entry (batch 1) or a "batch_files" entry (batch B >= 1) of format tflite and signature
-     * "step", checked against the vocabulary and state.
+     * A "files" entry (batch 1) or a "batch_files" entry (batch B >= 1, or -1 for an ONNX graph of any
+     * batch), checked against the vocabulary and state (export/SPEC.md, "Tensors"): token [B] ("step"),
+     * [-1] ("steps"), [B, -1] (an ONNX batch graph); every state and next_ state [B, H]; logits [B, V].
      */
-    private static ModelFile tfliteFile(Map<?, ?> file, Vocab vocab, List<StateSpec> states, boolean batchFile) {
-        String path = string(file, "path", "a tflite file entry");
-        String where = "tflite file \"" + path + "\"";
+    private static ModelFile modelFile(Map<?, ?> file, Vocab vocab, List<StateSpec> states, boolean batchFile) {
+        String path = string(file, "path", "a file entry");
+        String format = string(file, "format", "file \"" + path + "\"");
+        String signature = string(file, "signature", "file \"" + path + "\"");
+        String where = format + " file \"" + path + "\"" + (signature.equals(STEP_SIGNATURE) ? ""
+                : " (signature \"" + signature + "\")");
         String precision = string(file, "precision", where);
         int batch = integer(file, "batch", where);
-        if (batchFile ? batch < 1 : batch != 1) {
+        if (batchFile ? batch < 1 && batch != -1 : batch != 1) {
             throw new ManifestException(where + " has batch " + batch + "; " + (batchFile
-                    ? "a batch model runs a fixed batch >= 1" : "the sampler runs batch 1"));
+                    ? "a batch model runs a batch >= 1 (or -1: any)" : "the sampler runs batch 1"));
         }
         Map<String, TensorSpec> inputs = tensors(file.get("inputs"), where + " inputs");
         Map<String, TensorSpec> outputs = tensors(file.get("outputs"), where + " outputs");
         Map<String, TensorSpec> expectedInputs = new LinkedHashMap<String, TensorSpec>();
         Map<String, TensorSpec> expectedOutputs = new LinkedHashMap<String, TensorSpec>();
-        expectedInputs.put("token", new TensorSpec(new int[] {batch}, "int32"));
+        int[] token = format.equals("onnx") && batchFile ? new int[] {batch, -1}
+                : signature.equals(STEP_SIGNATURE) ? new int[] {batch} : new int[] {-1};
+        expectedInputs.put("token", new TensorSpec(token, "int32"));
         expectedOutputs.put("logits", new TensorSpec(new int[] {batch, vocab.size()}, "float32"));
         for (StateSpec state : states) {
             TensorSpec spec = new TensorSpec(new int[] {batch, state.size}, "float32");
@@ -344,7 +352,7 @@ public final class BundleManifest {
         checkSignature(where + " inputs", inputs, expectedInputs);
         checkSignature(where + " outputs", outputs, expectedOutputs);
         long bytes = integer(file, "bytes", where);
-        return new ModelFile(path, precision, STEP_SIGNATURE, batch, inputs, outputs, bytes);
+        return new ModelFile(path, format, precision, signature, batch, inputs, outputs, bytes);
     }
 
     private static void checkSignature(String where, Map<String, TensorSpec> actual,
@@ -375,8 +383,8 @@ public final class BundleManifest {
         int[] shape = new int[dims.size()];
         for (int i = 0; i < shape.length; i++) {
             Object dim = dims.get(i);
-            if (!(dim instanceof Long) || (Long) dim < 0 || (Long) dim > Integer.MAX_VALUE) {
-                throw new ManifestException(where + " \"shape\" must hold non-negative integers, got " + show(dim));
+            if (!(dim instanceof Long) || (Long) dim < -1 || (Long) dim > Integer.MAX_VALUE) {
+                throw new ManifestException(where + " \"shape\" must hold sizes (-1: any), got " + show(dim));
             }
             shape[i] = (int) (long) (Long) dim;
         }

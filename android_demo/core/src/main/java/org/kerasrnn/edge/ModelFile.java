@@ -4,13 +4,15 @@ import java.util.Collections;
 import java.util.Map;
 import java.util.TreeSet;
 
-/** One TFLite model of a bundle; its "step" signature has been checked against the manifest's state and vocabulary. */
+/** One model file entry of a bundle, checked against the manifest's state and vocabulary. */
 public final class ModelFile {
     /** Relative to the bundle directory (in the app: the assets' {@code bundle/} folder). */
     public final String path;
+    /** "tflite" or "onnx". */
+    public final String format;
     /** "fp32" or "int8". */
     public final String precision;
-    /** The signature key to run: {@link BundleManifest#STEP_SIGNATURE}. */
+    /** The signature key: {@link BundleManifest#STEP_SIGNATURE} for every file the sampler runs; "steps" (ONNX). */
     public final String signature;
     /** Streams per run: 1, or B for a file of the manifest's "batch_files" (inputs and states [B, ...]). */
     public final int batch;
@@ -47,9 +49,10 @@ public final class ModelFile {
         }
     }
 
-    ModelFile(String path, String precision, String signature, int batch, Map<String, TensorSpec> inputs,
-              Map<String, TensorSpec> outputs, long bytes) {
+    ModelFile(String path, String format, String precision, String signature, int batch,
+              Map<String, TensorSpec> inputs, Map<String, TensorSpec> outputs, long bytes) {
         this.path = path;
+        this.format = format;
         this.precision = precision;
         this.signature = signature;
         this.batch = batch;
