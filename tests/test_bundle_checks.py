@@ -1,7 +1,8 @@
 """A bundle whose manifest.json was edited (a state shape, a GPT's context, the vocabulary cut short, a batch
-file's token shape, the JSON cut in half) is refused before the first step, in one line naming the file and
-the field, by all three readers: `kerasrnn-edge` (LiteRT and onnxruntime), the Java core (CheckBundle, as the
-app checks its copy) and the web page (onnxruntime-web in Chromium). The bundle is byte-identical afterwards.
+file's or the ONNX "steps" entry's token shape, the JSON cut in half) is refused before the first step, in
+one line naming the file and the field, by all three readers: `kerasrnn-edge` (LiteRT and onnxruntime), the
+Java core (CheckBundle, as the app checks its copy) and the web page (onnxruntime-web in Chromium). The
+bundle is byte-identical afterwards.
 
 Edits of one field are caught by the manifest against itself; edits made "everywhere" (every place the
 manifest states the width, so that it agrees with itself) only by the model files' own signatures.
@@ -66,6 +67,8 @@ CASES = {
                                   ("{model}", "manifest.json says", "logits")),
     "batch-token": ("lstm", lambda doc: doc["batch_files"][0]["inputs"]["token"]["shape"].__setitem__(0, 3),
                     ("manifest.json", "step_b2_fp32.tflite", "token")),
+    "steps-token": ("lstm", lambda doc: doc["files"][3]["inputs"]["token"]["shape"].__setitem__(0, 8),
+                    ("manifest.json", "step.onnx", "token")),
     "truncated-json": ("lstm", None, ("manifest.json", "not valid JSON")),
 }
 
