@@ -91,9 +91,9 @@ class TFLiteStep:
         runner = self.interpreter.get_signature_runner("step")
         inputs, outputs = runner.get_input_details(), runner.get_output_details()
         del runner  # a live SignatureRunner makes Interpreter.invoke() refuse to run
-        manifest.check_file_tensors(entry, path, *({name: ([None if d < 0 else int(d) for d in t["shape_signature"]],
-                                                           np.dtype(t["dtype"]).name) for name, t in side.items()}
-                                                   for side in (inputs, outputs)))
+        own = [{name: ([None if d < 0 else int(d) for d in t["shape_signature"]], np.dtype(t["dtype"]).name)
+                for name, t in side.items()} for side in (inputs, outputs)]  # -1 in shape_signature: any size
+        manifest.check_file_tensors(entry, path, *own)
         self.names = [s["name"] for s in manifest.state]
         self.token, self.logits = inputs["token"]["index"], outputs["logits"]["index"]
         self.state_pairs = [(inputs[n]["index"], outputs[f"next_{n}"]["index"]) for n in self.names]
@@ -131,11 +131,11 @@ class OnnxStep:
             options = ort.SessionOptions()
             options.intra_op_num_threads = options.inter_op_num_threads = threads
             self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-        tensors = [{t.name: ([d if isinstance(d, int) else None for d in t.shape], ONNX_TYPES.get(t.type, t.type))
-                    for t in side} for side in (self.session.get_inputs(), self.session.get_outputs())]
+        own = [{t.name: ([d if isinstance(d, int) else None for d in t.shape], ONNX_TYPES.get(t.type, t.type))
+                for t in side} for side in (self.session.get_inputs(), self.session.get_outputs())]  # "T": any size
         for described in manifest.files + manifest.batch_files:  # a "step" and a "steps" entry describe one graph
             if described["path"] == entry["path"]:
-                manifest.check_file_tensors(described, path, *tensors)
+                manifest.check_file_tensors(described, path, *own)
         self.names = [s["name"] for s in manifest.state]
         self.outputs = ["logits", *(f"next_{n}" for n in self.names)]
         self.batched, self.rows_input = batch is not None, entry["batch"] == -1
