@@ -20,6 +20,7 @@ RUNTIMES = {  # name (the pip package) -> (module, file format)
     "tflite-runtime": ("tflite_runtime.interpreter", "tflite"),
     "onnxruntime": ("onnxruntime", "onnx"),
 }
+ONNX_TYPES = {"tensor(float)": "float32", "tensor(int32)": "int32"}  # onnxruntime's names -> the manifest's
 
 
 def installed_version(runtime):
@@ -83,9 +84,16 @@ class TFLiteStep:
             litert = importlib.import_module(RUNTIMES[runtime][0])
             self.interpreter = litert.Interpreter(model_path=path, num_threads=threads)
             self.interpreter.allocate_tensors()
+        if "step" not in self.interpreter.get_signature_list():
+            raise UserError(f"{path} has no signature 'step' (it has {sorted(self.interpreter.get_signature_list())}),"
+                            f" but {manifest.path} lists one: the bundle is inconsistent, export it again "
+                            "(kerasrnn export)")
         runner = self.interpreter.get_signature_runner("step")
         inputs, outputs = runner.get_input_details(), runner.get_output_details()
         del runner  # a live SignatureRunner makes Interpreter.invoke() refuse to run
+        own = [{name: ([None if d < 0 else int(d) for d in t["shape_signature"]], np.dtype(t["dtype"]).name)
+                for name, t in side.items()} for side in (inputs, outputs)]  # -1 in shape_signature: any size
+        manifest.check_file_tensors(entry, path, *own)
         self.names = [s["name"] for s in manifest.state]
         self.token, self.logits = inputs["token"]["index"], outputs["logits"]["index"]
         self.state_pairs = [(inputs[n]["index"], outputs[f"next_{n}"]["index"]) for n in self.names]
@@ -123,6 +131,11 @@ class OnnxStep:
             options = ort.SessionOptions()
             options.intra_op_num_threads = options.inter_op_num_threads = threads
             self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        own = [{t.name: ([d if isinstance(d, int) else None for d in t.shape], ONNX_TYPES.get(t.type, t.type))
+                for t in side} for side in (self.session.get_inputs(), self.session.get_outputs())]  # "T": any size
+        for described in manifest.files + manifest.batch_files:  # a "step" and a "steps" entry describe one graph
+            if described["path"] == entry["path"]:
+                manifest.check_file_tensors(described, path, *own)
         self.names = [s["name"] for s in manifest.state]
         self.outputs = ["logits", *(f"next_{n}" for n in self.names)]
         self.batched, self.rows_input = batch is not None, entry["batch"] == -1

@@ -1,7 +1,7 @@
 // The page: loads the bundle (manifest.json, step.onnx) from its own origin, checks it, runs the
 // sampling contract of contract.mjs over onnxruntime-web (wasm, one thread) and streams the text.
 // Settings come from the form or the URL (?prime=ROMEO:&seed=3&temperature=0.8&length=200&run=1).
-import { UserError, checkManifest, generate, onnxEntry, topProbabilities } from "./contract.mjs";
+import { UserError, checkFileTensors, checkManifest, generate, onnxEntry, topProbabilities } from "./contract.mjs";
 
 const $ = (id) => document.getElementById(id);
 const form = $("settings");
@@ -115,6 +115,7 @@ async function load() {
   } catch (e) {
     throw new UserError(`onnxruntime-web cannot load ${entry.path} (${e.message}): export the site again with this kerasrnn.`);
   }
+  checkFileTensors(doc, entry.path, session.inputMetadata, session.outputMetadata);
   const m = doc.model ?? {};
   const loss = doc.source?.val_loss;
   const shape = m.type === "gpt" ? `GPT ${m.num_layers}×${m.width}, ${m.num_heads} heads, context ${m.context}`

@@ -92,7 +92,7 @@ export function choose(logits, rng, { temperature = 1, topK = 0, topP = 1, argma
 // run's grown vocabulary leaves unsorted), "byte" (ids are byte values) or "bpe" (ids index `pieces`:
 // a text piece, a byte value, or null for the unknown piece; SPEC.md "Vocabulary").
 export class Vocab {
-  constructor({ kind, size, chars, pieces } = {}) {
+  constructor({ kind, chars, pieces } = {}) {
     if (kind === "bpe") {
       const texts = Array.isArray(pieces) ? pieces.filter((p) => typeof p === "string") : [];
       const bytes = Array.isArray(pieces) ? pieces.filter((p) => Number.isInteger(p) && p >= 0 && p < 256) : [];
@@ -128,9 +128,7 @@ export class Vocab {
     }
     this.kind = kind;
     this.size = kind === "char" ? chars.length : kind === "bpe" ? pieces.length : 256;
-    if (size !== undefined && size !== this.size) {
-      throw new UserError("the vocabulary is malformed (size does not match its characters): export the bundle again");
-    }
+
   }
 
   // Ids of a prime; characters outside a char vocabulary are an error naming them.
@@ -217,9 +215,11 @@ export async function* generate(model, vocab, { prime = "", length = 100, temper
   }
 }
 
-// The checks of SPEC.md "Implementing a sampler", step 1, on a parsed manifest.json. Returns
-// {vocab, stateNames, stateShapes, startToken, startState (Float32Arrays), batchFiles (the optional
-// batch models, SPEC.md "Batch models"; the page runs one stream and does not use them)}.
+// The checks of SPEC.md "Implementing a sampler", step 1, on a parsed manifest.json, and the manifest
+// against itself as kerasrnn-edge checks it (export/kerasrnn_edge/manifest.py): the vocabulary's size, the
+// state the model implies, every file entry's tensors at its batch. Returns {vocab, stateNames,
+// stateShapes, startToken, startState (Float32Arrays), batchFiles (the optional batch models, SPEC.md
+// "Batch models"; the page runs one stream and does not use them)}.
 export function checkManifest(doc) {
   if (!doc || typeof doc !== "object" || doc.format !== FORMAT) {
     throw new UserError(`manifest.json is not a kerasrnn bundle manifest (format is not "${FORMAT}"): export the site again with kerasrnn export RUN --web DIR`);
@@ -231,22 +231,31 @@ export function checkManifest(doc) {
     const older = Number.isInteger(doc.sampling_contract) && doc.sampling_contract < SAMPLING_CONTRACT;
     throw new UserError(`manifest.json asks for sampling contract ${JSON.stringify(doc.sampling_contract)}; this page implements contract ${SAMPLING_CONTRACT}: ${older ? "export the bundle again with this kerasrnn" : "export the site again with a newer kerasrnn"}`);
   }
-  const malformed = (what) => new UserError(`manifest.json is malformed (${what}): export the bundle again`);
   const vocab = new Vocab(doc.vocab);
+  if (doc.vocab.size !== vocab.size) throw malformed(`vocab.size is ${JSON.stringify(doc.vocab.size)}, but the vocabulary lists ${vocab.size} tokens`);
   if (!Array.isArray(doc.state) || !Array.isArray(doc.files)) throw malformed("no state or files list");
   if (doc.batch_files !== undefined && !Array.isArray(doc.batch_files)) throw malformed("batch_files is not a list");
   const start = doc.start;
   if (!start || typeof start !== "object") throw malformed("no start");
   if (!Number.isInteger(start.token) || start.token < 0 || start.token >= vocab.size) {
-    throw malformed(`start token ${JSON.stringify(start.token)} is not a token id of the vocabulary`);
+    throw malformed(`start.token is not a token id of the ${vocab.size}-token vocabulary (start token ${JSON.stringify(start.token)})`);
   }
+  const widths = doc.state.map(({ name, shape, dtype }, i) => {
+    if (!Array.isArray(shape) || shape.length !== 2 || shape[0] !== 1 || !(Number.isInteger(shape[1]) && shape[1] >= 1) || dtype !== "float32") {
+      throw malformed(`state[${i}] (${name}) is ${dtype} ${JSON.stringify(shape)}, not float32 [1, width]`);
+    }
+    return shape[1];
+  });
   const startState = doc.state.map(({ name, shape }) => {
     const values = start.state?.[name];
-    const size = shape.reduce((a, b) => a * b, 1);
-    if (!Array.isArray(values) || values.length !== size) throw malformed(`start state ${name} does not have ${size} values`);
+    if (!Array.isArray(values) || values.length !== shape[1]) throw malformed(`start.state.${name} does not have ${shape[1]} values, as state ${name} is ${JSON.stringify(shape)}`);
     if (!values.every((v) => typeof v === "number" && Number.isFinite(v))) throw malformed(`start state ${name} is not finite`);
     return Float32Array.from(values);
   });
+  checkStateOfModel(doc.model ?? {}, doc.state.map((s) => s.name), widths);
+  for (const [key, entries] of [["files", doc.files], ["batch_files", doc.batch_files ?? []]]) {
+    entries.forEach((entry, i) => checkEntry(`${key}[${i}]`, entry, key === "batch_files", doc.state, vocab.size));
+  }
   return {
     vocab,
     stateNames: doc.state.map((s) => s.name),
@@ -255,6 +264,77 @@ export function checkManifest(doc) {
     startState,
     batchFiles: doc.batch_files ?? [],
   };
+}
+
+const malformed = (what) => new UserError(`manifest.json is malformed: ${what}: export the bundle again (kerasrnn export)`);
+const show = (spec) => `${spec?.dtype} ${JSON.stringify(spec?.shape)}`;
+
+// The state names and widths the model implies: layer{i}_h (and _c for an LSTM) of rnn_size; a GPT's
+// layer{i}_k and layer{i}_v of context * width, then filled of context (SPEC.md "Transformer step models").
+function checkStateOfModel(model, names, widths) {
+  const layers = Array.from({ length: Number.isInteger(model.num_layers) ? model.num_layers : 0 }, (_, i) => i);
+  const gpt = model.type === "gpt";
+  const expected = gpt
+    ? [...layers.flatMap((i) => ["k", "v"].map((kv) => [`layer${i}_${kv}`, model.context * model.width])), ["filled", model.context]]
+    : layers.flatMap((i) => (model.cell === "lstm" ? ["h", "c"] : ["h"]).map((s) => [`layer${i}_${s}`, model.rnn_size]));
+  const implied = gpt ? `a GPT of ${model.num_layers} layers, context ${model.context} and width ${model.width}`
+    : `a ${model.num_layers}-layer ${model.cell} of size ${model.rnn_size}`;
+  if (names.join() !== expected.map(([name]) => name).join()) {
+    throw malformed(`state lists ${JSON.stringify(names)}, but model (${implied}) has ${JSON.stringify(expected.map(([name]) => name))}`);
+  }
+  expected.forEach(([name, width], i) => {
+    if (widths[i] !== width) throw malformed(`state (${name}) has width ${widths[i]}, but model (${implied}) implies ${width}`);
+  });
+}
+
+// A file entry's inputs and outputs against the state and the vocabulary at the entry's batch (SPEC.md "Tensors").
+function checkEntry(where, entry, batchFile, state, vocabSize) {
+  const rows = entry?.batch;
+  if (!(batchFile ? Number.isInteger(rows) && (rows >= 1 || rows === -1) : rows === 1)) {
+    throw malformed(`${where}.batch is ${JSON.stringify(rows)}, not ${batchFile ? "a batch >= 1 (or -1: any)" : "1"}`);
+  }
+  const token = entry.format === "onnx" && batchFile ? [rows, -1] : entry.signature === "steps" ? [-1] : [rows];
+  const states = state.map(({ name, shape }) => [name, { shape: [rows, shape[1]], dtype: "float32" }]);
+  const want = {
+    inputs: Object.fromEntries([["token", { shape: token, dtype: "int32" }], ...states]),
+    outputs: Object.fromEntries([["logits", { shape: [rows, vocabSize], dtype: "float32" }], ...states.map(([n, spec]) => [`next_${n}`, spec])]),
+  };
+  for (const side of ["inputs", "outputs"]) {
+    const got = entry[side] ?? {};
+    const at = `${where} (${entry.path}) ${side}`;
+    if (Object.keys(got).sort().join() !== Object.keys(want[side]).sort().join()) {
+      throw malformed(`${at} are ${JSON.stringify(Object.keys(got).sort())}, but the state implies ${JSON.stringify(Object.keys(want[side]).sort())}`);
+    }
+    for (const [name, spec] of Object.entries(want[side])) {
+      if (show(got[name]) !== show(spec)) {
+        throw malformed(`${at}.${name} is ${show(got[name])}, but the entry's batch, the state and the vocabulary imply ${show(spec)}`);
+      }
+    }
+  }
+}
+
+// The model file's own inputs and outputs, as onnxruntime-web reports them (session.inputMetadata and
+// outputMetadata: name, type, shape with a string for a free dimension), against every manifest entry
+// of that file ("step" and "steps" describe one graph): a file the manifest does not describe is
+// refused before its first step.
+export function checkFileTensors(doc, path, inputs, outputs) {
+  const reported = { inputs, outputs };
+  for (const entry of [...doc.files, ...(doc.batch_files ?? [])].filter((e) => e.path === path)) {
+    for (const side of ["inputs", "outputs"]) {
+      const names = reported[side].map((t) => t.name).sort();
+      if (names.join() !== Object.keys(entry[side]).sort().join()) {
+        throw new UserError(`${path} has ${side} ${JSON.stringify(names)}, but manifest.json lists ${JSON.stringify(Object.keys(entry[side]).sort())}: the bundle is inconsistent, export it again (kerasrnn export)`);
+      }
+      for (const { name, type, shape } of reported[side]) {
+        const want = entry[side][name];
+        const fits = shape.length === want.shape.length && shape.every((have, i) => (want.shape[i] === -1 ? typeof have === "string" : typeof have === "string" || have === want.shape[i]));
+        if (type !== want.dtype || !fits) {
+          const shown = shape.map((d) => (typeof d === "string" ? -1 : d));
+          throw new UserError(`${path}: its ${side.slice(0, -1)} "${name}" is ${type} ${JSON.stringify(shown)}, but manifest.json says ${show(want)} (signature ${entry.signature}, ${side}.${name}): the bundle is inconsistent, export it again (kerasrnn export)`);
+        }
+      }
+    }
+  }
 }
 
 // The file entry the page runs: ONNX fp32, "steps" (a prime in one run) or else "step".

@@ -124,16 +124,26 @@ test("byte decoding holds back partial UTF-8 and replaces invalid bytes (as Pyth
   assert.deepEqual(bytes.map(decode), expected);
 });
 
-test("manifest checks: format version and contract", () => {
+test("manifest checks: format version, contract, and the manifest against itself", () => {
   const good = {
     format: "kerasrnn-bundle", format_version: 1, sampling_contract: 2, vocab: { kind: "byte", size: 256 },
-    state: [{ name: "layer0_h", shape: [1, 2], dtype: "float32" }], start: { token: 10, state: { layer0_h: [0.5, -1] } }, files: [],
+    model: { cell: "gru", num_layers: 1, rnn_size: 2 }, state: [{ name: "layer0_h", shape: [1, 2], dtype: "float32" }],
+    start: { token: 10, state: { layer0_h: [0.5, -1] } }, files: [],
   };
+  const tensors = (rows, token) => ({
+    inputs: { token: { shape: token, dtype: "int32" }, layer0_h: { shape: [rows, 2], dtype: "float32" } },
+    outputs: { logits: { shape: [rows, 256], dtype: "float32" }, next_layer0_h: { shape: [rows, 2], dtype: "float32" } },
+  });
+  const batchFile = { path: "step_b16_fp32.tflite", format: "tflite", signature: "step", batch: 16, ...tensors(16, [16]) };
   assert.deepEqual(checkManifest(good).startState, [Float32Array.of(0.5, -1)]);
   assert.deepEqual(checkManifest(good).batchFiles, []);
-  assert.equal(checkManifest({ ...good, batch_files: [{ path: "step_b16_fp32.tflite", batch: 16 }] }).batchFiles[0].batch, 16);
+  assert.equal(checkManifest({ ...good, batch_files: [batchFile] }).batchFiles[0].batch, 16);
+  assert.throws(() => checkManifest({ ...good, batch_files: [{ ...batchFile, ...tensors(16, [8]) }] }),
+    /^Error: manifest\.json is malformed: batch_files\[0\] \(step_b16_fp32\.tflite\) inputs\.token is int32 \[8\], but the entry's batch, the state and the vocabulary imply int32 \[16\]: export the bundle again \(kerasrnn export\)$/);
   assert.throws(() => checkManifest({ ...good, batch_files: {} }), /batch_files is not a list/);
   assert.throws(() => checkManifest({ ...good, format_version: 2 }), /format version 2; this page reads version 1/);
   assert.throws(() => checkManifest({ ...good, sampling_contract: 1 }), /contract 1; .* export the bundle again/);
   assert.throws(() => checkManifest({ ...good, start: { token: 256, state: good.start.state } }), /start token 256/);
+  assert.throws(() => checkManifest({ ...good, model: { ...good.model, rnn_size: 3 } }), /state \(layer0_h\) has width 2, but model \(a 1-layer gru of size 3\) implies 3/);
+  assert.throws(() => checkManifest({ ...good, vocab: { kind: "char", size: 3, chars: ["a", "b"] } }), /vocab\.size is 3, but the vocabulary lists 2 tokens/);
 });

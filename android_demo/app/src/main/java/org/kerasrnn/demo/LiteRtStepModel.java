@@ -7,6 +7,7 @@ import org.kerasrnn.edge.BundleManifest;
 import org.kerasrnn.edge.ModelFile;
 import org.kerasrnn.edge.SignatureStepModel;
 import org.kerasrnn.edge.StepModel;
+import org.kerasrnn.edge.TfliteSignature;
 import org.tensorflow.lite.Interpreter;
 
 import java.io.Closeable;
@@ -14,9 +15,6 @@ import java.io.FileInputStream;
 import java.io.IOException;
 import java.nio.MappedByteBuffer;
 import java.nio.channels.FileChannel;
-import java.util.Arrays;
-import java.util.HashSet;
-import java.util.Set;
 
 /**
  * A bundle's TFLite model run by LiteRT through its "step" signature. The state buffers and the
@@ -36,14 +34,11 @@ final class LiteRtStepModel implements StepModel, Closeable {
     /** Loads {@code file} (one of {@code manifest}'s TFLite files) from the assets folder {@code bundleDir}. */
     static LiteRtStepModel fromAssets(AssetManager assets, String bundleDir, BundleManifest manifest,
                                       ModelFile file, int threads) throws IOException {
-        Interpreter interpreter = new Interpreter(map(assets, bundleDir + "/" + file.path, file.bytes),
-                new Interpreter.Options().setNumThreads(threads));
-        try {
-            checkSignature(interpreter, file);
-        } catch (IOException e) {
-            interpreter.close();
-            throw e;
-        }
+        MappedByteBuffer model = map(assets, bundleDir + "/" + file.path, file.bytes);
+        // The file's own signature against the manifest's entry, before the interpreter runs it.
+        TfliteSignature own = TfliteSignature.read(model, file.path, file.signature);
+        file.checkTensors(own.inputs, own.outputs);
+        Interpreter interpreter = new Interpreter(model, new Interpreter.Options().setNumThreads(threads));
         return new LiteRtStepModel(interpreter, manifest, file.signature);
     }
 
@@ -79,21 +74,6 @@ final class LiteRtStepModel implements StepModel, Closeable {
             }
             return input.getChannel().map(FileChannel.MapMode.READ_ONLY, descriptor.getStartOffset(),
                     descriptor.getDeclaredLength());
-        }
-    }
-
-    /** The model file must have the signature the manifest describes, with the same tensor names. */
-    private static void checkSignature(Interpreter interpreter, ModelFile file) throws IOException {
-        if (!Arrays.asList(interpreter.getSignatureKeys()).contains(file.signature)) {
-            throw new IOException(file.path + " has no signature \"" + file.signature + "\" (it has "
-                    + Arrays.toString(interpreter.getSignatureKeys()) + ")");
-        }
-        Set<String> inputs = new HashSet<>(Arrays.asList(interpreter.getSignatureInputs(file.signature)));
-        Set<String> outputs = new HashSet<>(Arrays.asList(interpreter.getSignatureOutputs(file.signature)));
-        if (!inputs.equals(file.inputs.keySet()) || !outputs.equals(file.outputs.keySet())) {
-            throw new IOException(file.path + " signature \"" + file.signature + "\" takes " + inputs
-                    + " and returns " + outputs + ", but the manifest says " + file.inputs.keySet()
-                    + " and " + file.outputs.keySet());
         }
     }
 }

@@ -39,7 +39,8 @@ public final class BundleManifest {
     public final int startToken;
     /** {@code "start.state"}: each state's start values, by state name; never handed out (see {@link #startState}). */
     private final Map<String, float[]> startState;
-    private final List<ModelFile> tfliteFiles;
+    /** The TFLite "step" files of {@code "files"} (batch 1), one per precision. */
+    public final List<ModelFile> tfliteFiles;
     /**
      * The optional {@code "batch_files"} (export/SPEC.md, "Batch models"): TFLite "step" signatures at a
      * fixed batch B, B streams per run (state tensors [B, H]); empty when the bundle has none.
@@ -59,13 +60,32 @@ public final class BundleManifest {
         this.tfliteBatchFiles = Collections.unmodifiableList(tfliteBatchFiles);
     }
 
-    /** Reads and checks a manifest; a {@link ManifestException} says what is wrong with it. */
+    /** The manifest's file name in a bundle, which every message about it names. */
+    public static final String MANIFEST = "manifest.json";
+
+    /**
+     * Reads and checks a manifest, against itself (the vocabulary, the state the model implies, the start,
+     * every TFLite entry's tensors); a {@link ManifestException} says in one line what is wrong with it, naming
+     * manifest.json and the field, and what to do. {@link ModelFile#checkTensors} checks a model file's own.
+     */
     public static BundleManifest parse(String json) {
+        try {
+            return read(json);
+        } catch (ManifestException e) {
+            String message = e.getMessage();
+            boolean saysWhatToDo = message.contains("kerasrnn") || message.contains("update the sampler");
+            throw new ManifestException((message.startsWith(MANIFEST) ? "" : MANIFEST + ": ") + message
+                    + (saysWhatToDo ? "" : ": export the bundle again (kerasrnn export)"));
+        }
+    }
+
+    private static BundleManifest read(String json) {
         Object root;
         try {
             root = Json.parse(json);
         } catch (IllegalArgumentException e) {
-            throw new ManifestException("manifest.json is not valid JSON (" + e.getMessage() + ")");
+            throw new ManifestException(MANIFEST + " is not valid JSON (" + e.getMessage() + "): the bundle is "
+                    + "corrupt, export it again (kerasrnn export)");
         }
         Map<?, ?> manifest = object(root, "the manifest");
         Object format = manifest.get("format");
@@ -109,6 +129,7 @@ public final class BundleManifest {
             throw new ManifestException("a " + layers + "-layer " + cell + " has " + expectedStates
                     + " state tensors, but the manifest lists " + states.size());
         }
+        checkStatesOfModel(model, cell, layers, states);
         if (!manifest.containsKey("start")) {
             throw new ManifestException("the manifest has no \"start\" (the start token and state of sampling "
                     + "contract " + SUPPORTED_SAMPLING_CONTRACT + "): export the bundle again with a current kerasrnn");
@@ -120,14 +141,15 @@ public final class BundleManifest {
                     + vocab.size() + "-token vocabulary (0 to " + (vocab.size() - 1) + ")");
         }
         Map<String, float[]> startState = startState(start.get("state"), states);
-        // Only the one-token "step" signature is for sampling; other entries (the exporter's
-        // many-token "steps" signature, ONNX files) are for other runtimes and go unchecked here.
+        // Every entry is checked against the state and vocabulary; the TFLite "step" ones are for sampling
+        // here, the others (ONNX files, with their many-token "steps" signature) for other runtimes.
         List<ModelFile> tfliteFiles = new ArrayList<ModelFile>();
         for (Object entry : list(manifest.get("files"), "\"files\"")) {
             Map<?, ?> file = object(entry, "each entry of \"files\"");
             checkInside(string(file, "path", "each entry of \"files\""));
-            if ("tflite".equals(file.get("format")) && STEP_SIGNATURE.equals(file.get("signature"))) {
-                tfliteFiles.add(tfliteFile(file, vocab, states, false));
+            ModelFile described = modelFile(file, vocab, states, false);
+            if (described.format.equals("tflite") && described.signature.equals(STEP_SIGNATURE)) {
+                tfliteFiles.add(described);
             }
         }
         List<ModelFile> tfliteBatchFiles = new ArrayList<ModelFile>();
@@ -135,8 +157,9 @@ public final class BundleManifest {
             for (Object entry : list(manifest.get("batch_files"), "\"batch_files\"")) {
                 Map<?, ?> file = object(entry, "each entry of \"batch_files\"");
                 checkInside(string(file, "path", "each entry of \"batch_files\""));
-                if ("tflite".equals(file.get("format")) && STEP_SIGNATURE.equals(file.get("signature"))) {
-                    tfliteBatchFiles.add(tfliteFile(file, vocab, states, true));
+                ModelFile described = modelFile(file, vocab, states, true);
+                if (described.format.equals("tflite") && described.signature.equals(STEP_SIGNATURE)) {
+                    tfliteBatchFiles.add(described);
                 }
             }
         }
@@ -219,6 +242,49 @@ public final class BundleManifest {
     }
 
     /**
+     * The state names and widths the model implies: {@code layer{i}_h} (and {@code _c} for an LSTM) of
+     * {@code rnn_size}; a GPT's {@code layer{i}_k}, {@code layer{i}_v} of context * width, then {@code filled}
+     * of context (export/SPEC.md, "Transformer step models").
+     */
+    private static void checkStatesOfModel(Map<?, ?> model, String cell, int layers, List<StateSpec> states) {
+        Map<String, Integer> expected = new LinkedHashMap<String, Integer>();
+        String implied;
+        if (cell.equals("gpt")) {
+            int context = integer(model, "context", "\"model\"");
+            int width = integer(model, "width", "\"model\"");
+            for (int i = 0; i < layers; i++) {
+                expected.put("layer" + i + "_k", context * width);
+                expected.put("layer" + i + "_v", context * width);
+            }
+            expected.put("filled", context);
+            implied = "a " + layers + "-layer gpt of context " + context + " and width " + width;
+        } else {
+            int size = integer(model, "rnn_size", "\"model\"");
+            for (int i = 0; i < layers; i++) {
+                expected.put("layer" + i + "_h", size);
+                if (cell.equals("lstm")) {
+                    expected.put("layer" + i + "_c", size);
+                }
+            }
+            implied = "a " + layers + "-layer " + cell + " of size " + size;
+        }
+        List<String> names = new ArrayList<String>();
+        for (StateSpec state : states) {
+            names.add(state.name);
+        }
+        if (!names.equals(new ArrayList<String>(expected.keySet()))) {
+            throw new ManifestException("\"state\" lists " + names + ", but \"model\" (" + implied + ") has "
+                    + expected.keySet());
+        }
+        for (StateSpec state : states) {
+            if (state.size != expected.get(state.name)) {
+                throw new ManifestException("state \"" + state.name + "\" is " + state.size + " wide, but \"model\" ("
+                        + implied + ") implies " + expected.get(state.name));
+            }
+        }
+    }
+
+    /**
      * {@code "start.state"}: one array of H numbers per state tensor, by name. Names the manifest's
      * "state" does not list are ignored, as the Python reader does.
      */
@@ -254,23 +320,29 @@ public final class BundleManifest {
     }
 
     /**
-     * A "files" entry (batch 1) or a "batch_files" entry (batch B >= 1) of format tflite and signature
-     * "step", checked against the vocabulary and state.
+     * A "files" entry (batch 1) or a "batch_files" entry (batch B >= 1, or -1 for an ONNX graph of any
+     * batch), checked against the vocabulary and state (export/SPEC.md, "Tensors"): token [B] ("step"),
+     * [-1] ("steps"), [B, -1] (an ONNX batch graph); every state and next_ state [B, H]; logits [B, V].
      */
-    private static ModelFile tfliteFile(Map<?, ?> file, Vocab vocab, List<StateSpec> states, boolean batchFile) {
-        String path = string(file, "path", "a tflite file entry");
-        String where = "tflite file \"" + path + "\"";
+    private static ModelFile modelFile(Map<?, ?> file, Vocab vocab, List<StateSpec> states, boolean batchFile) {
+        String path = string(file, "path", "a file entry");
+        String format = string(file, "format", "file \"" + path + "\"");
+        String signature = string(file, "signature", "file \"" + path + "\"");
+        String where = format + " file \"" + path + "\"" + (signature.equals(STEP_SIGNATURE) ? ""
+                : " (signature \"" + signature + "\")");
         String precision = string(file, "precision", where);
         int batch = integer(file, "batch", where);
-        if (batchFile ? batch < 1 : batch != 1) {
+        if (batchFile ? batch < 1 && batch != -1 : batch != 1) {
             throw new ManifestException(where + " has batch " + batch + "; " + (batchFile
-                    ? "a batch model runs a fixed batch >= 1" : "the sampler runs batch 1"));
+                    ? "a batch model runs a batch >= 1 (or -1: any)" : "the sampler runs batch 1"));
         }
         Map<String, TensorSpec> inputs = tensors(file.get("inputs"), where + " inputs");
         Map<String, TensorSpec> outputs = tensors(file.get("outputs"), where + " outputs");
         Map<String, TensorSpec> expectedInputs = new LinkedHashMap<String, TensorSpec>();
         Map<String, TensorSpec> expectedOutputs = new LinkedHashMap<String, TensorSpec>();
-        expectedInputs.put("token", new TensorSpec(new int[] {batch}, "int32"));
+        int[] token = format.equals("onnx") && batchFile ? new int[] {batch, -1}
+                : signature.equals(STEP_SIGNATURE) ? new int[] {batch} : new int[] {-1};
+        expectedInputs.put("token", new TensorSpec(token, "int32"));
         expectedOutputs.put("logits", new TensorSpec(new int[] {batch, vocab.size()}, "float32"));
         for (StateSpec state : states) {
             TensorSpec spec = new TensorSpec(new int[] {batch, state.size}, "float32");
@@ -280,7 +352,7 @@ public final class BundleManifest {
         checkSignature(where + " inputs", inputs, expectedInputs);
         checkSignature(where + " outputs", outputs, expectedOutputs);
         long bytes = integer(file, "bytes", where);
-        return new ModelFile(path, precision, STEP_SIGNATURE, batch, inputs, outputs, bytes);
+        return new ModelFile(path, format, precision, signature, batch, inputs, outputs, bytes);
     }
 
     private static void checkSignature(String where, Map<String, TensorSpec> actual,
@@ -311,8 +383,8 @@ public final class BundleManifest {
         int[] shape = new int[dims.size()];
         for (int i = 0; i < shape.length; i++) {
             Object dim = dims.get(i);
-            if (!(dim instanceof Long) || (Long) dim < 0 || (Long) dim > Integer.MAX_VALUE) {
-                throw new ManifestException(where + " \"shape\" must hold non-negative integers, got " + show(dim));
+            if (!(dim instanceof Long) || (Long) dim < -1 || (Long) dim > Integer.MAX_VALUE) {
+                throw new ManifestException(where + " \"shape\" must hold sizes (-1: any), got " + show(dim));
             }
             shape[i] = (int) (long) (Long) dim;
         }

@@ -9,6 +9,8 @@ import java.io.File;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
 
 import org.junit.Test;
 
@@ -26,18 +28,18 @@ public class ManifestTest {
         return "{'shape': [" + dims + "], 'dtype': '" + dtype + "'}";
     }
 
-    /** A "files" entry as the exporter writes it; {@code tokens} is the token input's length. */
+    /** A "files" entry as the exporter writes it; {@code tokens} is the token input's length (-1: any). */
     private static String modelFile(String path, String format, String precision, String signature, int tokens) {
-        return modelFile(path, format, precision, signature, tokens, 1);
+        return modelFile(path, format, precision, signature, new int[] {tokens}, 1);
     }
 
-    /** An entry at {@code batch} streams (a "batch_files" entry when batch is not 1). */
-    private static String modelFile(String path, String format, String precision, String signature, int tokens,
+    /** An entry at {@code batch} streams (a "batch_files" entry when batch is not 1), token input {@code token}. */
+    private static String modelFile(String path, String format, String precision, String signature, int[] token,
                                     int batch) {
         String state = tensor("float32", batch, 3);
         return "{'path': '" + path + "', 'format': '" + format + "', 'precision': '" + precision + "',"
                 + " 'batch': " + batch + ", 'signature': '" + signature + "',"
-                + " 'inputs': {'token': " + tensor("int32", tokens) + ", 'layer0_h': " + state + ", 'layer0_c': " + state
+                + " 'inputs': {'token': " + tensor("int32", token) + ", 'layer0_h': " + state + ", 'layer0_c': " + state
                 + ", 'layer1_h': " + state + ", 'layer1_c': " + state + "},"
                 + " 'outputs': {'logits': " + tensor("float32", batch, 5) + ", 'next_layer0_h': " + state
                 + ", 'next_layer0_c': " + state + ", 'next_layer1_h': " + state + ", 'next_layer1_c': " + state + "},"
@@ -51,7 +53,7 @@ public class ManifestTest {
     static final String START = "'start': {'token': 2, 'state': {'layer0_h': [0.5, -1, 2], 'layer0_c': [1, 2, 3],"
             + " 'layer1_h': [-0.25, 0, 2.5e-1], 'layer1_c': [1, 2.0, 4E0]}}";
 
-    /** A 2-layer LSTM over a 5-character vocabulary, as the exporter writes it ("steps": 8 tokens per call). */
+    /** A 2-layer LSTM over a 5-character vocabulary, as the exporter writes it ("steps": ONNX, any number of tokens). */
     private static final String VALID = json("{'format': 'kerasrnn-bundle', 'format_version': 1, 'sampling_contract': 2,"
             + " 'vocab': {'kind': 'char', 'size': 5, 'chars': ['\\n', ' ', 'a', '\\u00e9', '\\ud83d\\ude00']},"
             + " 'model': {'cell': 'lstm', 'num_layers': 2, 'rnn_size': 3, 'embedding_size': 4},"
@@ -63,8 +65,6 @@ public class ManifestTest {
             + " 'files': [" + modelFile("step_fp32.tflite", "tflite", "fp32", "step", 1) + ", "
             + modelFile("step_int8.tflite", "tflite", "int8", "step", 1) + ", "
             + modelFile("step.onnx", "onnx", "fp32", "step", 1) + ", "
-            + modelFile("step_fp32.tflite", "tflite", "fp32", "steps", 8) + ", "
-            + modelFile("step_int8.tflite", "tflite", "int8", "steps", 8) + ", "
             + modelFile("step.onnx", "onnx", "fp32", "steps", -1) + "],"
             + " 'source': {'config': {}, 'val_loss': 1.52}}");
 
@@ -112,9 +112,9 @@ public class ManifestTest {
     @Test
     public void readsBatchFiles() {
         assertEquals(0, validManifest().tfliteBatchFiles.size());
-        String batchFiles = " 'batch_files': [" + modelFile("step_b16_fp32.tflite", "tflite", "fp32", "step", 16, 16)
-                + ", " + modelFile("step_b16_int8.tflite", "tflite", "int8", "step", 16, 16)
-                + ", {'path': 'step_batch.onnx', 'format': 'onnx', 'batch': -1, 'signature': 'steps'}],";
+        String batchFiles = " 'batch_files': [" + modelFile("step_b16_fp32.tflite", "tflite", "fp32", "step",
+                new int[] {16}, 16) + ", " + modelFile("step_b16_int8.tflite", "tflite", "int8", "step", new int[] {16}, 16)
+                + ", " + modelFile("step_batch.onnx", "onnx", "fp32", "steps", new int[] {-1, -1}, -1) + "],";
         BundleManifest manifest = BundleManifest.parse(validWith(json(" 'source':"), json(batchFiles + " 'source':")));
         assertEquals(2, manifest.tfliteBatchFiles.size());
         ModelFile file = manifest.tfliteBatchFiles.get(1);
@@ -260,6 +260,49 @@ public class ManifestTest {
                 "\"token\" is int64[1], expected int32[1]");
         assertRejected(validWith("'batch': 1, 'signature': 'step'", "'batch': 8, 'signature': 'step'"),
                 "has batch 8; the sampler runs batch 1");
+        assertRejected(validWith("'token': " + tensor("int32", -1), "'token': " + tensor("int32", 8)),
+                "onnx file \"step.onnx\" (signature \"steps\") inputs: \"token\" is int32[8], expected int32[-1]");
+    }
+
+    /** Every message names manifest.json and the field, and says what to do. */
+    @Test
+    public void rejectsStatesTheModelDoesNotImply() {
+        assertRejected(validWith("'rnn_size': 3", "'rnn_size': 4"), "manifest.json: state \"layer0_h\" is 3 wide, "
+                + "but \"model\" (a 2-layer lstm of size 4) implies 4: export the bundle again (kerasrnn export)");
+        assertRejected(validWith("{'name': 'layer0_c'", "{'name': 'layer0_x'"),
+                "\"state\" lists [layer0_h, layer0_x, layer1_h, layer1_c], but \"model\" (a 2-layer lstm of size 3) "
+                        + "has [layer0_h, layer0_c, layer1_h, layer1_c]");
+        String k = "{'name': 'layer0_k', 'shape': [1, 4], 'dtype': 'float32'}";
+        String v = "{'name': 'layer0_v', 'shape': [1, 4], 'dtype': 'float32'}";
+        String filled = "{'name': 'filled', 'shape': [1, 2], 'dtype': 'float32'}";
+        assertRejected(gptManifest(k + ", " + v + ", " + filled).replace("\"context\": 2", "\"context\": 3"),
+                "state \"layer0_k\" is 4 wide, but \"model\" (a 1-layer gpt of context 3 and width 2) implies 6");
+    }
+
+    /** A model file whose own signature (as LiteRT reports it) differs from its entry is refused. */
+    @Test
+    public void checksAModelFilesOwnTensorsAgainstItsEntry() {
+        ModelFile file = validManifest().tfliteFile("fp32");
+        Map<String, TensorSpec> inputs = new LinkedHashMap<String, TensorSpec>(file.inputs);
+        Map<String, TensorSpec> outputs = new LinkedHashMap<String, TensorSpec>(file.outputs);
+        file.checkTensors(inputs, outputs);
+        outputs.put("logits", new TensorSpec(new int[] {1, 6}, "float32"));
+        assertTensorsRejected(file, inputs, outputs, "step_fp32.tflite (signature \"step\"): its output \"logits\" is "
+                + "float32[1, 6], but manifest.json says float32[1, 5]: the bundle is inconsistent, export it again");
+        outputs.put("logits", file.outputs.get("logits"));
+        inputs.remove("layer1_c");
+        assertTensorsRejected(file, inputs, outputs, "step_fp32.tflite (signature \"step\") has inputs [layer0_c, "
+                + "layer0_h, layer1_h, token], but manifest.json lists [layer0_c, layer0_h, layer1_c, layer1_h, token]");
+    }
+
+    private static void assertTensorsRejected(ModelFile file, Map<String, TensorSpec> inputs,
+                                              Map<String, TensorSpec> outputs, String expected) {
+        try {
+            file.checkTensors(inputs, outputs);
+            fail("accepted tensors that should fail with: " + expected);
+        } catch (ManifestException e) {
+            assertTrue("message \"" + e.getMessage() + "\" lacks \"" + expected + "\"", e.getMessage().contains(expected));
+        }
     }
 
     @Test
