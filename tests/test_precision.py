@@ -13,7 +13,7 @@ from kerasrnn.config import Config
 from kerasrnn.model import build_model
 from kerasrnn.run import load_model
 from kerasrnn.train import train
-from kerasrnn_edge.errors import UserError
+from kerasrnn_edge.errors import UserError, command_line
 
 SMALL = dict(batch_size=8, seq_length=16, rnn_size=32, num_layers=1, embedding_size=16, learning_rate=1e-2,
              eval_every=1000)
@@ -37,7 +37,9 @@ def test_auto_takes_bf16_on_torch_only_where_the_cpu_has_bf16_instructions(monke
 @pytest.mark.skipif(keras.backend.backend() == "torch", reason="TensorFlow and JAX train in fp32")
 def test_other_backends_take_fp32_and_refuse_bf16_in_one_line(monkeypatch):
     assert taken(monkeypatch, "1", "auto") == "fp32"
-    with pytest.raises(UserError, match="^--precision bf16 runs on the torch backend only"):
+    with pytest.raises(UserError, match="^precision='bf16' runs on the torch backend only"):  # the API's keyword
+        taken(monkeypatch, "1", "bf16")
+    with command_line(), pytest.raises(UserError, match="^--precision bf16 runs on the torch backend only"):
         taken(monkeypatch, "1", "bf16")
 
 
