@@ -236,3 +236,29 @@ def test_the_python_api_takes_beam_and_stop(run_and_bundle):
     assert run.sample("ROMEO:", 30, seed=1, stop=[sampled[20:22]]) == sampled[:sampled.find(sampled[20:22], 6)]
     with pytest.raises(KerasrnnError, match="drop temperature"):
         run.sample("ROMEO:", 30, beam=2, temperature=0.5)
+
+
+def test_the_saved_models_generate_stop_cuts_where_the_samplers_stop(run_and_bundle, capsys, tmp_path):
+    """generate_stop: the text kerasrnn-edge (so kerasrnn sample) writes with the same stop strings, for stop
+    strings that end the text, overlap (the one completed first wins, though another starts earlier) or never
+    occur; serving_default unchanged."""
+    import tensorflow as tf
+
+    from kerasrnn_export.serving import export_serving
+    run_dir, bundle_dir = run_and_bundle
+    if json.load(open(f"{run_dir}/config.json"))["model"] == "gpt":
+        pytest.skip("the SavedModel serves recurrent runs only")
+    saved = tf.saved_model.load(export_serving(run_dir, str(tmp_path)))
+    request = dict(prompt=tf.constant(["ROMEO:", "ROMEO:"]), max_length=tf.constant(80),
+                   temperature=tf.constant(0.8, tf.float64), top_k=tf.constant(0), top_p=tf.constant(1.0, tf.float64),
+                   argmax=tf.constant(False), seed=tf.constant([3, 4], tf.uint64))
+    full = [t.decode() for t in saved.signatures["serving_default"](**request)["text"].numpy()]
+    assert edge(capsys, bundle_dir, "onnxruntime", "--prime", "ROMEO:", "--length", "80", "--seed", "3",
+                "--temperature", "0.8") == "ROMEO:" + full[0] + "\n"
+    text = full[0]
+    for stop in [[text[40:43]], [text[38:45], text[41:42]], [text[10:12], "\t\t"], ["\t\t"]]:
+        out = saved.signatures["generate_stop"](**request, stop=tf.constant(stop))
+        want = edge(capsys, bundle_dir, "onnxruntime", "--prime", "ROMEO:", "--length", "80", "--seed", "3",
+                    "--temperature", "0.8", *[a for s in stop for a in ("--stop", s.replace("\t", "\\t"))])
+        assert "ROMEO:" + out["text"].numpy()[0].decode() + "\n" == want, stop
+        assert out["ids"].numpy().tolist() == saved.signatures["serving_default"](**request)["ids"].numpy().tolist()
