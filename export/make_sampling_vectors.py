@@ -195,7 +195,8 @@ def tokenization_cases():
                           seed=str(seed), **settings, length=40, text=text))
     stops = stop_cases(table, vocab, [("the rose", 12, 5, SETTINGS[6], 40, [(15, 19)]),
                                       ("", 0, 0, SETTINGS[0], 40, [(30, 32)])], "bpe-stop")
-    beams = beam_cases(vocab, table, [("the", 260, 3, 3, 15, 0.0, []), ("中文", 300, 9, 4, 15, 0.5, ["se"])], "bpe-beam")
+    beams = beam_cases(vocab, table, [("the", 260, 3, 3, 15, 0.0, []), ("中文", 300, 9, 4, 15, 0.5, ["se"])],
+                       "bpe-beam")
     return dict(vocab=vocab.to_json(), cases=[dict(text=t, ids=vocab.encode(t).tolist()) for t in texts],
                 table=table.tolist(), generate=cases, stop=stops, beam=beams)
 

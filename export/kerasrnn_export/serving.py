@@ -251,8 +251,8 @@ def export_serving(run_dir, base_dir, name="kerasrnn", which="best", max_length_
     try:
         os.makedirs(model_dir, exist_ok=True)
         tmp = tempfile.mkdtemp(prefix=".tmp-", dir=model_dir)  # TF Serving ignores names that are not numbers
-        tf.saved_model.save(module, tmp, signatures={"serving_default": module.generate, "generate_stop": module.generate_stop,
-                                                     "step": module.step,
+        tf.saved_model.save(module, tmp, signatures={"serving_default": module.generate,
+                                                     "generate_stop": module.generate_stop, "step": module.step,
                                                      "start": module.start, "choose": module.choose})
         return _publish(tmp, model_dir)
     except OSError as e:
