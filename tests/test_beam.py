@@ -24,6 +24,7 @@ from kerasrnn_edge.beam import beam_search, log_probs
 from kerasrnn_edge.sampling import generate
 from kerasrnn_edge.vocab import Vocab
 from kerasrnn_export import export_bundle
+from test_export import exported_run
 from test_java_sampler import java_classes  # noqa: F401 (a fixture)
 
 LENGTH = 4  # tokens the exhaustive search tries: 8^4 sequences
@@ -77,15 +78,16 @@ def test_every_beam_scores_at_least_greedy_decoding(eight_token_lstm, width):
 
 @pytest.fixture(scope="module", params=["lstm", "gpt"])
 def run_and_bundle(request, tmp_path_factory):
-    """A tiny run of each family and its bundle with batch models of 4 rows (TFLite; ONNX: an LSTM's
-    batch graph, a GPT's batch-1 graph run row by row)."""
+    """A tiny run of each family (the LSTM: test_export's, trained once per session) and its bundle with batch
+    models of 4 rows (TFLite; ONNX: an LSTM's batch graph, a GPT's batch-1 graph run row by row)."""
     base = tmp_path_factory.mktemp(request.param)
-    run_dir, bundle_dir = str(base / "run"), str(base / "bundle")
-    family = (dict(model="gpt", num_layers=2, num_heads=4, embedding_size=32, context=16, seq_length=16)
-              if request.param == "gpt" else dict(cell="lstm", rnn_size=32, num_layers=2, embedding_size=16,
-                                                  seq_length=32))
-    train(Config(text=shakespeare_slice(base, 20_000), batch_size=8, max_epochs=1, eval_every=50, seed=1, **family),
-          run_dir, verbose=0)
+    bundle_dir = str(base / "bundle")
+    if request.param == "lstm":
+        run_dir, _ = exported_run(tmp_path_factory)
+    else:
+        run_dir = str(base / "run")
+        train(Config(text=shakespeare_slice(base, 20_000), model="gpt", num_layers=2, num_heads=4, embedding_size=32,
+                     context=16, seq_length=16, batch_size=8, max_epochs=1, eval_every=50, seed=1), run_dir, verbose=0)
     export_bundle(run_dir, bundle_dir, batch=4)
     return run_dir, bundle_dir
 
