@@ -376,6 +376,14 @@ public class SamplingVectorsTest {
                 Map<?, ?> testCase = (Map<?, ?>) entry;
                 assertEquals("case " + testCase.get("name"), testCase.get("text"),
                         generated(table(vectorsPart), vocab, testCase));
+                long seed = Long.parseUnsignedLong((String) testCase.get("seed"));
+                BatchStepModel model = new BatchTableModel(table(vectorsPart),
+                        ((Number) testCase.get("start_token")).intValue(), ((Number) testCase.get("start")).longValue(), 2);
+                assertEquals("case " + testCase.get("name") + " in batches",
+                        java.util.Arrays.asList(testCase.get("text"), testCase.get("text"), testCase.get("text")),
+                        BatchGeneration.generate(model, vocab, (String) testCase.get("prime"),
+                                ((Number) testCase.get("length")).intValue(), params(testCase),
+                                new long[] {seed, seed, seed}, "", strings(testCase.get("stop"))));
             }
         }
     }
