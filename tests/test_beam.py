@@ -240,6 +240,7 @@ def test_the_python_api_takes_beam_and_stop(run_and_bundle):
         run.sample("ROMEO:", 30, beam=2, temperature=0.5)
 
 
+@pytest.mark.parametrize("run_and_bundle", ["lstm"], indirect=True)  # the SavedModel serves recurrent runs only
 def test_the_saved_models_generate_stop_cuts_where_the_samplers_stop(run_and_bundle, capsys, tmp_path):
     """generate_stop: the text kerasrnn-edge (so kerasrnn sample) writes with the same stop strings, for stop
     strings that end the text, overlap (the one completed first wins, though another starts earlier) or never
@@ -248,8 +249,6 @@ def test_the_saved_models_generate_stop_cuts_where_the_samplers_stop(run_and_bun
 
     from kerasrnn_export.serving import export_serving
     run_dir, bundle_dir = run_and_bundle
-    if json.load(open(f"{run_dir}/config.json"))["model"] == "gpt":
-        pytest.skip("the SavedModel serves recurrent runs only")
     saved = tf.saved_model.load(export_serving(run_dir, str(tmp_path)))
     request = dict(prompt=tf.constant(["ROMEO:", "ROMEO:"]), max_length=tf.constant(80),
                    temperature=tf.constant(0.8, tf.float64), top_k=tf.constant(0), top_p=tf.constant(1.0, tf.float64),
