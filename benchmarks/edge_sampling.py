@@ -11,8 +11,13 @@ then the bare invoke of each batch model, and one of the step's gate products co
 2048 int8 FULLY_CONNECTED whose 1 MB of weights stays in this core's L2 cache), which shows how the batch
 step's time splits into reading the weights and the arithmetic (docs/benchmarks.md, "Many samples").
 
+Beam search (`--beams 1,4,16`): chars/s of the best text `EdgeSampler.beam_search` finds with N beams
+(fp32, LiteRT on a bundle with a TFLite batch-N file, and ONNX Runtime's batch graph at N rows), next to
+greedy decoding (`generate(argmax=True)`), the N alternating round by round.
+
     python benchmarks/edge_sampling.py [--seconds 2]
     python benchmarks/edge_sampling.py --batch-sizes 1,16 [--rounds 5]
+    python benchmarks/edge_sampling.py --beams 1,4,16 [--rounds 3]
 """
 import datetime
 import os
@@ -71,7 +76,10 @@ def main():
     parser.add_argument("--batch-sizes", help="measure many samples at these N instead (e.g. 1,16)")
     parser.add_argument("--rounds", type=positive(int), default=5, help="with --batch-sizes: rounds, each N once per round")
     parser.add_argument("--precision", choices=["int8", "fp32"], default="int8", help="with --batch-sizes")
+    parser.add_argument("--beams", help="measure beam search at these widths instead (e.g. 1,4,16)")
     args = parser.parse_args()
+    if args.beams:
+        return beam_speed([int(n) for n in args.beams.split(",")], args.rounds)
     if args.batch_sizes:
         return many_samples([int(n) for n in args.batch_sizes.split(",")], args.rounds, args.precision)
     seconds = args.seconds
@@ -158,6 +166,36 @@ def many_samples(sizes, rounds, precision, length=500):
         best, median = np.min(products[n]), np.median(products[n])
         print(f"N={n}: one {size}x{4 * size} {precision} gate product alone: best {best:,.1f} us "
               f"({n * size * 4 * size / best / 1e3:,.0f} G multiply-adds/s), median {median:,.1f} us")
+
+
+def beam_speed(widths, rounds, length=200):
+    """Chars/s of beam search's best text at each width N (fp32; LiteRT at a TFLite batch-N file, ONNX
+    Runtime's batch graph at N rows) and of greedy decoding, medians over `rounds` rounds."""
+    print(f"{datetime.date.today()}  {platform.processor() or platform.machine()}  one thread  fp32, "
+          f"{length} chars of text per search")
+    runtimes = ("ai-edge-litert", "onnxruntime")
+    with tempfile.TemporaryDirectory() as directory:
+        samplers = {}
+        for n in widths:
+            _, bundle = make_bundle(os.path.join(directory, f"b{n}"), batch=n)
+            for runtime in runtimes:
+                samplers[runtime, n] = EdgeSampler.load(bundle, runtime, "fp32")
+                samplers[runtime, n].beam_search("", 1, n)  # opens the batch model (not timed)
+        rates = {key: [] for key in samplers}
+        greedy = {runtime: [] for runtime in runtimes}
+        for r in range(rounds):
+            for runtime in runtimes:
+                start = time.perf_counter()
+                text = "".join(samplers[runtime, widths[0]].generate("", length, argmax=True))
+                greedy[runtime].append(len(text) / (time.perf_counter() - start))
+                for n in widths:
+                    start = time.perf_counter()
+                    text = samplers[runtime, n].beam_search("", length, n)[0].text
+                    rates[runtime, n].append(len(text) / (time.perf_counter() - start))
+            print(f"round {r + 1}  load average {os.getloadavg()[0]:.2f}", flush=True)
+    for runtime in runtimes:
+        print(f"{runtime}: greedy {np.median(greedy[runtime]):,.0f} chars/s; " +
+              "; ".join(f"beam {n}: {np.median(rates[runtime, n]):,.0f} chars/s" for n in widths))
 
 
 def gate_product_alone(sizes, rounds, precision):

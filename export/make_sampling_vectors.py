@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from kerasrnn_edge.beam import beam_search
 from kerasrnn_edge.manifest import SAMPLING_CONTRACT
 from kerasrnn_edge.sampling import SplitMix64, choose, generate, generate_batch, stream_seed
 from kerasrnn_edge.vocab import Vocab
@@ -70,6 +71,54 @@ class BatchTableModel:
         return np.stack([row.feed(row_ids) for row, row_ids in zip(self.rows, ids)])
 
 
+class BeamTableModel:
+    """The batched step model of the "beam" vectors: each row's state is an integer; feeding token t to a
+    row in state s sets it to (7 s + t + 1) mod rows of `table` and returns that row, so a row's logits
+    depend on all it was fed, and a beam that continued the wrong parent reads other rows."""
+
+    def __init__(self, table, start_token, start, batch):
+        self.table, self.start_token, self.start, self.batch = table, start_token, start, batch
+
+    def reset(self):
+        self.states = np.full(self.batch, self.start)
+
+    def feed(self, ids):
+        for column in np.asarray(ids).T:
+            self.states = (7 * self.states + column + 1) % len(self.table)
+        return self.table[self.states]
+
+    def select(self, rows):
+        self.states = self.states[rows]
+
+
+def beam_cases(vocab, table, cases_in, name):
+    """Beam searches over a BeamTableModel of `width` rows: every result sequence, best first."""
+    cases = []
+    for prime, start_token, start, width, length, alpha, stop in cases_in:
+        model = BeamTableModel(table, start_token, start, width)
+        beams = beam_search(model, vocab, prime, length, width, alpha, stop)
+        cases.append(dict(name=f"{name}/{len(cases)}", start_token=start_token, start=start, prime=prime,
+                          width=width, length=length, length_penalty=alpha, stop=stop,
+                          beams=[dict(ids=b.ids, text=b.text, log_prob=b.log_prob, score=b.score, stopped=b.stopped)
+                                 for b in beams]))
+    return cases
+
+
+def stop_cases(table, vocab, cases_in, name):
+    """Generate cases with stop strings: each stop taken from the text the case gives without them (a
+    slice `[a:b]` of it), so that it occurs; a stop string that never occurs rides along."""
+    cases = []
+    for prime, start_token, start, settings, length, cuts in cases_in:
+        seed = 13 * len(cases) + 1
+        full = "".join(generate(TableModel(table, start_token, start), vocab, prime, length, seed=seed, **settings))
+        stop = [full[a:b] for a, b in cuts] + ["\u00a7never"]
+        text = "".join(generate(TableModel(table, start_token, start), vocab, prime, length, seed=seed, stop=stop,
+                                **settings))
+        cases.append(dict(name=f"{name}/{len(cases)}", start_token=start_token, start=start, prime=prime,
+                          seed=str(seed), **settings, length=length, stop=stop, text=text))
+    return cases
+
+
 def many_cases(table, vocab):
     """Stream seeds, then batches: `num_samples` streams over BatchTableModel rows, `batch` at a time
     (the last group padded), each text cut after its first `until`."""
@@ -101,7 +150,16 @@ def generate_cases():
         text = "".join(generate(TableModel(table, start_token, start), vocab, prime, 30, seed=seed, **settings))
         cases.append(dict(name=f"generate/{len(cases)}", start_token=start_token, start=start, prime=prime,
                           seed=str(seed), **settings, length=30, text=text))
-    return dict(vocab=vocab.to_json(), table=table.tolist(), cases=cases, many=many_cases(table, vocab))
+    stops = stop_cases(table, vocab, [("", 0, 0, SETTINGS[0], 30, [(10, 12)]),
+                                      ("ROMEO:", 9, 17, SETTINGS[6], 30, [(20, 23), (12, 13)]),
+                                      ("", 5, 11, SETTINGS[8], 30, [(4, 9), (5, 6)])], "stop")
+    ties = np.round(table[:5]).astype(np.float32)  # few distinct values: equal scores, token and parent ties
+    beams = beam_cases(vocab, table, [("", 0, 0, 1, 20, 0.0, []), ("ROMEO:", 9, 17, 3, 25, 0.0, []),
+                                      ("", 5, 11, 4, 30, 0.6, ["O", "!"]), ("a rose", 2, 7, 8, 30, 1.0, ["se", "Ma"]),
+                                      ("", 14, 22, 16, 10, 0.0, [])], "beam")
+    beams += beam_cases(vocab, ties, [("", 3, 1, 5, 12, 0.0, []), ("E", 1, 4, 6, 12, 0.3, ["A"])], "beam-ties")
+    return dict(vocab=vocab.to_json(), table=table.tolist(), cases=cases, many=many_cases(table, vocab), stop=stops,
+                beam=dict(table=table.tolist(), ties_table=ties.tolist(), cases=beams))
 
 
 # Text pieces in id order (merge priority): merges that compete ("the" by "th" or "he", "aa" in "aaa"),
@@ -135,8 +193,12 @@ def tokenization_cases():
         text = "".join(generate(TableModel(table, start_token, start), vocab, prime, 40, seed=seed, **settings))
         cases.append(dict(name=f"bpe/{len(cases)}", start_token=start_token, start=start, prime=prime,
                           seed=str(seed), **settings, length=40, text=text))
+    stops = stop_cases(table, vocab, [("the rose", 12, 5, SETTINGS[6], 40, [(15, 19)]),
+                                      ("", 0, 0, SETTINGS[0], 40, [(30, 32)])], "bpe-stop")
+    beams = beam_cases(vocab, table, [("the", 260, 3, 3, 15, 0.0, []), ("中文", 300, 9, 4, 15, 0.5, ["se"])],
+                       "bpe-beam")
     return dict(vocab=vocab.to_json(), cases=[dict(text=t, ids=vocab.encode(t).tolist()) for t in texts],
-                table=table.tolist(), generate=cases)
+                table=table.tolist(), generate=cases, stop=stops, beam=beams)
 
 
 def main():
@@ -164,7 +226,9 @@ def main():
                      "then batches of `num_samples` streams over the same table, stream i seeded with its stream "
                      "seed and cut after its first `until` (SPEC.md, \"Many samples\"), compare the texts. "
                      "`tokenization`: a bpe vocabulary, cases of a text and its ids (encode, compare the ids; "
-                     "decode, compare the text), and generate cases over it (SPEC.md, \"Vocabulary\").",
+                     "decode, compare the text), and generate cases over it (SPEC.md, \"Vocabulary\"). `stop`: "
+                     "generate cases with stop strings (SPEC.md, \"Stop strings\"); `beam`: beam searches over "
+                     "make_sampling_vectors.BeamTableModel, every result sequence (SPEC.md, \"Beam search\").",
                rng=rng_vectors, cases=cases, generate=generate_cases(), tokenization=tokenization_cases())
     with open(os.path.join(HERE, "sampling_vectors.json"), "w") as f:
         json.dump(doc, f, indent=1)

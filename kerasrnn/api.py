@@ -5,7 +5,8 @@ from typing import Iterator, Optional
 
 import keras
 
-from kerasrnn_edge import sampling
+from kerasrnn_edge import beam as beams, sampling
+from kerasrnn_edge.errors import KerasrnnError
 from kerasrnn_edge.vocab import Vocab
 
 from . import corpus, data
@@ -81,18 +82,28 @@ class Run:
         return read_history(self.run_dir, last.get("step", 0))
 
     def generate(self, prime: str = "", length: int = 500, temperature: float = 1.0, top_k: int = 0,
-                 top_p: float = 1.0, seed: int = 0, argmax: bool = False) -> Iterator[str]:
-        """Yields the sampled text piece by piece (one token each), to stream it; the prime is not yielded."""
+                 top_p: float = 1.0, seed: int = 0, argmax: bool = False, stop=()) -> Iterator[str]:
+        """Yields the sampled text piece by piece (one token each; with `stop` strings, what is safe to print
+        before the first of them), to stream it; the prime is not yielded."""
         if self._step_model is None:
             self._step_model = step_model(self.model, self.vocab)
         return sampling.generate(self._step_model, self.vocab, prime, length, temperature, top_k, top_p, seed,
-                                 argmax)
+                                 argmax, stop)
 
     def sample(self, prime: str = "", length: int = 500, temperature: float = 1.0, top_k: int = 0,
-               top_p: float = 1.0, seed: int = 0, argmax: bool = False) -> str:
+               top_p: float = 1.0, seed: int = 0, argmax: bool = False, stop=(), beam: Optional[int] = None,
+               length_penalty: float = 0.0) -> str:
         """The prime and `length` sampled tokens of text: what `kerasrnn sample` prints (without its final
-        newline)."""
-        return prime + "".join(self.generate(prime, length, temperature, top_k, top_p, seed, argmax))
+        newline), ending before the first `stop` string; `beam=N`: the likeliest text beam search finds with N
+        beams (`kerasrnn sample --beam N`; no temperature, top_k, top_p or argmax with it)."""
+        if beam is None:
+            return prime + "".join(self.generate(prime, length, temperature, top_k, top_p, seed, argmax, stop))
+        if (temperature, top_k, top_p, argmax) != (1.0, 0, 1.0, False):
+            raise KerasrnnError("beam search draws nothing: drop temperature, top_k, top_p and argmax, or beam")
+        beams.check_beam(beam, length_penalty, length)
+        found = beams.beam_search(step_model(self.model, self.vocab, beam), self.vocab, prime, length, beam,
+                                  length_penalty, stop)
+        return prime + found[0].text
 
     def export(self, out_dir: str) -> dict:
         """Writes this checkpoint's edge bundle (TFLite fp32/int8, ONNX, manifest.json); returns the manifest.

@@ -10,6 +10,7 @@ import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter off stderr
 
+from kerasrnn_edge.beam import add_beam_options  # noqa: E402
 from kerasrnn_edge.errors import ArgumentParser, UserError, one_line_errors  # noqa: E402
 from kerasrnn_edge.samples import add_many_samples_options  # noqa: E402
 
@@ -121,6 +122,7 @@ def make_parser():
     sample.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which weights (default best)")
     add_sample_options(sample)
     add_many_samples_options(sample)  # kerasrnn-edge sample has the same
+    add_beam_options(sample)
     sample.add_argument("--novel", action="store_true",
                         help="print only samples not found in the run's training text (with --until: not a whole "
                              "piece of it, e.g. a whole line for \"\\n\"; without: not anywhere in it); the count "
@@ -238,17 +240,25 @@ def run(args):
 
 def sample_command(args):
     """One sample streams as it is made; several (or --until, --novel) are one batch, printed at the end."""
+    from kerasrnn_edge.beam import check_beam_args
     from kerasrnn_edge.samples import parse_until
-
-    from .sample import sample, sample_many
+    from kerasrnn_edge.sampling import check_stop
     if args.num_samples < 1:
         raise UserError(f"--num-samples must be >= 1 (got {args.num_samples})")
     until = parse_until(args.until)
+    stop = check_stop([parse_until(s, "--stop") for s in args.stop])
+    check_beam_args(args, until, args.novel)
+
+    from .sample import sample, sample_beam, sample_many
+    if args.beam is not None:
+        return sample_beam(args.run_dir, args.prime, args.length, args.beam, args.length_penalty, stop,
+                           args.show_beams, which=args.checkpoint)
     if args.num_samples == 1 and not until and not args.novel:
         return sample(args.run_dir, args.prime, args.length, args.temperature, args.top_k, args.top_p, args.seed,
-                      args.argmax, which=args.checkpoint)
+                      args.argmax, which=args.checkpoint, stop=stop)
     sample_many(args.run_dir, args.prime, args.length, args.temperature, args.top_k, args.top_p, args.seed,
-                args.argmax, which=args.checkpoint, num_samples=args.num_samples, until=until, novel=args.novel)
+                args.argmax, which=args.checkpoint, num_samples=args.num_samples, until=until, novel=args.novel,
+                stop=stop)
 
 
 def train_command(args):

@@ -178,6 +178,12 @@ class KerasGPTStep:
         self.cache = [(np.zeros(shape, np.float32), np.zeros(shape, np.float32)) for _ in self.decoder.blocks]
         self.filled = np.zeros((self.batch, self.decoder.context), np.float32)
 
+    def select(self, rows):
+        """Row r takes the cache of row rows[r] (beam search: each beam continues its parent)."""
+        rows = np.asarray(rows, np.int32)
+        self.cache = [(ops.take(keys, rows, axis=0), ops.take(values, rows, axis=0)) for keys, values in self.cache]
+        self.filled = self.filled[rows]
+
     def step(self, token):
         """token [batch] -> logits [batch, V] (numpy), the cache moved on by one position."""
         self.filled = np.concatenate([self.filled[:, 1:], np.ones((self.batch, 1), np.float32)], axis=1)

@@ -4,12 +4,13 @@ import sys
 import keras
 import numpy as np
 
+from kerasrnn_edge.beam import beam_search, check_beam, write_beams
 from kerasrnn_edge.samples import Novelty, write_samples
-from kerasrnn_edge.sampling import check_params, generate, generate_batch, stream_seed
+from kerasrnn_edge.sampling import check_params, check_stop, generate, generate_batch, stream_seed
 
 from . import corpus
 from .gpt import KerasGPTStep, is_gpt
-from .model import build_model, copy_weights, get_start, model_args, reset_to_start
+from .model import build_model, copy_weights, get_start, get_states, model_args, reset_to_start, set_states
 from .run import load_run
 
 
@@ -26,6 +27,10 @@ class KerasStepModel:
     def reset(self):
         reset_to_start(self.model)
 
+    def select(self, rows):
+        """Row r takes the state of row rows[r] (beam search: each beam continues its parent)."""
+        set_states(self.model, [state[rows] for state in get_states(self.model)])
+
     def feed(self, ids):
         """Feeds the ids in one call (the prime is not one round trip per character); returns the last
         logits: ids [k] -> [V] at batch 1, ids [batch, k] -> [batch, V]."""
@@ -41,12 +46,13 @@ def step_model(trained, vocab, batch=1):
 
 
 def sample(run_dir, prime="", length=500, temperature=1.0, top_k=0, top_p=1.0, seed=0, argmax=False,
-           which="best", out=sys.stdout):
-    """Prints the prime, then streams `length` sampled tokens of text to `out`."""
+           which="best", out=sys.stdout, stop=()):
+    """Prints the prime, then streams `length` sampled tokens of text to `out` (up to a stop string)."""
     check_params(temperature, top_k, top_p, length)
+    stop = check_stop(stop)
     trained, vocab, _, _ = load_run(run_dir, which)
     pieces = generate(step_model(trained, vocab), vocab, prime, length, temperature, top_k, top_p,
-                      seed, argmax)
+                      seed, argmax, stop)
     out.write(prime)
     for piece in pieces:
         out.write(piece)
@@ -55,10 +61,11 @@ def sample(run_dir, prime="", length=500, temperature=1.0, top_k=0, top_p=1.0, s
 
 
 def sample_many(run_dir, prime="", length=500, temperature=1.0, top_k=0, top_p=1.0, seed=0, argmax=False,
-                which="best", num_samples=1, until="", novel=False, out=None, err=None):
+                which="best", num_samples=1, until="", novel=False, out=None, err=None, stop=()):
     """Prints `num_samples` samples computed as one batch (stream i seeded by stream_seed(seed, i)), each
     cut after `until`; `novel`: only those not found in the run's training text (kerasrnn_edge.samples)."""
     check_params(temperature, top_k, top_p, length)
+    stop = check_stop(stop)
     trained, vocab, config, _ = load_run(run_dir, which)
     novelty = None
     if novel:
@@ -66,5 +73,16 @@ def sample_many(run_dir, prime="", length=500, temperature=1.0, top_k=0, top_p=1
         novelty = Novelty(corpus.text(src), until, src)
     seeds = [stream_seed(seed, i) for i in range(num_samples)]
     texts = generate_batch(step_model(trained, vocab, num_samples), vocab, prime, length, temperature, top_k,
-                           top_p, seeds, argmax, until)
+                           top_p, seeds, argmax, until, stop)
     write_samples(texts, prime, until, novelty, out, err)
+
+
+def sample_beam(run_dir, prime="", length=500, width=4, length_penalty=0.0, stop=(), show_beams=False,
+                which="best", out=None):
+    """Prints the prime and the likeliest continuation beam search finds with `width` beams, the rows of one
+    batch step model (kerasrnn_edge.beam); `show_beams`: every beam with its score."""
+    check_beam(width, length_penalty, length)
+    stop = check_stop(stop)
+    trained, vocab, _, _ = load_run(run_dir, which)
+    beams = beam_search(step_model(trained, vocab, width), vocab, prime, length, width, length_penalty, stop)
+    write_beams(beams, prime, show_beams, out)

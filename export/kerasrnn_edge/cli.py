@@ -1,11 +1,14 @@
 """kerasrnn-edge sample BUNDLE ...: prints the prime, then streams the sampled text (as `kerasrnn sample`);
-with --num-samples, --until or --novel-against, prints many samples computed as batches (samples.py)."""
+with --num-samples, --until or --novel-against, prints many samples computed as batches (samples.py); with
+--beam, the likeliest continuation beam search finds (beam.py)."""
 import sys
 
+from .beam import add_beam_options, check_beam_args, write_beams
 from .errors import ArgumentParser, UserError, one_line_errors
 from .runtimes import RUNTIMES
 from .sampler import EdgeSampler
 from .samples import Novelty, add_many_samples_options, parse_until, write_samples
+from .sampling import check_stop
 
 
 def main(argv=None):
@@ -26,6 +29,7 @@ def main(argv=None):
     sample.add_argument("--novel-against", metavar="TEXT_FILE",
                         help="print only samples not found in this text, the model's training text (with --until: "
                              "not a whole piece of it, e.g. a whole line for \"\\n\"; without: not anywhere in it)")
+    add_beam_options(sample)
     args = parser.parse_args(argv)
     with one_line_errors("kerasrnn-edge"):
         if args.seed < 0:
@@ -33,15 +37,21 @@ def main(argv=None):
         if args.num_samples < 1:
             raise UserError(f"--num-samples must be >= 1 (got {args.num_samples})")
         until = parse_until(args.until)
+        stop = check_stop([parse_until(s, "--stop") for s in args.stop])
+        check_beam_args(args, until, args.novel_against)
         novelty = Novelty.of_file(args.novel_against, until) if args.novel_against else None
         sampler = EdgeSampler.load(args.bundle, args.runtime, args.precision)
+        if args.beam is not None:
+            write_beams(sampler.beam_search(args.prime, args.length, args.beam, args.length_penalty, stop),
+                        args.prime, args.show_beams)
+            return 0
         if args.num_samples > 1 or until or novelty:
             texts = sampler.generate_batch(args.prime, args.length, args.temperature, args.top_k, args.top_p,
-                                           args.seed, args.argmax, args.num_samples, until)
+                                           args.seed, args.argmax, args.num_samples, until, stop)
             write_samples(texts, args.prime, until, novelty, prog="kerasrnn-edge")
             return 0
         pieces = sampler.generate(args.prime, args.length, args.temperature, args.top_k, args.top_p, args.seed,
-                                  args.argmax)
+                                  args.argmax, stop)
         first = next(pieces, "")  # bad arguments and prime characters fail here, before any output
         sys.stdout.write(args.prime + first)
         sys.stdout.flush()

@@ -105,6 +105,11 @@ class TFLiteStep:
         for (index, _), start in zip(self.state_pairs, self.start):
             self.interpreter.set_tensor(index, start)
 
+    def select(self, rows):
+        """Row r takes the state of row rows[r] (beam search)."""
+        for index, _ in self.state_pairs:
+            self.interpreter.set_tensor(index, np.ascontiguousarray(self.interpreter.get_tensor(index)[rows]))
+
     def feed(self, ids):
         """ids [k] -> logits [V]; batched: ids [batch, k] -> logits [batch, V]."""
         ids = np.asarray(ids, np.int32)
@@ -122,7 +127,8 @@ class TFLiteStep:
 class OnnxStep:
     """The ONNX graph with a "steps" signature takes any number of tokens, so a prime is one run; one
     without (a GPT's) one token per run. The batch graph (batch -1) takes token [rows, T] and states
-    [rows, H] for any number of rows: opened with `batch=N`, it runs N."""
+    [rows, H] for any number of rows: opened with `batch=N`, it runs N; the batch-1 graph opened so runs
+    the N rows one after the other, holding their states."""
 
     def __init__(self, runtime, manifest, entry, threads, batch=None):
         path = manifest.verified_path(entry)
@@ -141,7 +147,7 @@ class OnnxStep:
         self.batched, self.rows_input = batch is not None, entry["batch"] == -1
         self.one_token = not any(e["path"] == entry["path"] for e in manifest.find("steps") + manifest.batch_files
                                  if e["signature"] == "steps")
-        self.batch = batch if self.rows_input else 1
+        self.batch = batch if self.batched else 1
         self.start_token = manifest.start_token
         self.start = [np.ascontiguousarray(np.broadcast_to(s, (self.batch, s.shape[1]))) for s in manifest.start_state]
         self.reset()
@@ -149,14 +155,25 @@ class OnnxStep:
     def reset(self):
         self.states = dict(zip(self.names, self.start))
 
+    def select(self, rows):
+        """Row r takes the state of row rows[r] (beam search)."""
+        self.states = {name: np.ascontiguousarray(state[rows]) for name, state in self.states.items()}
+
     def feed(self, ids):
         """ids [k] -> logits [V]; batched: ids [batch, k] -> logits [batch, V]."""
         ids = np.asarray(ids, np.int32)
-        token = ids[0] if self.batched and not self.rows_input else ids  # the batch-1 graph takes [T]
-        for run in (token[:, None] if self.one_token else [token]):
-            logits, *states = self.session.run(self.outputs, {"token": run, **self.states})
-            self.states = dict(zip(self.names, states))
+        if self.batched and not self.rows_input:  # the batch-1 graph takes [T]: one row at a time
+            rows = [self._run(row, {n: s[r:r + 1] for n, s in self.states.items()}) for r, row in enumerate(ids)]
+            self.states = {n: np.concatenate([states[n] for _, states in rows]) for n in self.names}
+            return np.concatenate([logits for logits, _ in rows])
+        logits, self.states = self._run(ids, self.states)
         return logits if self.batched else logits[0]
+
+    def _run(self, token, states):
+        for run in (token[:, None] if self.one_token else [token]):
+            logits, *outputs = self.session.run(self.outputs, {"token": run, **states})
+            states = dict(zip(self.names, outputs))
+        return logits, states
 
 
 @contextlib.contextmanager

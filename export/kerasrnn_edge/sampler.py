@@ -4,10 +4,12 @@
     print("".join(sampler.generate("ROMEO:", 200, temperature=0.8, seed=1)))
     sampler.reset(); sampler.feed("To be"); sampler.distribution()   # next-character probabilities
     sampler.generate_batch("", 20, num_samples=100, seed=1, until="\n")   # 100 lines, computed as batches
+    sampler.beam_search("ROMEO:", 200, width=4)[0].text      # the likeliest continuation beam search finds
 """
 import numpy as np
 
 from . import sampling
+from .beam import beam_search
 from .manifest import read_manifest
 from .runtimes import open_step_model
 
@@ -45,21 +47,32 @@ class EdgeSampler:
         p = np.exp(x - x.max())
         return p / p.sum()
 
-    def generate(self, prime="", length=100, temperature=1.0, top_k=0, top_p=1.0, seed=0, argmax=False):
-        """Yields `length` pieces of text after `prime`, starting from a reset state (the contract's generate).
+    def generate(self, prime="", length=100, temperature=1.0, top_k=0, top_p=1.0, seed=0, argmax=False, stop=()):
+        """Yields `length` pieces of text after `prime`, starting from a reset state (the contract's generate),
+        up to the first stop string.
 
         Generating moves the model's state; call reset() before using feed() and distribution() again.
         """
-        return sampling.generate(self.model, self.vocab, prime, length, temperature, top_k, top_p, seed, argmax)
+        return sampling.generate(self.model, self.vocab, prime, length, temperature, top_k, top_p, seed, argmax,
+                                 stop)
 
     def generate_batch(self, prime="", length=100, temperature=1.0, top_k=0, top_p=1.0, seed=0, argmax=False,
-                       num_samples=1, until=""):
+                       num_samples=1, until="", stop=()):
         """The texts of `num_samples` streams computed as batches (the bundle's batch models, SPEC.md "Many
         samples"): stream i is what generate() gives with seed `sampling.stream_seed(seed, i)`, cut after
         the first `until`. The batch model is opened on the first call for `num_samples` streams and kept;
         the state of feed() is untouched."""
-        if num_samples not in self.batch_models:
-            self.batch_models[num_samples] = self.open_batch_model(num_samples)
         seeds = [sampling.stream_seed(seed, i) for i in range(num_samples)]
-        return sampling.generate_batch(self.batch_models[num_samples], self.vocab, prime, length, temperature,
-                                       top_k, top_p, seeds, argmax, until)
+        return sampling.generate_batch(self.batch_model(num_samples), self.vocab, prime, length, temperature,
+                                       top_k, top_p, seeds, argmax, until, stop)
+
+    def beam_search(self, prime="", length=100, width=4, length_penalty=0.0, stop=()):
+        """The `width` best sequences beam search finds (beam.beam_search), best first, each a row of the
+        batch model opened for `width` rows."""
+        return beam_search(self.batch_model(width), self.vocab, prime, length, width, length_penalty, stop)
+
+    def batch_model(self, rows):
+        """The batched step model for `rows` streams, opened on first use and kept."""
+        if rows not in self.batch_models:
+            self.batch_models[rows] = self.open_batch_model(rows)
+        return self.batch_models[rows]

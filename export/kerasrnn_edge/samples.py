@@ -13,11 +13,12 @@ from .errors import UserError
 ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
 
 
-def parse_until(text):
-    """The delimiter of `--until`, with the escapes \\n, \\t, \\r and \\\\ (a shell passes "\\n" as two characters)."""
+def parse_until(text, name="--until"):
+    """The delimiter of `--until` (or a `--stop` string), with the escapes \\n, \\t, \\r and \\\\ (a shell
+    passes "\\n" as two characters)."""
     unknown = sorted({c for c in re.findall(r"\\(.?)", text, re.S) if c not in ESCAPES})
     if unknown:
-        raise UserError(f"--until {text!r} has an unknown escape (\\{unknown[0]}): use \\n, \\t, \\r or \\\\")
+        raise UserError(f"{name} {text!r} has an unknown escape (\\{unknown[0]}): use \\n, \\t, \\r or \\\\")
     return re.sub(r"\\(.)", lambda m: ESCAPES[m.group(1)], text)
 
 

@@ -76,8 +76,50 @@ def choose_rows(logits, rngs, temperature=1.0, top_k=0, top_p=1.0, argmax=False)
     return ids
 
 
-def generate(model, vocab, prime="", length=100, temperature=1.0, top_k=0, top_p=1.0, seed=0, argmax=False):
-    """Returns an iterator over `length` pieces of text sampled from `model` after feeding `prime`.
+def check_stop(stop):
+    """The stop strings as a tuple; an empty one is an error (it would stop before the first token)."""
+    stop = (stop,) if isinstance(stop, str) else tuple(stop or ())
+    if any(not s for s in stop):
+        raise UserError(f"a stop string must not be empty (got {option('stop', '')}): give the text that ends "
+                        "the generation")
+    return stop
+
+
+def stop_index(text, stop, checked=0):
+    """Where `text` ends by the stop strings (SPEC.md, "Stop strings"): the start of the leftmost occurrence of
+    any of them, or -1 for none; `checked`: the length of a prefix of `text` known to contain none."""
+    hits = [i for s in stop if (i := text.find(s, max(0, checked - len(s) + 1))) >= 0]
+    return min(hits, default=-1)
+
+
+class StopText:
+    """Streams generated text up to the first stop string, never past it: `add(piece)` returns what may be
+    printed now, holding back a tail that could begin a stop string; `stopped` once one has occurred."""
+
+    def __init__(self, stop):
+        self.stop, self.text, self.shown, self.stopped = stop, "", 0, False
+
+    def add(self, piece):
+        checked = len(self.text)
+        self.text += piece
+        end = stop_index(self.text, self.stop, checked)
+        self.stopped = end >= 0
+        if not self.stopped:  # hold back the longest tail that is a proper prefix of a stop string
+            end = len(self.text) - max((k for s in self.stop for k in range(1, len(s))
+                                        if self.text.endswith(s[:k])), default=0)
+        out, self.shown = self.text[self.shown:end], end
+        return out
+
+    def rest(self):
+        """At the end without a stop string: the text held back."""
+        out, self.shown = self.text[self.shown:], len(self.text)
+        return out
+
+
+def generate(model, vocab, prime="", length=100, temperature=1.0, top_k=0, top_p=1.0, seed=0, argmax=False,
+             stop=()):
+    """Returns an iterator over `length` pieces of text sampled from `model` after feeding `prime`; with stop
+    strings, pieces of the text before the first of them (SPEC.md, "Stop strings"), streamed as safe to print.
 
     `model` is any step model: `start_token`, `reset()` (to the start state) and
     `feed(ids) -> logits after the last id` (float32 [V]). The start token is fed before the prime, so
@@ -85,7 +127,9 @@ def generate(model, vocab, prime="", length=100, temperature=1.0, top_k=0, top_p
     outside the vocabulary raise here, before any text is produced.
     """
     check_params(temperature, top_k, top_p, length)
-    return _generate(model, vocab, vocab.encode(prime), length, temperature, top_k, top_p, SplitMix64(seed), argmax)
+    stop = check_stop(stop)
+    pieces = _generate(model, vocab, vocab.encode(prime), length, temperature, top_k, top_p, SplitMix64(seed), argmax)
+    return _until_stop(pieces, stop) if stop else pieces
 
 
 def _generate(model, vocab, ids, length, temperature, top_k, top_p, rng, argmax):
@@ -97,6 +141,15 @@ def _generate(model, vocab, ids, length, temperature, top_k, top_p, rng, argmax)
         yield decode(token)
         if n + 1 < length:
             logits = model.feed(np.array([token], np.int32))
+
+
+def _until_stop(pieces, stop):
+    text = StopText(stop)
+    for piece in pieces:
+        yield text.add(piece)
+        if text.stopped:
+            return  # no more tokens are generated
+    yield text.rest()
 
 
 GOLDEN = 0x9E3779B97F4A7C15  # SplitMix64's increment
@@ -113,10 +166,10 @@ def stream_seed(seed: int, i: int) -> int:
 
 
 def generate_batch(model, vocab, prime="", length=100, temperature=1.0, top_k=0, top_p=1.0, seeds=(0,),
-                   argmax=False, until=""):
-    """The texts of len(seeds) independent streams, stream j being exactly `generate(..., seed=seeds[j])`
-    cut after the first `until` it emits (SPEC.md, "Many samples"); each text ends with `until`, or has
-    `length` tokens when none came.
+                   argmax=False, until="", stop=()):
+    """The texts of len(seeds) independent streams, stream j being exactly `generate(..., seed=seeds[j],
+    stop=stop)` cut after the first `until` it emits (SPEC.md, "Many samples"); each text ends with `until`,
+    or ends before a stop string, or has `length` tokens when neither came.
 
     `model` is a batched step model: `batch` (B rows), `start_token`, `reset()` and `feed(ids [B, k]) ->
     logits [B, V] after the last column`. The streams run B at a time; the last group is padded with
@@ -124,18 +177,20 @@ def generate_batch(model, vocab, prime="", length=100, temperature=1.0, top_k=0,
     its last token again until the whole group stops.
     """
     check_params(temperature, top_k, top_p, length)
+    stop = check_stop(stop)
     ids = vocab.encode(prime)
     texts = []
     for first in range(0, len(seeds), model.batch):
         group = list(seeds[first:first + model.batch])
         rngs = [SplitMix64(seed) for seed in group]
-        texts += _generate_group(model, vocab, ids, length, temperature, top_k, top_p, rngs, argmax, until)
+        texts += _generate_group(model, vocab, ids, length, temperature, top_k, top_p, rngs, argmax, until, stop)
     return texts
 
 
-def _generate_group(model, vocab, ids, length, temperature, top_k, top_p, rngs, argmax, until):
+def _generate_group(model, vocab, ids, length, temperature, top_k, top_p, rngs, argmax, until, stop):
     decoders = [vocab.decoder() for _ in rngs]
     texts, running = [""] * len(rngs), list(range(len(rngs)))
+    stopped = {}  # stream -> where its text ends, before a stop string
     model.reset()
     prime = np.concatenate([[model.start_token], ids]).astype(np.int32)
     logits = model.feed(np.tile(prime, (model.batch, 1)))
@@ -144,9 +199,12 @@ def _generate_group(model, vocab, ids, length, temperature, top_k, top_p, rngs, 
         tokens[running, 0] = choose_rows(logits[running], [rngs[j] for j in running], temperature, top_k, top_p,
                                          argmax)
         for j in running:
+            checked = len(texts[j])
             texts[j] += decoders[j](int(tokens[j, 0]))
-        running = [j for j in running if not (until and texts[j].endswith(until))]
+            if stop and (end := stop_index(texts[j], stop, checked)) >= 0:
+                stopped[j] = end
+        running = [j for j in running if not (until and texts[j].endswith(until)) and j not in stopped]
         if not running or n + 1 == length:
-            return texts
+            break
         logits = model.feed(tokens)
-    return texts
+    return [text[:stopped[j]] if j in stopped else text for j, text in enumerate(texts)]

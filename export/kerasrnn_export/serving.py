@@ -2,11 +2,13 @@
 
     BASE_DIR/NAME/VERSION/   saved_model.pb + variables/; VERSION = the largest existing + 1
 
-Four signatures share the weights:
+Five signatures share the weights:
 
     serving_default  prompt string [batch], max_length int32, temperature float64, top_k int32, top_p float64,
                      argmax bool, seed uint64 (each but prompt a scalar or [batch])
                      -> text string [batch], ids int32 [batch, max(max_length)]
+    generate_stop    the same inputs and stop string [S] (stop strings, export/SPEC.md "Stop strings")
+                     -> the same outputs, each text cut before its first stop string (ids: all generated)
     step             token int32 [batch], layer0_h (, layer0_c, layer1_h, ...) float32 [batch, H]
                      -> logits float32 [batch, V], next_layer0_h, ...
     start            batch int32 -> token int32 [batch], layer0_h, ... float32 [batch, H]: where a text starts
@@ -61,9 +63,32 @@ class ServingModule(StepWeights):
         self.choose = tf.function(self._choose, input_signature=[
             tf.TensorSpec([None, None], tf.float32, name="logits"), tf.TensorSpec(None, tf.uint64, name="rng"),
             *params])
-        self.generate = tf.function(self._generate, input_signature=[
-            tf.TensorSpec([None], tf.string, name="prompt"), tf.TensorSpec(None, tf.int32, name="max_length"), *params,
-            tf.TensorSpec(None, tf.uint64, name="seed")])
+        generate_inputs = [tf.TensorSpec([None], tf.string, name="prompt"),
+                           tf.TensorSpec(None, tf.int32, name="max_length"), *params,
+                           tf.TensorSpec(None, tf.uint64, name="seed")]
+        self.generate = tf.function(self._generate, input_signature=generate_inputs)
+        self.generate_stop = tf.function(self._generate_stop, input_signature=[
+            *generate_inputs, tf.TensorSpec([None], tf.string, name="stop")])
+
+    def _generate_stop(self, prompt, max_length, temperature, top_k, top_p, argmax, seed, stop):
+        """generate, each text then cut where a sampler stops (SPEC.md "Stop strings"): at the first end of a
+        stop string's occurrence, before the leftmost occurrence ending there. (Exact where each token is at
+        most one character, char and byte runs; a bpe piece completing a stop string and also holding the
+        start of a longer one may make a sampler cut earlier.)"""
+        out = self._generate(prompt, max_length, temperature, top_k, top_p, argmax, seed)
+        text = out["text"]
+        check = tf.debugging.assert_positive(tf.strings.length(stop), message="a stop string must not be empty")
+        with tf.control_dependencies([check]):
+            stop = tf.identity(stop)
+        first = tf.map_fn(lambda s: tf.strings.split(text, sep=s, maxsplit=1).to_tensor("", shape=[None, 2]), stop,
+                          fn_output_signature=tf.TensorSpec([None, 2], tf.string))  # [S, batch, 2]
+        found = tf.strings.length(first[:, :, 0]) < tf.strings.length(text)[None]  # else no split: the whole text
+        start = tf.strings.length(first[:, :, 0], unit="UTF8_CHAR")
+        end = tf.where(found, start + tf.strings.length(stop, unit="UTF8_CHAR")[:, None], tf.int32.max)
+        stop_end = tf.reduce_min(end, axis=0)  # [batch]: where the first stop string completes
+        cut = tf.reduce_min(tf.where(end == stop_end[None], start, tf.int32.max), axis=0)
+        cut = tf.where(stop_end < tf.int32.max, cut, tf.strings.length(text, unit="UTF8_CHAR"))
+        return {"text": tf.strings.substr(text, tf.zeros_like(cut), cut, unit="UTF8_CHAR"), "ids": out["ids"]}
 
     def _generate(self, prompt, max_length, temperature, top_k, top_p, argmax, seed):
         batch = tf.size(prompt)
@@ -226,7 +251,8 @@ def export_serving(run_dir, base_dir, name="kerasrnn", which="best", max_length_
     try:
         os.makedirs(model_dir, exist_ok=True)
         tmp = tempfile.mkdtemp(prefix=".tmp-", dir=model_dir)  # TF Serving ignores names that are not numbers
-        tf.saved_model.save(module, tmp, signatures={"serving_default": module.generate, "step": module.step,
+        tf.saved_model.save(module, tmp, signatures={"serving_default": module.generate,
+                                                     "generate_stop": module.generate_stop, "step": module.step,
                                                      "start": module.start, "choose": module.choose})
         return _publish(tmp, model_dir)
     except OSError as e:

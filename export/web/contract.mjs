@@ -193,26 +193,122 @@ export class Vocab {
   }
 }
 
+export function checkStop(stop) {
+  if (stop.some((s) => !s)) throw new UserError("a stop string must not be empty: give the text that ends the generation");
+}
+
+// Where `text` ends by the stop strings (SPEC.md "Stop strings"): the start of the leftmost occurrence
+// of any, or -1; `checked`: the length of a prefix known to hold none.
+export function stopIndex(text, stop, checked = 0) {
+  let cut = -1;
+  for (const s of stop) {
+    const i = text.indexOf(s, Math.max(0, checked - s.length + 1));
+    if (i >= 0 && (cut < 0 || i < cut)) cut = i;
+  }
+  return cut;
+}
+
+// Streams text up to the first stop string, never past it: add(piece) returns what may be written now,
+// holding back a tail that could begin a stop string; `stopped` once one has occurred.
+export class StopText {
+  constructor(stop) { Object.assign(this, { stop, text: "", shown: 0, stopped: false }); }
+  add(piece) {
+    const checked = this.text.length;
+    this.text += piece;
+    let end = stopIndex(this.text, this.stop, checked);
+    this.stopped = end >= 0;
+    if (!this.stopped) {
+      let held = 0;
+      for (const s of this.stop) for (let k = 1; k < s.length; k++) if (k > held && this.text.endsWith(s.slice(0, k))) held = k;
+      end = this.text.length - held;
+    }
+    const out = this.text.slice(this.shown, end);
+    this.shown = end;
+    return out;
+  }
+  rest() {
+    const out = this.text.slice(this.shown);
+    this.shown = this.text.length;
+    return out;
+  }
+}
+
 // Yields {text, token, logits} `length` times, or until the text so far ends with `until` (a stream of
-// SPEC.md "Many samples"; "" never stops): `logits` are those `token` was chosen from.
+// SPEC.md "Many samples"; "" never stops), or holds a `stop` string (SPEC.md "Stop strings": then
+// `text` is what may be written, the stop string never is): `logits` are those `token` was chosen from.
 // `model` is any step model: `startToken`, `reset()` (to the start state) and
 // `async feed(ids) -> logits after the last id`. Bad settings and prime characters throw before
 // anything is fed.
-export async function* generate(model, vocab, { prime = "", length = 100, temperature = 1, topK = 0, topP = 1, seed = 0, argmax = false, until = "" } = {}) {
+export async function* generate(model, vocab, { prime = "", length = 100, temperature = 1, topK = 0, topP = 1, seed = 0, argmax = false, until = "", stop = [] } = {}) {
   checkParams({ temperature, topK, topP, length });
+  checkStop(stop);
   const ids = vocab.encode(prime);
   const rng = new SplitMix64(seed);
   const decode = vocab.decoder();
+  const stopped = new StopText(stop);
   model.reset();
   let logits = await model.feed([model.startToken, ...ids]);
   let text = "";
   for (let n = 0; n < length; n++) {
     const token = choose(logits, rng, { temperature, topK, topP, argmax });
-    const piece = decode(token);
+    let piece = decode(token);
+    if (stop.length) piece = stopped.add(piece) + (stopped.stopped || n + 1 < length ? "" : stopped.rest());
     yield { text: piece, token, logits };
-    if (until && (text += piece).endsWith(until)) return;
+    if (stopped.stopped || (until && (text += piece).endsWith(until))) return;
     if (n + 1 < length) logits = await model.feed([token]);
   }
+}
+
+// log softmax of float32 logits in double (SPEC.md "Beam search", step 2).
+export function logProbs(logits) {
+  let m = -Infinity;
+  for (const v of logits) if (v > m) m = v;
+  let sum = 0;
+  for (const v of logits) sum += Math.exp(v - m);
+  const log = Math.log(sum);
+  return Float64Array.from(logits, (v) => (v - m) - log);
+}
+
+// Beam search (SPEC.md "Beam search"): the `width` best sequences, best first, each {ids, text, logProb,
+// score, stopped}. `model` is a batched step model: `batch` (>= width rows), `startToken`, `reset()`,
+// `async feed(rows)` (one array of ids per row -> one logits array per row, after the last id) and
+// `select(rows)` (row r takes row rows[r]'s state).
+export async function beamSearch(model, vocab, { prime = "", length = 100, width = 4, lengthPenalty = 0, stop = [] } = {}) {
+  if (!(Number.isInteger(width) && width >= 1)) throw new UserError(`the beam width must be a whole number >= 1 (got ${width})`);
+  if (!(lengthPenalty >= 0)) throw new UserError(`the length penalty must be >= 0 (got ${lengthPenalty})`);
+  checkStop(stop);
+  if (model.batch < width) throw new UserError(`a beam of ${width} needs a batch model of at least ${width} rows`);
+  const ids = vocab.encode(prime);
+  const textOf = (seq) => { const decode = vocab.decoder(); return seq.map(decode).join(""); };
+  model.reset();
+  let logits = await model.feed(Array.from({ length: model.batch }, () => [model.startToken, ...ids]));
+  let live = [{ ids: [], logProb: 0 }];
+  const finished = [];
+  for (let n = 0; n < length; n++) {
+    const candidates = [];
+    live.forEach((beam, parent) => {
+      logProbs(logits[parent]).forEach((lp, token) => candidates.push({ score: beam.logProb + lp, token, parent }));
+    });
+    candidates.sort((a, b) => (a.score > b.score ? -1 : a.score < b.score ? 1 : a.token - b.token || a.parent - b.parent));
+    const kept = [];
+    for (const { score, token, parent } of candidates.slice(0, width)) {
+      const seq = { ids: [...live[parent].ids, token], logProb: score, parent };
+      if (stop.length && stopIndex(textOf(seq.ids), stop) >= 0) finished.push(seq);
+      else kept.push(seq);
+    }
+    live = kept;
+    if (!kept.length || n + 1 === length) break;
+    const pad = Array(model.batch - kept.length).fill(kept[0]);
+    model.select([...kept, ...pad].map((seq) => seq.parent));
+    logits = await model.feed([...kept, ...pad].map((seq) => [seq.ids[seq.ids.length - 1]]));
+  }
+  const result = [...finished.map((seq) => [seq, true]), ...live.map((seq) => [seq, false])].map(([seq, stopped]) => {
+    const text = textOf(seq.ids);
+    return { ids: seq.ids, text: stopped ? text.slice(0, stopIndex(text, stop)) : text, logProb: seq.logProb,
+      score: seq.logProb / ((5 + seq.ids.length) / 6) ** lengthPenalty, stopped };
+  });
+  result.sort((a, b) => b.score - a.score);  // stable: ties keep the order above
+  return result.slice(0, width);
 }
 
 // The checks of SPEC.md "Implementing a sampler", step 1, on a parsed manifest.json, and the manifest

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
-import { SplitMix64, Vocab, choose, generate, checkManifest, streamSeed } from "./contract.mjs";
+import { SplitMix64, Vocab, beamSearch, choose, generate, checkManifest, streamSeed } from "./contract.mjs";
 
 const vectors = JSON.parse(readFileSync(new URL("../sampling_vectors.json", import.meta.url), "utf8"));
 
@@ -50,7 +50,7 @@ async function generated(table, vocab, c) {
   let text = "";
   for await (const piece of generate(model, new Vocab(vocab), {
     prime: c.prime, length: c.length, temperature: c.temperature, topK: c.top_k, topP: c.top_p,
-    seed: c.seed, argmax: c.argmax,
+    seed: c.seed, argmax: c.argmax, stop: c.stop ?? [],
   })) text += piece.text;
   return text;
 }
@@ -146,4 +146,42 @@ test("manifest checks: format version, contract, and the manifest against itself
   assert.throws(() => checkManifest({ ...good, start: { token: 256, state: good.start.state } }), /start token 256/);
   assert.throws(() => checkManifest({ ...good, model: { ...good.model, rnn_size: 3 } }), /state \(layer0_h\) has width 2, but model \(a 1-layer gru of size 3\) implies 3/);
   assert.throws(() => checkManifest({ ...good, vocab: { kind: "char", size: 3, chars: ["a", "b"] } }), /vocab\.size is 3, but the vocabulary lists 2 tokens/);
+});
+
+test("stop strings: every text", async () => {
+  for (const part of [vectors.generate, vectors.tokenization]) {
+    assert.ok(part.stop.length > 0);
+    for (const c of part.stop) assert.equal(await generated(part.table, part.vocab, c), c.text, c.name);
+  }
+});
+
+// make_sampling_vectors.BeamTableModel: feeding token t to a row in state s sets it to
+// (7 s + t + 1) mod rows and returns that row.
+class BeamTableModel {
+  constructor(table, startToken, start, batch) {
+    Object.assign(this, { table: table.map((row) => Float32Array.from(row)), startToken, start, batch });
+  }
+  reset() { this.states = Array(this.batch).fill(this.start); }
+  select(rows) { this.states = rows.map((r) => this.states[r]); }
+  async feed(rows) {
+    return rows.map((ids, r) => {
+      for (const t of ids) this.states[r] = (7 * this.states[r] + t + 1) % this.table.length;
+      return this.table[this.states[r]];
+    });
+  }
+}
+
+test("beam search: every sequence of every case", async () => {
+  const parts = [
+    ...vectors.generate.beam.cases.map((c) => [vectors.generate.vocab, vectors.generate.beam[c.name.includes("ties") ? "ties_table" : "table"], c]),
+    ...vectors.tokenization.beam.map((c) => [vectors.tokenization.vocab, vectors.tokenization.table, c]),
+  ];
+  assert.ok(parts.length > 0);
+  for (const [vocab, table, c] of parts) {
+    const beams = await beamSearch(new BeamTableModel(table, c.start_token, c.start, c.width), new Vocab(vocab), {
+      prime: c.prime, length: c.length, width: c.width, lengthPenalty: c.length_penalty, stop: c.stop,
+    });
+    assert.deepEqual(beams.map((b) => [b.ids, b.text, b.stopped]), c.beams.map((b) => [b.ids, b.text, b.stopped]), c.name);
+    beams.forEach((b, i) => assert.ok(Math.abs(b.score - c.beams[i].score) < 1e-9, `${c.name} score ${i}`));
+  }
 });

@@ -2,6 +2,7 @@ package org.kerasrnn.edge;
 
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.List;
 
 /**
@@ -18,6 +19,13 @@ public final class BatchGeneration {
     /** The texts of the streams, in order; each ends with {@code until}, or has {@code length} tokens. */
     public static List<String> generate(BatchStepModel model, Vocab vocab, String prime, int length,
                                         SamplingParams params, long[] seeds, String until) {
+        return generate(model, vocab, prime, length, params, seeds, until, Collections.<String>emptyList());
+    }
+
+    /** As above, each stream also ending before its first stop string (export/SPEC.md, "Stop strings"). */
+    public static List<String> generate(BatchStepModel model, Vocab vocab, String prime, int length,
+                                        SamplingParams params, long[] seeds, String until, List<String> stop) {
+        new StopText(stop);  // checks the stop strings
         if (length < 0) {
             throw new IllegalArgumentException("length must be >= 0 (got " + length + ")");
         }
@@ -25,23 +33,26 @@ public final class BatchGeneration {
         List<String> texts = new ArrayList<String>();
         for (int first = 0; first < seeds.length; first += model.batch()) {
             long[] group = Arrays.copyOfRange(seeds, first, Math.min(seeds.length, first + model.batch()));
-            texts.addAll(generateGroup(model, vocab, primeIds, length, params, group, until));
+            texts.addAll(generateGroup(model, vocab, primeIds, length, params, group, until, stop));
         }
         return texts;
     }
 
     private static List<String> generateGroup(BatchStepModel model, Vocab vocab, int[] primeIds, int length,
-                                              SamplingParams params, long[] seeds, String until) {
+                                              SamplingParams params, long[] seeds, String until,
+                                              List<String> stop) {
         int rows = seeds.length;
         SplitMix64[] rngs = new SplitMix64[rows];
         TokenDecoder[] decoders = new TokenDecoder[rows];
         StringBuilder[] texts = new StringBuilder[rows];
         boolean[] running = new boolean[rows];
+        int[] stopAt = new int[rows];  // where a stopped stream's text ends, before its stop string
         for (int j = 0; j < rows; j++) {
             rngs[j] = new SplitMix64(seeds[j]);
             decoders[j] = vocab.newDecoder();
             texts[j] = new StringBuilder();
             running[j] = true;
+            stopAt[j] = -1;
         }
         int[] tokens = new int[model.batch()];
         model.reset();
@@ -59,8 +70,10 @@ public final class BatchGeneration {
             for (int j = 0; j < rows; j++) {
                 if (running[j]) {
                     tokens[j] = Sampler.choose(logits[j], rngs[j], params);
+                    int checked = texts[j].length();
                     texts[j].append(decoders[j].decode(tokens[j]));
-                    if (!until.isEmpty() && endsWith(texts[j], until)) {
+                    stopAt[j] = stop.isEmpty() ? -1 : StopText.index(texts[j], stop, checked);
+                    if (!until.isEmpty() && endsWith(texts[j], until) || stopAt[j] >= 0) {
                         running[j] = false;
                         left--;
                     }
@@ -68,8 +81,8 @@ public final class BatchGeneration {
             }
         }
         List<String> out = new ArrayList<String>();
-        for (StringBuilder text : texts) {
-            out.add(text.toString());
+        for (int j = 0; j < rows; j++) {
+            out.add(stopAt[j] >= 0 ? texts[j].substring(0, stopAt[j]) : texts[j].toString());
         }
         return out;
     }

@@ -16,4 +16,10 @@ public interface BatchStepModel {
 
     /** Feeds {@code tokens[r]} to row r ({@link #batch()} ids); returns each row's V logits (fresh arrays). */
     float[][] feed(int[] tokens);
+
+    /**
+     * Row r takes the state row {@code rows[r]} held ({@link #batch()} indices): beam search continues
+     * each beam from its parent's state.
+     */
+    void select(int[] rows);
 }

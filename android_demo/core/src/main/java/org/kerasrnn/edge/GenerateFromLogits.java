@@ -21,7 +21,9 @@ import java.util.Map;
  * {@code length}, {@code temperature}, {@code top_k}, {@code top_p}, {@code argmax} and
  * {@code seed} (a decimal string, unsigned 64-bit). LOGITS.bin is float32 little-endian, rows of
  * V values; see {@link LogitsTable} for which row a feed returns, or, where SPEC.json lists
- * {@code fed}, {@link Recording}.
+ * {@code fed}, {@link Recording}. An optional {@code stop} lists stop strings. Where SPEC.json has
+ * {@code beam} ({@code width}, {@code length_penalty} and {@code calls}), it runs beam search instead
+ * over a {@link BatchRecording} and prints the best text.
  */
 public final class GenerateFromLogits {
     private GenerateFromLogits() {
@@ -112,6 +114,82 @@ public final class GenerateFromLogits {
         }
     }
 
+    /**
+     * A batch model's calls, recorded by the Python beam search on a real model: {@code calls} lists
+     * {@code {"select": rows}} and {@code {"feed": tokens}} (one token per row) in order; feed number n
+     * returns rows [n * batch, (n + 1) * batch) of the logits file. A call that differs from the
+     * recording is an error: the Java search chose otherwise.
+     */
+    static final class BatchRecording implements BatchStepModel {
+        private final LogitsTable rows;
+        private final List<?> calls;
+        private final int batch;
+        private int call;
+        private int feeds;
+
+        BatchRecording(LogitsTable rows, List<?> calls, int batch) {
+            this.rows = rows;
+            this.calls = calls;
+            this.batch = batch;
+        }
+
+        @Override
+        public int batch() {
+            return batch;
+        }
+
+        @Override
+        public void reset() {
+            call = 0;
+            feeds = 0;
+        }
+
+        @Override
+        public int startToken() {
+            return rows.startToken;
+        }
+
+        private void expect(String kind, int[] values) {
+            Object recorded = call < calls.size() ? ((Map<?, ?>) calls.get(call)).get(kind) : null;
+            List<?> want = recorded instanceof List ? (List<?>) recorded : null;
+            boolean same = want != null && want.size() == values.length;
+            for (int i = 0; same && i < values.length; i++) {
+                same = ((Number) want.get(i)).intValue() == values[i];
+            }
+            if (!same) {
+                throw new IllegalStateException("call " + call + " is " + kind + " " + java.util.Arrays.toString(values)
+                        + ", the recording's " + (call < calls.size() ? calls.get(call) : "end"));
+            }
+            call++;
+        }
+
+        @Override
+        public float[][] feed(int[] tokens) {
+            expect("feed", tokens);
+            float[][] logits = new float[batch][];
+            for (int r = 0; r < batch; r++) {
+                logits[r] = rows.rows[feeds * batch + r].clone();
+            }
+            feeds++;
+            return logits;
+        }
+
+        @Override
+        public void select(int[] selected) {
+            expect("select", selected);
+        }
+    }
+
+    private static List<String> stop(Map<?, ?> spec) {
+        List<String> stop = new java.util.ArrayList<String>();
+        if (spec.get("stop") instanceof List) {
+            for (Object value : (List<?>) spec.get("stop")) {
+                stop.add((String) value);
+            }
+        }
+        return stop;
+    }
+
     public static void main(String[] args) throws IOException {
         if (args.length != 2) {
             System.err.println("usage: GenerateFromLogits SPEC.json LOGITS.bin");
@@ -125,18 +203,29 @@ public final class GenerateFromLogits {
         }
         int startToken = ((Long) spec.get("start_token")).intValue();
         LogitsTable table = LogitsTable.read(Files.readAllBytes(Paths.get(args[1])), vocab.size(), startToken);
+        int length = ((Number) spec.get("length")).intValue();
+        PrintStream out = new PrintStream(System.out, false, "UTF-8");
+        if (spec.get("beam") instanceof Map) {
+            Map<?, ?> beam = (Map<?, ?>) spec.get("beam");
+            int width = ((Number) beam.get("width")).intValue();
+            BatchRecording model = new BatchRecording(table, (List<?>) beam.get("calls"),
+                    ((Number) beam.get("batch")).intValue());
+            out.print(BeamSearch.search(model, vocab, (String) spec.get("prime"), length, width,
+                    ((Number) beam.get("length_penalty")).doubleValue(), stop(spec)).get(0).text);
+            out.flush();
+            return;
+        }
         SamplingParams params = new SamplingParams(((Number) spec.get("temperature")).doubleValue(),
                 ((Number) spec.get("top_k")).intValue(), ((Number) spec.get("top_p")).doubleValue(),
                 (Boolean) spec.get("argmax"));
         long seed = Long.parseUnsignedLong((String) spec.get("seed"));
-        int length = ((Number) spec.get("length")).intValue();
         StepModel model = spec.get("fed") instanceof List ? new Recording(table, (List<?>) spec.get("fed")) : table;
-        Generation generation = new Generation(model, vocab, (String) spec.get("prime"), length, params, seed);
+        Generation generation = new Generation(model, vocab, (String) spec.get("prime"), length, params, seed, "",
+                stop(spec));
         StringBuilder text = new StringBuilder();
         while (generation.hasNext()) {
             text.append(generation.next());
         }
-        PrintStream out = new PrintStream(System.out, false, "UTF-8");
         out.print(text);
         out.flush();
     }

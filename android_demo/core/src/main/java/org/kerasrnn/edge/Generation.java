@@ -1,6 +1,8 @@
 package org.kerasrnn.edge;
 
+import java.util.Collections;
 import java.util.Iterator;
+import java.util.List;
 import java.util.NoSuchElementException;
 
 /**
@@ -12,7 +14,8 @@ import java.util.NoSuchElementException;
  * decodes one more. The last token is never fed, as in the Python sampler, so both do the same
  * model calls. With a delimiter ({@code until}), it stops after the token whose text completes it:
  * stream i of a batch (export/SPEC.md, "Many samples") is this with seed
- * {@link SplitMix64#streamSeed}(seed, i).
+ * {@link SplitMix64#streamSeed}(seed, i). With stop strings (export/SPEC.md, "Stop strings") it ends
+ * at the first of them, and each piece is the text that may be written then: never the stop string.
  */
 public final class Generation implements Iterator<String> {
     private final StepModel model;
@@ -21,6 +24,7 @@ public final class Generation implements Iterator<String> {
     private final TokenDecoder decoder;
     private final int length;
     private final String until;
+    private final StopText stopText;
     private final StringBuilder text = new StringBuilder();
     private float[] logits;
     private int emitted;
@@ -38,6 +42,12 @@ public final class Generation implements Iterator<String> {
     /** As above, stopping after the text ends with {@code until} ("" never stops). */
     public Generation(StepModel model, Vocab vocab, String prime, int length, SamplingParams params, long seed,
                       String until) {
+        this(model, vocab, prime, length, params, seed, until, Collections.<String>emptyList());
+    }
+
+    /** As above, also ending before the first of the {@code stop} strings (none empty). */
+    public Generation(StepModel model, Vocab vocab, String prime, int length, SamplingParams params, long seed,
+                      String until, List<String> stop) {
         if (length < 0) {
             throw new IllegalArgumentException("length must be >= 0 (got " + length + ")");
         }
@@ -51,6 +61,7 @@ public final class Generation implements Iterator<String> {
         this.params = params;
         this.length = length;
         this.until = until;
+        this.stopText = stop.isEmpty() ? null : new StopText(stop);
         this.rng = new SplitMix64(seed);
         this.decoder = vocab.newDecoder();
         model.reset();
@@ -63,7 +74,8 @@ public final class Generation implements Iterator<String> {
 
     @Override
     public boolean hasNext() {
-        return emitted < length && (until.isEmpty() || !BatchGeneration.endsWith(text, until));
+        return emitted < length && (until.isEmpty() || !BatchGeneration.endsWith(text, until))
+                && (stopText == null || !stopText.stopped());
     }
 
     /** The text of the next token: one character, or in byte mode possibly "" or a completed character. */
@@ -78,6 +90,12 @@ public final class Generation implements Iterator<String> {
         lastToken = Sampler.choose(logits, rng, params);
         emitted++;
         String piece = decoder.decode(lastToken);
+        if (stopText != null) {
+            piece = stopText.add(piece);
+            if (!stopText.stopped() && emitted == length) {
+                piece += stopText.rest();
+            }
+        }
         if (!until.isEmpty()) {
             text.append(piece);
         }

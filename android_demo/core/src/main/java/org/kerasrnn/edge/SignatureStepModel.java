@@ -109,6 +109,22 @@ public final class SignatureStepModel implements StepModel, BatchStepModel {
         return copy;
     }
 
+    @Override
+    public void select(int[] rows) {
+        if (rows.length != batch) {
+            throw new IllegalArgumentException(rows.length + " rows for a batch-" + batch + " model");
+        }
+        for (int i = 0; i < state.length; i++) {
+            for (int r = 0; r < batch; r++) {
+                System.arraycopy(state[i][rows[r]], 0, next[i][r], 0, next[i][r].length);
+            }
+            float[][] selected = next[i];
+            next[i] = state[i];
+            state[i] = selected;
+        }
+        bindStates();
+    }
+
     private void bindStates() {
         for (int i = 0; i < states.size(); i++) {
             inputs.put(states.get(i).name, state[i]);

@@ -84,6 +84,69 @@ public class SamplingVectorsTest {
             }
             return logits;
         }
+
+        @Override
+        public void select(int[] selected) {
+            long[] feeds = new long[rows.length];
+            for (int r = 0; r < rows.length; r++) {
+                feeds[r] = rows[selected[r]].feeds;
+            }
+            for (int r = 0; r < rows.length; r++) {
+                rows[r].feeds = feeds[r];
+            }
+        }
+    }
+
+    /**
+     * The batched model of the "beam" vectors (make_sampling_vectors.BeamTableModel): feeding token t to a
+     * row in state s sets it to (7 s + t + 1) mod rows of the table and returns that row.
+     */
+    private static final class BeamTableModel implements BatchStepModel {
+        private final float[][] table;
+        private final int startToken;
+        private final long start;
+        private final long[] states;
+
+        BeamTableModel(float[][] table, int startToken, long start, int batch) {
+            this.table = table;
+            this.startToken = startToken;
+            this.start = start;
+            this.states = new long[batch];
+        }
+
+        @Override
+        public int batch() {
+            return states.length;
+        }
+
+        @Override
+        public void reset() {
+            java.util.Arrays.fill(states, start);
+        }
+
+        @Override
+        public int startToken() {
+            return startToken;
+        }
+
+        @Override
+        public float[][] feed(int[] tokens) {
+            float[][] logits = new float[states.length][];
+            for (int r = 0; r < states.length; r++) {
+                states[r] = (7 * states[r] + tokens[r] + 1) % table.length;
+                logits[r] = table[(int) states[r]].clone();
+            }
+            return logits;
+        }
+
+        @Override
+        public void select(int[] rows) {
+            long[] selected = new long[rows.length];
+            for (int r = 0; r < rows.length; r++) {
+                selected[r] = states[rows[r]];
+            }
+            System.arraycopy(selected, 0, states, 0, rows.length);
+        }
     }
 
     private static Map<?, ?> vectors;
@@ -172,7 +235,7 @@ public class SamplingVectorsTest {
                 ((Number) testCase.get("start")).longValue());
         Generation generation = new Generation(model, vocab, (String) testCase.get("prime"),
                 ((Number) testCase.get("length")).intValue(), params(testCase),
-                Long.parseUnsignedLong((String) testCase.get("seed")));
+                Long.parseUnsignedLong((String) testCase.get("seed")), "", strings(testCase.get("stop")));
         StringBuilder text = new StringBuilder();
         while (generation.hasNext()) {
             text.append(generation.next());
@@ -289,5 +352,84 @@ public class SamplingVectorsTest {
             floats[i] = (float) ((Number) values.get(i)).doubleValue();
         }
         return floats;
+    }
+
+    /** A case's "stop" list (absent: none). */
+    private static List<String> strings(Object values) {
+        List<String> strings = new java.util.ArrayList<String>();
+        if (values != null) {
+            for (Object value : (List<?>) values) {
+                strings.add((String) value);
+            }
+        }
+        return strings;
+    }
+
+    @Test
+    public void stopStringsReproduceEveryText() {
+        for (String part : new String[] {"generate", "tokenization"}) {
+            Map<?, ?> vectorsPart = (Map<?, ?>) vectors.get(part);
+            Vocab vocab = Vocab.fromJson(vectorsPart.get("vocab"));
+            List<?> cases = (List<?>) vectorsPart.get("stop");
+            assertTrue("expected stop cases in " + part, cases.size() >= 2);
+            for (Object entry : cases) {
+                Map<?, ?> testCase = (Map<?, ?>) entry;
+                assertEquals("case " + testCase.get("name"), testCase.get("text"),
+                        generated(table(vectorsPart), vocab, testCase));
+                long seed = Long.parseUnsignedLong((String) testCase.get("seed"));
+                BatchStepModel model = new BatchTableModel(table(vectorsPart),
+                        ((Number) testCase.get("start_token")).intValue(), ((Number) testCase.get("start")).longValue(), 2);
+                assertEquals("case " + testCase.get("name") + " in batches",
+                        java.util.Arrays.asList(testCase.get("text"), testCase.get("text"), testCase.get("text")),
+                        BatchGeneration.generate(model, vocab, (String) testCase.get("prime"),
+                                ((Number) testCase.get("length")).intValue(), params(testCase),
+                                new long[] {seed, seed, seed}, "", strings(testCase.get("stop"))));
+            }
+        }
+    }
+
+    @Test
+    public void beamSearchReproducesEverySequence() {
+        Map<?, ?> generate = (Map<?, ?>) vectors.get("generate");
+        Map<?, ?> beam = (Map<?, ?>) generate.get("beam");
+        Map<?, ?> tokenization = (Map<?, ?>) vectors.get("tokenization");
+        Map<String, Object> ties = new java.util.HashMap<String, Object>();
+        ties.put("table", beam.get("ties_table"));
+        int checked = 0;
+        for (Object entry : (List<?>) beam.get("cases")) {
+            Map<?, ?> testCase = (Map<?, ?>) entry;
+            checkBeams(Vocab.fromJson(generate.get("vocab")),
+                    table(((String) testCase.get("name")).contains("ties") ? ties : beam), testCase);
+            checked++;
+        }
+        for (Object entry : (List<?>) tokenization.get("beam")) {
+            checkBeams(Vocab.fromJson(tokenization.get("vocab")), table(tokenization), (Map<?, ?>) entry);
+            checked++;
+        }
+        assertTrue("expected beam cases", checked >= 5);
+    }
+
+    private static void checkBeams(Vocab vocab, float[][] table, Map<?, ?> testCase) {
+        int width = ((Number) testCase.get("width")).intValue();
+        BatchStepModel model = new BeamTableModel(table, ((Number) testCase.get("start_token")).intValue(),
+                ((Number) testCase.get("start")).longValue(), width);
+        List<BeamSearch.Beam> beams = BeamSearch.search(model, vocab, (String) testCase.get("prime"),
+                ((Number) testCase.get("length")).intValue(), width,
+                ((Number) testCase.get("length_penalty")).doubleValue(), strings(testCase.get("stop")));
+        List<?> expected = (List<?>) testCase.get("beams");
+        String name = "case " + testCase.get("name");
+        assertEquals(name, expected.size(), beams.size());
+        for (int i = 0; i < beams.size(); i++) {
+            Map<?, ?> want = (Map<?, ?>) expected.get(i);
+            List<?> ids = (List<?>) want.get("ids");
+            int[] wantIds = new int[ids.size()];
+            for (int k = 0; k < wantIds.length; k++) {
+                wantIds[k] = ((Number) ids.get(k)).intValue();
+            }
+            assertArrayEquals(name + " beam " + i, wantIds, beams.get(i).ids);
+            assertEquals(name + " beam " + i, want.get("text"), beams.get(i).text);
+            assertEquals(name + " beam " + i, want.get("stopped"), beams.get(i).stopped);
+            assertEquals(name + " beam " + i, ((Number) want.get("score")).doubleValue(), beams.get(i).score, 1e-9);
+        }
     }
 }
