@@ -3,7 +3,8 @@
 whose `feed` takes ids [batch, k] and returns logits [batch, V] (sampling.generate_batch).
 
 Runtimes, in the order they are picked when none is named: ai-edge-litert, tflite-runtime (same
-Python API, TFLite files), onnxruntime (the ONNX file). None of them needs TensorFlow.
+Python API, TFLite files), onnxruntime (the ONNX file), tflite-micro (the full-integer file of a micro
+bundle: micro.py). None of them needs TensorFlow.
 """
 import contextlib
 import importlib
@@ -14,11 +15,13 @@ import re
 import numpy as np
 
 from .errors import UserError
+from .micro import RUNTIME as MICRO, MicroStep
 
 RUNTIMES = {  # name (the pip package) -> (module, file format)
     "ai-edge-litert": ("ai_edge_litert.interpreter", "tflite"),
     "tflite-runtime": ("tflite_runtime.interpreter", "tflite"),
     "onnxruntime": ("onnxruntime", "onnx"),
+    "tflite-micro": ("tflite_micro.python.tflite_micro.runtime", "tflite"),
 }
 
 
@@ -59,7 +62,7 @@ def open_step_model(manifest, runtime=None, precision="fp32", threads=1, batch=N
             problems.append(f"{entries[0]['path']} needs {name} >= {entries[0]['min_runtime'][name]} "
                             f"(installed: {version}): pip install -U {name}")
         else:
-            step_model = TFLiteStep if fmt == "tflite" else OnnxStep
+            step_model = MicroStep.open if name == MICRO else TFLiteStep if fmt == "tflite" else OnnxStep
             return step_model(name, manifest, entries[0], threads, batch)
     raise UserError("; ".join(problems))
 
