@@ -6,6 +6,7 @@ TFLite Micro addresses inputs and outputs by their position in the subgraph, not
 reads the names from the file's "step" signature (also what the exporter writes into the C header).
 """
 import importlib
+import os
 
 import numpy as np
 
@@ -28,25 +29,29 @@ def interpreter(model_bytes, arena_bytes):
     return runtime.Interpreter.from_bytes(model_bytes, arena_size=arena_bytes)
 
 
-def smallest_arena(model_bytes, step=16):
-    """The smallest arena (a multiple of `step` bytes) in which TFLite Micro allocates the model on this host."""
-    low, high = 0, 1 << 12
-    while not _fits(model_bytes, high):
-        low, high = high, high * 2
-    while high - low > step:  # low does not fit, high does
-        middle = (low + high) // 2 // step * step
-        low, high = (low, middle) if _fits(model_bytes, middle) else (middle, high)
-    return high
+def smallest_arena(model_bytes, step=64):
+    """The smallest arena (a multiple of `step` bytes) in which TFLite Micro allocates the model on this host.
+    Each try runs in a process of its own: the runtime can crash, not fail, on an arena too small."""
+    import subprocess
+    import sys
+    import tempfile
+    with tempfile.TemporaryDirectory() as scratch:
+        path = os.path.join(scratch, "model.tflite")
+        with open(path, "wb") as f:
+            f.write(model_bytes)
+        try_ = ("import sys; from tflite_micro.python.tflite_micro import runtime; "
+                "runtime.Interpreter.from_file(sys.argv[1], arena_size=int(sys.argv[2]))")
 
+        def fits(size):
+            return subprocess.run([sys.executable, "-c", try_, path, str(size)], capture_output=True).returncode == 0
 
-def _fits(model_bytes, arena_bytes):
-    from .runtimes import native_stderr_silenced
-    try:
-        with native_stderr_silenced():  # TFLite Micro prints why an allocation failed
-            interpreter(model_bytes, arena_bytes)
-        return True
-    except RuntimeError:
-        return False
+        low, high = 0, 1 << 12
+        while not fits(high):
+            low, high = high, high * 2
+        while high - low > step:  # low does not fit, high does
+            middle = (low + high) // 2 // step * step
+            low, high = (low, middle) if fits(middle) else (middle, high)
+        return high
 
 
 class MicroStep:
