@@ -67,17 +67,6 @@ class MicroStep:
         self.start_token, self.start = start_token, start_state
         self.reset()
 
-    @classmethod
-    def open(cls, runtime, manifest, entry, threads, batch=None):
-        """runtimes.open_step_model's constructor: the manifest's file and arena (`threads`: one, always)."""
-        from .runtimes import _load_errors
-        path = manifest.verified_path(entry)
-        with open(path, "rb") as f:
-            model_bytes = f.read()
-        with _load_errors(path, runtime):
-            return cls(model_bytes, manifest.doc["micro"]["arena_bytes"], [s["name"] for s in manifest.state],
-                       manifest.start_token, manifest.start_state, batched=batch is not None)
-
     def reset(self):
         self.states = [np.array(s, np.float32) for s in self.start]
 

@@ -62,7 +62,7 @@ def open_step_model(manifest, runtime=None, precision="fp32", threads=1, batch=N
             problems.append(f"{entries[0]['path']} needs {name} >= {entries[0]['min_runtime'][name]} "
                             f"(installed: {version}): pip install -U {name}")
         else:
-            step_model = MicroStep.open if name == MICRO else TFLiteStep if fmt == "tflite" else OnnxStep
+            step_model = _micro_step if name == MICRO else TFLiteStep if fmt == "tflite" else OnnxStep
             return step_model(name, manifest, entries[0], threads, batch)
     raise UserError("; ".join(problems))
 
@@ -73,6 +73,16 @@ def _batch_entry(entries, rows):
     fixed = sorted((e for e in entries if e["batch"] > 0), key=lambda e: e["batch"])
     return (next((e for e in fixed if e["batch"] >= rows), None)
             or next((e for e in entries if e["batch"] == -1), fixed[-1]))
+
+
+def _micro_step(runtime, manifest, entry, threads, batch=None):
+    """A micro bundle's file on TFLite Micro, in the arena its manifest names (one thread, always)."""
+    path = manifest.verified_path(entry)
+    with open(path, "rb") as f:
+        model_bytes = f.read()
+    with _load_errors(path, runtime):
+        return MicroStep(model_bytes, manifest.doc["micro"]["arena_bytes"], [s["name"] for s in manifest.state],
+                         manifest.start_token, manifest.start_state, batched=batch is not None)
 
 
 class TFLiteStep:

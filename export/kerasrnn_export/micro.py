@@ -12,6 +12,7 @@ TFLite Micro has no kernel for. The exporter measures what int8 costs (validatio
 against the float step) and writes it into the manifest.
 """
 import hashlib
+import importlib.util
 import os
 
 import numpy as np
@@ -84,6 +85,9 @@ def export_micro(run_dir, out_dir, which="best"):
     if vocab.kind not in ("char", "byte"):
         raise UserError(f"{run_dir} is a {vocab.kind} run: --micro exports char and byte runs only (the C sampler "
                         "has no BPE encoder)")
+    if importlib.util.find_spec("tflite_micro") is None:
+        raise UserError("--micro needs TensorFlow Lite for Microcontrollers' interpreter, to measure the model: "
+                        "pip install tflite-micro (wheels for x86-64 Linux)")
     weights = from_model(model)
     _, ids = corpus.load_ids(corpus.source(config), config.tokens, vocab=vocab)
     train_ids, val_ids, _ = data.split(ids, config.train_frac, config.val_frac)
