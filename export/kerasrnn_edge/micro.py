@@ -1,6 +1,6 @@
 """The full-integer step model (`kerasrnn export RUN --micro DIR`, SPEC.md "Micro bundle") on TensorFlow
 Lite for Microcontrollers' own interpreter (the `tflite-micro` package: the real runtime and its reference
-kernels, built for the host), so a PC writes exactly what a board running the same file writes.
+kernels, built for the host), so a PC writes what a board running the same file with those kernels writes.
 
 TFLite Micro addresses inputs and outputs by their position in the subgraph, not by name: `io_positions`
 reads the names from the file's "step" signature (also what the exporter writes into the C header).
