@@ -161,7 +161,10 @@ def test_c_core_replays_kerasrnn_edge(driver, micro_bundle, capsys):
 
 
 def test_micro_bundle(micro_bundle):
-    """Only ops TFLite Micro has; an int8 cost measured; C sources that compile as C99 without a warning."""
+    """Only ops TFLite Micro has; an int8 cost measured; C sources that compile as C99 without a warning;
+    TFLite Micro the default runtime."""
+    from kerasrnn_edge.micro import MicroStep
+    assert isinstance(EdgeSampler.load(micro_bundle).model, MicroStep)
     with open(os.path.join(micro_bundle, "manifest.json"), encoding="utf-8") as f:
         manifest = json.load(f)
     (entry,) = manifest["files"]

@@ -3,8 +3,8 @@
 whose `feed` takes ids [batch, k] and returns logits [batch, V] (sampling.generate_batch).
 
 Runtimes, in the order they are picked when none is named: ai-edge-litert, tflite-runtime (same
-Python API, TFLite files), onnxruntime (the ONNX file), tflite-micro (the full-integer file of a micro
-bundle: micro.py). None of them needs TensorFlow.
+Python API, TFLite files), onnxruntime (the ONNX file); tflite-micro (micro.py) first for the full-integer
+file of a micro bundle. None of them needs TensorFlow.
 """
 import contextlib
 import importlib
@@ -45,7 +45,9 @@ def open_step_model(manifest, runtime=None, precision="fp32", threads=1, batch=N
     if runtime is not None and runtime not in RUNTIMES:
         raise UserError(f"unknown runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
     problems = []
-    for name in [runtime] if runtime else RUNTIMES:
+    # a micro bundle's file is for TFLite Micro first: on a PC, what the board writes
+    default = sorted(RUNTIMES, key=lambda name: name != MICRO) if precision == "integer" else RUNTIMES
+    for name in [runtime] if runtime else default:
         fmt = RUNTIMES[name][1]
         entries = manifest.find("step", precision, fmt)
         if batch is not None and entries:
