@@ -136,6 +136,8 @@ def make_parser():
                         help="also write batch models for kerasrnn-edge sample --num-samples: TFLite at N streams, "
                              "ONNX at any number (default: none; the batch-1 files then run the streams one by one)")
     export.add_argument("--web", metavar="DIR", help="write a static web sampler (onnxruntime-web) to DIR")
+    export.add_argument("--micro", metavar="DIR", help="write a full-integer model for TensorFlow Lite for "
+                                                      "Microcontrollers, as a bundle and C sources, to DIR (docs/micro.md)")
     export.add_argument("--serving", metavar="BASE_DIR", help="write a SavedModel to BASE_DIR/NAME/VERSION (TF Serving)")
     export.add_argument("--name", default="kerasrnn", help="the served model's name (default kerasrnn)")
     export.add_argument("--max-length-cap", type=int, default=1000, help="largest max_length a request may ask for")
@@ -178,6 +180,7 @@ FOLDERS = {  # each command's arguments that name a directory: what to pass ther
     "sample": {"RUN_DIR": RUN},
     "export": {"RUN_DIR": RUN, "--out": "a directory for the bundle (made if missing)",
                "--web": "a directory for the web sampler (made if missing)",
+               "--micro": "a directory for the micro bundle (made if missing)",
                "--serving": "a base directory for the SavedModel (made if missing)"},
     "inspect": {"RUN_DIR": RUN, "--lstmvis": "a directory for LSTMVis's files (made if missing)"},
     "serve-web": {"DIR": "the directory kerasrnn export RUN --web DIR wrote"},
@@ -275,9 +278,9 @@ def train_command(args):
 
 
 def export(args):
-    if not (args.out or args.web or args.serving):
+    if not (args.out or args.web or args.serving or args.micro):
         raise UserError("say what to write: --out BUNDLE_DIR (edge bundle), --web DIR (web sampler), "
-                        "--serving BASE_DIR (TF Serving), or several")
+                        "--serving BASE_DIR (TF Serving), --micro DIR (microcontrollers), or several")
     if args.batch is not None and not (args.batch >= 1 and args.out):
         raise UserError(f"--batch must be >= 1 and goes with --out (got --batch {args.batch})")
     if args.web:
@@ -298,6 +301,13 @@ def export(args):
         path = export_serving(args.run_dir, args.serving, name=args.name, which=args.checkpoint,
                               max_length_cap=args.max_length_cap, unknown=args.unknown)
         print(f"kerasrnn: wrote the SavedModel to {path}")
+    if args.micro:
+        from kerasrnn_export.micro import export_micro
+        micro = export_micro(args.run_dir, args.micro, which=args.checkpoint)["micro"]
+        loss = micro["validation"]
+        print(f"kerasrnn: wrote the micro bundle to {args.micro} (C sources in {os.path.join(args.micro, 'c')}): "
+              f"arena {micro['arena_bytes']:,} bytes; validation {loss['integer']:.4f} nats/token full-integer, "
+              f"{loss['fp32']:.4f} float, over {loss['tokens']:,} tokens")
 
 
 def demo(run_dir, seconds):

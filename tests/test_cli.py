@@ -145,6 +145,7 @@ def test_bad_inputs_get_one_line_and_lose_nothing(trained, tmp_path, capsys):
         (["export", run_dir, "--web", file], f"--web {file} is a file: pass a directory for the web sampler"),
         (["export", run_dir, "--web", file / "site"], f"--web {file}/site is inside {file}, a file"),
         (["export", run_dir, "--serving", file], f"--serving {file} is a file: pass a base directory"),
+        (["export", run_dir, "--micro", file], f"--micro {file} is a file: pass a directory for the micro bundle"),
         (["inspect", file], f"{file} is a file: pass a run directory"),
         (["inspect", run_dir, "--lstmvis", file], f"--lstmvis {file} is a file: pass a directory for LSTMVis"),
         (["serve-web", file], f"{file} is a file: pass the directory kerasrnn export RUN --web DIR wrote"),

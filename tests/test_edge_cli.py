@@ -122,6 +122,11 @@ def test_int8_on_onnxruntime(bundle):
     assert_one_line_error(edge(bundle, "--runtime", "onnxruntime", "--precision", "int8"), "no int8 onnx file")
 
 
+def test_float_bundle_on_tflite_micro(bundle):
+    """TFLite Micro runs full-integer files only (kerasrnn export --micro): a float bundle's are not for it."""
+    assert_one_line_error(edge(bundle, "--runtime", "tflite-micro"), "cannot run on tflite-micro")
+
+
 def rename_model_file(bundle, name):
     """Points the manifest's fp32 TFLite entries at `name` instead of step_fp32.tflite."""
     def edit(doc):

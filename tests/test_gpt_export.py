@@ -85,7 +85,8 @@ def test_same_text_from_kerasrnn_sample_and_kerasrnn_edge(run_and_bundle, many):
         assert edge_sample(bundle_dir, runtime, *args) == done.stdout, runtime
 
 
-@pytest.mark.parametrize("command", [["inspect"], ["export", "--serving", "SERVING"]], ids=["inspect", "serving"])
+@pytest.mark.parametrize("command", [["inspect"], ["export", "--serving", "SERVING"], ["export", "--micro", "SERVING"]],
+                         ids=["inspect", "serving", "micro"])
 def test_recurrent_only_commands_refuse_a_gpt_run_in_one_line(run_and_bundle, command, tmp_path):
     run_dir, _ = run_and_bundle
     args = [str(tmp_path) if a == "SERVING" else a for a in command]

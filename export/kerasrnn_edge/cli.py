@@ -23,8 +23,10 @@ def main(argv=None):
     sample.add_argument("--top-p", type=float, default=1.0, help="keep the smallest set with probability >= p")
     sample.add_argument("--seed", type=int, default=0, help="non-negative; the same seed gives the same text")
     sample.add_argument("--argmax", action="store_true", help="always take the most likely token")
-    sample.add_argument("--runtime", choices=list(RUNTIMES), help="default: the first of these installed")
-    sample.add_argument("--precision", choices=["fp32", "int8"], default="fp32")
+    sample.add_argument("--runtime", choices=list(RUNTIMES),
+                        help="default: the first of these installed (tflite-micro first for a micro bundle)")
+    sample.add_argument("--precision", choices=["fp32", "int8", "integer"],
+                        help="default: integer for a micro bundle (kerasrnn export --micro), else fp32")
     add_many_samples_options(sample)
     sample.add_argument("--novel-against", metavar="TEXT_FILE",
                         help="print only samples not found in this text, the model's training text (with --until: "

@@ -3,7 +3,8 @@
 whose `feed` takes ids [batch, k] and returns logits [batch, V] (sampling.generate_batch).
 
 Runtimes, in the order they are picked when none is named: ai-edge-litert, tflite-runtime (same
-Python API, TFLite files), onnxruntime (the ONNX file). None of them needs TensorFlow.
+Python API, TFLite files), onnxruntime (the ONNX file); tflite-micro (micro.py) first for the full-integer
+file of a micro bundle. None of them needs TensorFlow.
 """
 import contextlib
 import importlib
@@ -14,11 +15,13 @@ import re
 import numpy as np
 
 from .errors import UserError
+from .micro import RUNTIME as MICRO, MicroStep
 
 RUNTIMES = {  # name (the pip package) -> (module, file format)
     "ai-edge-litert": ("ai_edge_litert.interpreter", "tflite"),
     "tflite-runtime": ("tflite_runtime.interpreter", "tflite"),
     "onnxruntime": ("onnxruntime", "onnx"),
+    "tflite-micro": ("tflite_micro.python.tflite_micro.runtime", "tflite"),
 }
 ONNX_TYPES = {"tensor(float)": "float32", "tensor(int32)": "int32"}  # onnxruntime's names -> the manifest's
 
@@ -43,7 +46,9 @@ def open_step_model(manifest, runtime=None, precision="fp32", threads=1, batch=N
     if runtime is not None and runtime not in RUNTIMES:
         raise UserError(f"unknown runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
     problems = []
-    for name in [runtime] if runtime else RUNTIMES:
+    # a micro bundle's file is for TFLite Micro first: on a PC, what the board writes
+    default = sorted(RUNTIMES, key=lambda name: name != MICRO) if precision == "integer" else RUNTIMES
+    for name in [runtime] if runtime else default:
         fmt = RUNTIMES[name][1]
         entries = manifest.find("step", precision, fmt)
         if batch is not None and entries:
@@ -60,7 +65,7 @@ def open_step_model(manifest, runtime=None, precision="fp32", threads=1, batch=N
             problems.append(f"{entries[0]['path']} needs {name} >= {entries[0]['min_runtime'][name]} "
                             f"(installed: {version}): pip install -U {name}")
         else:
-            step_model = TFLiteStep if fmt == "tflite" else OnnxStep
+            step_model = _micro_step if name == MICRO else TFLiteStep if fmt == "tflite" else OnnxStep
             return step_model(name, manifest, entries[0], threads, batch)
     raise UserError("; ".join(problems))
 
@@ -71,6 +76,16 @@ def _batch_entry(entries, rows):
     fixed = sorted((e for e in entries if e["batch"] > 0), key=lambda e: e["batch"])
     return (next((e for e in fixed if e["batch"] >= rows), None)
             or next((e for e in entries if e["batch"] == -1), fixed[-1]))
+
+
+def _micro_step(runtime, manifest, entry, threads, batch=None):
+    """A micro bundle's file on TFLite Micro, in the arena its manifest names (one thread, always)."""
+    path = manifest.verified_path(entry)
+    with open(path, "rb") as f:
+        model_bytes = f.read()
+    with _load_errors(path, runtime):
+        return MicroStep(model_bytes, manifest.doc["micro"]["arena_bytes"], [s["name"] for s in manifest.state],
+                         manifest.start_token, manifest.start_state, batched=batch is not None)
 
 
 class TFLiteStep:

@@ -24,9 +24,11 @@ class EdgeSampler:
         self.reset()
 
     @classmethod
-    def load(cls, bundle_dir, runtime=None, precision="fp32", threads=1):
-        """`runtime`: ai-edge-litert | tflite-runtime | onnxruntime | None (the first installed)."""
+    def load(cls, bundle_dir, runtime=None, precision=None, threads=1):
+        """`runtime`: ai-edge-litert | tflite-runtime | onnxruntime | tflite-micro | None (the first installed);
+        `precision`: fp32 | int8 | integer | None (integer for a micro bundle, else fp32)."""
         manifest = read_manifest(bundle_dir)
+        precision = precision or ("integer" if manifest.find("step", "integer") else "fp32")
         return cls(manifest, open_step_model(manifest, runtime, precision, threads),
                    lambda rows: open_step_model(manifest, runtime, precision, threads, batch=rows))
 

@@ -89,14 +89,17 @@ def convert(weights, int8, batch=1):
     return convert_module(StepModule(weights, batch), int8)
 
 
-def convert_module(module, int8):
-    """The .tflite bytes of a module's `step` tf.function (an RNN's StepModule, a GPT's: gpt_step.py)."""
+def convert_module(module, int8, quantize=None):
+    """The .tflite bytes of a module's `step` tf.function (an RNN's StepModule, a GPT's: gpt_step.py).
+    `quantize(converter)`, if given, sets another quantization (micro.py's full-integer one)."""
     with tempfile.TemporaryDirectory() as saved_model, _tf_info_silenced():
         tf.saved_model.save(module, saved_model, signatures={"step": module.step.get_concrete_function()})
         converter = tf.lite.TFLiteConverter.from_saved_model(saved_model, signature_keys=["step"])
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # fail rather than use Flex
         if int8:
             quantize_weights(converter)
+        if quantize:
+            quantize(converter)
         return converter.convert()
 
 
