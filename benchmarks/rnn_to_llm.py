@@ -22,7 +22,6 @@ library of the running interpreter, which the project makes offline. Training ta
 """
 import argparse
 import datetime
-import json
 import math
 import os
 import platform

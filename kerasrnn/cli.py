@@ -5,7 +5,6 @@ import argparse
 import contextlib
 import dataclasses
 import os
-import sys
 import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter off stderr

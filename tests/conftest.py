@@ -2,6 +2,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,6 +28,24 @@ def shakespeare_slice(tmp_path, chars, name="shakespeare.txt", start=0):
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
     return path
+
+
+class Recorder:
+    """A step model that feeds one token at a time and records each token fed (`fed`) and the logits after it
+    (`rows`): what a sampler in another language replays (the Java core's GenerateFromLogits, the C core)."""
+
+    def __init__(self, model):
+        self.model, self.start_token, self.fed, self.rows = model, model.start_token, [], []
+
+    def reset(self):
+        self.model.reset()
+        self.fed, self.rows = [], []
+
+    def feed(self, ids):
+        for token in ids:
+            self.fed.append(int(token))
+            self.rows.append(self.model.feed(np.array([token], np.int32)))
+        return self.rows[-1]
 
 
 def only_on(backend, what):

@@ -8,13 +8,12 @@ sampler; bad options in one line, exit 2.
 import itertools
 import json
 import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 
-from conftest import run_cli, shakespeare_slice
+from conftest import Recorder, run_cli, shakespeare_slice
 from kerasrnn.config import Config
 from kerasrnn.model import build_model
 from kerasrnn.sample import KerasStepModel, step_model
@@ -116,23 +115,6 @@ class BatchRecorder:
         for column in np.asarray(ids, np.int32).T:
             self.calls.append({"feed": column.tolist()})
             self.rows.append(self.model.feed(column[:, None]))
-        return self.rows[-1]
-
-
-class Recorder:
-    """A step model that records the tokens it is fed and the logits it returns (GenerateFromLogits.Recording)."""
-
-    def __init__(self, model):
-        self.model, self.start_token = model, model.start_token
-
-    def reset(self):
-        self.model.reset()
-        self.fed, self.rows = [], []
-
-    def feed(self, ids):
-        for token in ids:
-            self.fed.append(int(token))
-            self.rows.append(self.model.feed(np.array([token], np.int32)))
         return self.rows[-1]
 
 

@@ -7,17 +7,20 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import REPO, Recorder, run_cli
 from kerasrnn_edge import cli as edge_cli
 from kerasrnn_edge.sampler import EdgeSampler
 from kerasrnn_edge.sampling import generate, stream_seed
 from kerasrnn_edge.vocab import Vocab
-from make_sampling_vectors import TableModel
 from test_export import exported_run
+
+sys.path.insert(0, os.path.join(REPO, "export"))
+from make_sampling_vectors import TableModel  # noqa: E402
 
 C_CORE = os.path.join(REPO, "export", "micro")
 VECTORS = os.path.join(REPO, "export", "sampling_vectors.json")
@@ -127,35 +130,19 @@ def micro_bundle(tmp_path_factory):
     return bundle
 
 
-class Recording:
-    """A step model that records every token fed and the logits returned (to replay them in C)."""
-
-    def __init__(self, model):
-        self.model, self.start_token, self.records = model, model.start_token, []
-
-    def reset(self):
-        self.model.reset()
-
-    def feed(self, ids):
-        for token in ids:
-            logits = self.model.feed([token])
-            self.records.append((int(token), logits))
-        return logits
-
-
 def test_c_core_replays_kerasrnn_edge(driver, micro_bundle, capsys):
     """The C core fed the logits TFLite Micro computed, token by token, writes kerasrnn-edge's text."""
     assert edge_cli.main(["sample", micro_bundle, "--runtime", "tflite-micro", "--prime", "ROMEO:", "--length", "300",
                           "--temperature", "0.9", "--top-k", "20", "--seed", "44"]) == 0
     printed = capsys.readouterr().out
     sampler = EdgeSampler.load(micro_bundle, "tflite-micro")
-    recording = Recording(sampler.model)
+    recording = Recorder(sampler.model)
     text = "".join(generate(recording, sampler.vocab, "ROMEO:", 300, 0.9, 20, 1.0, 44))
     assert printed == "ROMEO:" + text + "\n"
-    records = " ".join(f"{token} {_floats(logits)}" for token, logits in recording.records)
+    records = " ".join(f"{token} {_floats(logits)}" for token, logits in zip(recording.fed, recording.rows))
     case = dict(start_token=sampler.model.start_token, start=0, temperature=0.9, top_k=20, top_p=1.0, argmax=False,
                 length=300, prime="ROMEO:")
-    (line,) = driver([_vocab_command(sampler.vocab), f"replay {len(recording.records)} {sampler.vocab.size} {records}",
+    (line,) = driver([_vocab_command(sampler.vocab), f"replay {len(recording.fed)} {sampler.vocab.size} {records}",
                       _generate_command(case, 44)])
     assert bytes.fromhex(line) == text.encode("utf-8")
 
@@ -185,7 +172,7 @@ def test_tflite_micro_and_litert_on_the_same_file(micro_bundle):
     from ai_edge_litert.interpreter import Interpreter
     micro = EdgeSampler.load(micro_bundle, "tflite-micro")
     litert = EdgeSampler.load(micro_bundle, "ai-edge-litert")
-    recording = Recording(micro.model)
+    recording = Recorder(micro.model)
     "".join(generate(recording, micro.vocab, "ROMEO:", 300, seed=7))
     interpreter = Interpreter(model_path=os.path.join(micro_bundle, "step_micro.tflite"))
     dequantized = {op["outputs"][0]: op["inputs"][0] for op in interpreter._get_ops_details()
@@ -193,7 +180,7 @@ def test_tflite_micro_and_litert_on_the_same_file(micro_bundle):
     step = interpreter.get_tensor_details()[dequantized[litert.model.logits]]["quantization"][0]
     micro.model.reset()
     worst = 0.0
-    for token, logits in recording.records:
+    for token, logits in zip(recording.fed, recording.rows):
         states = micro.model.states
         for (index, _), state in zip(litert.model.state_pairs, states):
             litert.model.interpreter.set_tensor(index, state)
@@ -201,5 +188,5 @@ def test_tflite_micro_and_litert_on_the_same_file(micro_bundle):
         litert.model.interpreter.invoke()
         micro.model.feed([token])
         worst = max(worst, float(np.abs(litert.model.interpreter.get_tensor(litert.model.logits)[0] - logits).max()))
-    assert len(recording.records) == 306 and worst <= step * 1.0001, (worst, step)
+    assert len(recording.fed) == 306 and worst <= step * 1.0001, (worst, step)
 

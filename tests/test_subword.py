@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO, SHAKESPEARE, run_cli
+from conftest import REPO, SHAKESPEARE, Recorder, run_cli
 from test_java_sampler import java_classes  # noqa: F401 (the fixture: the core compiled once)
 from test_web import WEB, node_or_skip
 
@@ -159,23 +159,6 @@ def edge_text(bundle_dir, runtime):
                           timeout=120, cwd=REPO)
     assert done.returncode == 0, done.stderr
     return done.stdout
-
-
-class Recorder:
-    """A step model that feeds one token at a time and records each token and the logits after it."""
-
-    def __init__(self, model):
-        self.model, self.start_token, self.fed, self.rows = model, model.start_token, [], []
-
-    def reset(self):
-        self.model.reset()
-        self.fed, self.rows = [], []
-
-    def feed(self, ids):
-        for token in ids:
-            self.fed.append(int(token))
-            self.rows.append(self.model.feed(np.array([token], np.int32)))
-        return self.rows[-1]
 
 
 def test_every_sampler_writes_the_same_text(run, bundle, java_classes, tmp_path):  # noqa: F811

@@ -33,35 +33,44 @@ def main(argv=None):
                              "not a whole piece of it, e.g. a whole line for \"\\n\"; without: not anywhere in it)")
     add_beam_options(sample)
     args = parser.parse_args(argv)
-    with one_line_errors("kerasrnn-edge"):
-        if args.seed < 0:
-            raise UserError(f"--seed must be >= 0 (got {args.seed})")
-        if args.num_samples < 1:
-            raise UserError(f"--num-samples must be >= 1 (got {args.num_samples})")
-        until = parse_until(args.until)
-        stop = check_stop([parse_until(s, "--stop") for s in args.stop])
-        check_beam_args(args, until, args.novel_against)
-        novelty = Novelty.of_file(args.novel_against, until) if args.novel_against else None
-        sampler = EdgeSampler.load(args.bundle, args.runtime, args.precision)
-        if args.beam is not None:
-            write_beams(sampler.beam_search(args.prime, args.length, args.beam, args.length_penalty, stop),
-                        args.prime, args.show_beams)
-            return 0
-        if args.num_samples > 1 or until or novelty:
-            texts = sampler.generate_batch(args.prime, args.length, args.temperature, args.top_k, args.top_p,
-                                           args.seed, args.argmax, args.num_samples, until, stop)
-            write_samples(texts, args.prime, until, novelty, prog="kerasrnn-edge")
-            return 0
-        pieces = sampler.generate(args.prime, args.length, args.temperature, args.top_k, args.top_p, args.seed,
-                                  args.argmax, stop)
-        first = next(pieces, "")  # bad arguments and prime characters fail here, before any output
-        sys.stdout.write(args.prime + first)
-        sys.stdout.flush()
-        for piece in pieces:
-            sys.stdout.write(piece)
-            sys.stdout.flush()
-        sys.stdout.write("\n")
+    try:
+        with one_line_errors("kerasrnn-edge"):
+            sample_command(args)
+    except SystemExit as e:  # the status one_line_errors exits with: main returns it, as it returns 0
+        return e.code
     return 0
+
+
+def sample_command(args):
+    """One sample streams as it is made; several (or --until, --novel-against) are batches, printed at the end;
+    --beam prints beam search's best continuation (or all N)."""
+    if args.seed < 0:
+        raise UserError(f"--seed must be >= 0 (got {args.seed})")
+    if args.num_samples < 1:
+        raise UserError(f"--num-samples must be >= 1 (got {args.num_samples})")
+    until = parse_until(args.until)
+    stop = check_stop([parse_until(s, "--stop") for s in args.stop])
+    check_beam_args(args, until, args.novel_against)
+    novelty = Novelty.of_file(args.novel_against, until) if args.novel_against else None
+    sampler = EdgeSampler.load(args.bundle, args.runtime, args.precision)
+    if args.beam is not None:
+        write_beams(sampler.beam_search(args.prime, args.length, args.beam, args.length_penalty, stop),
+                    args.prime, args.show_beams)
+        return
+    if args.num_samples > 1 or until or novelty:
+        texts = sampler.generate_batch(args.prime, args.length, args.temperature, args.top_k, args.top_p,
+                                       args.seed, args.argmax, args.num_samples, until, stop)
+        write_samples(texts, args.prime, until, novelty, prog="kerasrnn-edge")
+        return
+    pieces = sampler.generate(args.prime, args.length, args.temperature, args.top_k, args.top_p, args.seed,
+                              args.argmax, stop)
+    first = next(pieces, "")  # bad arguments and prime characters fail here, before any output
+    sys.stdout.write(args.prime + first)
+    sys.stdout.flush()
+    for piece in pieces:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
 
 
 if __name__ == "__main__":
