@@ -8,7 +8,6 @@ through the micro bundle on TFLite Micro. Goal: full-integer within +0.05 nats/c
 
     python benchmarks/micro_budget.py RUN_DIR [--bundle DIR] [--chars N]
 """
-import argparse
 import os
 import tempfile
 import time
@@ -17,6 +16,7 @@ import numpy as np
 
 from kerasrnn import corpus, data
 from kerasrnn.run import load_config, load_run
+from kerasrnn_edge.errors import ArgumentParser, non_negative, one_line_errors
 from kerasrnn_edge.sampler import EdgeSampler
 from kerasrnn_export.micro import MODEL_FILE, export_micro, validation_loss
 from kerasrnn_export.weights import from_model
@@ -25,10 +25,10 @@ TIMED = 5000  # characters fed for the timing
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir")
     parser.add_argument("--bundle", help="RUN_DIR's micro bundle (default: export one to a temporary folder)")
-    parser.add_argument("--chars", type=int, default=20_000, help="validation characters to feed (0: all)")
+    parser.add_argument("--chars", type=non_negative(int), default=20_000, help="validation characters to feed (0: all)")
     args = parser.parse_args()
     config = load_config(args.run_dir)
     model, vocab, _, record = load_run(args.run_dir)
@@ -62,4 +62,5 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors():
+        main()
