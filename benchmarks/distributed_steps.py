@@ -22,13 +22,20 @@ import sys
 import tempfile
 import time
 
-from kerasrnn_edge.errors import ArgumentParser, one_line_errors, positive
+from kerasrnn_edge.errors import ArgumentParser, KerasrnnError, one_line_errors, positive
 
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-SHARED = next(p for p in (os.path.join(REPO, "shared"), os.path.join(REPO, "..", "shared")) if os.path.isdir(p))
-DATA = os.path.join(SHARED, "data", "tinyshakespeare.txt")
 WARM = 5
+
+
+def shared(*parts):
+    """A path in the shared folder (tiny-shakespeare, the PyTorch peer) inside or beside the checkout."""
+    for root in (os.path.join(REPO, "shared"), os.path.join(REPO, "..", "shared")):
+        if os.path.isdir(root):
+            return os.path.join(root, *parts)
+    raise KerasrnnError(f"this benchmark reads shared/{'/'.join(parts)}: put the shared folder (data/tinyshakespeare.txt, "
+                        "bench/torch_reference.py) beside the checkout")
 
 
 def child(args):
@@ -52,7 +59,7 @@ def child(args):
         processes, devices = map(int, args.mode.split("x")) if "x" in args.mode else (None, int(args.mode))
         launch = distribute.Launch(str(devices), args.coordinator, processes, args.process_id)
         plan = distribute.start(launch, config, tempfile.mkdtemp())
-    with open(DATA, "rb") as f:
+    with open(shared("data", "tinyshakespeare.txt"), "rb") as f:
         vocab, ids = Vocab.fit(f.read(), config.tokens)
     batches = StreamBatches(ids, config.batch_size, config.seq_length, rows=plan.rows if plan else slice(None))
     keras.utils.set_random_seed(config.seed)
@@ -103,6 +110,7 @@ def main():
     parser.add_argument("--coordinator", help=argparse.SUPPRESS)
     parser.add_argument("--process-id", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    shared("data", "tinyshakespeare.txt")  # a checkout without the shared folder fails here, in one line
     if args.child:
         args.mode = args.child
         return child(args)

@@ -50,12 +50,10 @@ import keras  # noqa: E402
 from kerasrnn.backends import cpu_has_bf16, set_precision  # noqa: E402
 from kerasrnn.data import StreamBatches  # noqa: E402
 from kerasrnn.model import build_model, recurrent  # noqa: E402
-from kerasrnn_edge.errors import ArgumentParser, one_line_errors, positive  # noqa: E402
+from kerasrnn_edge.errors import ArgumentParser, KerasrnnError, one_line_errors, positive  # noqa: E402
 from kerasrnn_edge.vocab import Vocab  # noqa: E402
 
 # ../shared beside the checkout; on the GPU host, a copy carried inside it (shared/, ignored by git)
-SHARED = next(p for p in (os.path.join(REPO, "shared"), os.path.join(REPO, "..", "shared")) if os.path.isdir(p))
-DATA = os.path.join(SHARED, "data", "tinyshakespeare.txt")
 GRIDS = {  # the torch reference's grid; the CPU grid is its batch-50 shapes that a 2-core CPU can time
     "gpu": [dict(B=50, T=50, L=l, H=h) for l in (1, 3) for h in (128, 512)]
            + [dict(B=128, T=128, L=3, H=1024, E=256), dict(B=256, T=256, L=2, H=1024, E=256)],
@@ -75,7 +73,7 @@ class TorchPeer:
 
     def __init__(self, shape, bf16=False):
         import torch
-        sys.path.insert(0, os.path.join(SHARED, "bench"))
+        sys.path.insert(0, shared("bench"))
         import torch_reference as reference
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         ids, _, self.vocab_size = reference.load()
@@ -137,6 +135,15 @@ class StepTimer(keras.callbacks.Callback):
         self.start = time.perf_counter()
 
 
+def shared(*parts):
+    """A path in the shared folder (tiny-shakespeare, the PyTorch peer) inside or beside the checkout."""
+    for root in (os.path.join(REPO, "shared"), os.path.join(REPO, "..", "shared")):
+        if os.path.isdir(root):
+            return os.path.join(root, *parts)
+    raise KerasrnnError(f"this benchmark reads shared/{'/'.join(parts)}: put the shared folder (data/tinyshakespeare.txt, "
+                        "bench/torch_reference.py) beside the checkout")
+
+
 def peak_memory_mib():
     if keras.backend.backend() == "torch":
         import torch
@@ -189,7 +196,7 @@ def measure(spec):
     steps_per_execution, peer, precision, policy}, with the PyTorch peer taking turns in fp32 and in bf16 if
     `peer`. kerasrnn trains in `precision`, as `kerasrnn train --precision` takes it, its model built under
     Keras's dtype `policy` if one is given. Prints the row."""
-    vocab, ids = Vocab.fit(open(DATA, "rb").read(), "char")
+    vocab, ids = Vocab.fit(open(shared("data", "tinyshakespeare.txt"), "rb").read(), "char")
     if spec["policy"]:
         keras.config.set_dtype_policy(spec["policy"])
     model = build(spec["shape"], vocab.size, spec["fused"])
@@ -219,7 +226,7 @@ def torch_peer(shape, steps, amp):
             "dev = 'cuda' if torch.cuda.is_available() else 'cpu'; "
             "print(json.dumps(dict(device=dev, **t.throughput(shape, steps=int(sys.argv[2]), amp=sys.argv[3] == '1', dev=dev))))")
     out = subprocess.run([sys.executable, "-c", code, json.dumps(shape), str(steps), str(int(amp))], check=True,
-                         capture_output=True, text=True, cwd=os.path.join(SHARED, "bench")).stdout
+                         capture_output=True, text=True, cwd=shared("bench")).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -244,6 +251,7 @@ def main():
                         help="build kerasrnn's model under this Keras dtype policy (TensorFlow, JAX)")
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # a child's one measurement
     args = parser.parse_args()
+    shared("data", "tinyshakespeare.txt")  # a checkout without the shared folder fails here, in one line
     if args.measure:
         return measure(json.loads(args.measure))
     in_process = args.torch and keras.backend.backend() == "torch"  # the peer takes turns in kerasrnn's process
