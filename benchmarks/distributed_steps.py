@@ -22,20 +22,12 @@ import sys
 import tempfile
 import time
 
-from kerasrnn_edge.errors import ArgumentParser, KerasrnnError, one_line_errors, positive
-
+from kerasrnn_edge.errors import ArgumentParser, one_line_errors, positive
+from shared_folder import shared  # beside this script
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 WARM = 5
 
-
-def shared(*parts):
-    """A path in the shared folder (tiny-shakespeare, the PyTorch peer) inside or beside the checkout."""
-    for root in (os.path.join(REPO, "shared"), os.path.join(REPO, "..", "shared")):
-        if os.path.isdir(root):
-            return os.path.join(root, *parts)
-    raise KerasrnnError(f"this benchmark reads shared/{'/'.join(parts)}: put the shared folder (data/tinyshakespeare.txt, "
-                        "bench/torch_reference.py) beside the checkout")
 
 
 def child(args):

@@ -50,10 +50,10 @@ import keras  # noqa: E402
 from kerasrnn.backends import cpu_has_bf16, set_precision  # noqa: E402
 from kerasrnn.data import StreamBatches  # noqa: E402
 from kerasrnn.model import build_model, recurrent  # noqa: E402
-from kerasrnn_edge.errors import ArgumentParser, KerasrnnError, one_line_errors, positive  # noqa: E402
+from kerasrnn_edge.errors import ArgumentParser, one_line_errors, positive  # noqa: E402
 from kerasrnn_edge.vocab import Vocab  # noqa: E402
+from shared_folder import shared  # noqa: E402  (beside this script)
 
-# ../shared beside the checkout; on the GPU host, a copy carried inside it (shared/, ignored by git)
 GRIDS = {  # the torch reference's grid; the CPU grid is its batch-50 shapes that a 2-core CPU can time
     "gpu": [dict(B=50, T=50, L=l, H=h) for l in (1, 3) for h in (128, 512)]
            + [dict(B=128, T=128, L=3, H=1024, E=256), dict(B=256, T=256, L=2, H=1024, E=256)],
@@ -134,14 +134,6 @@ class StepTimer(keras.callbacks.Callback):
             self.peer_seconds[precision] += seconds if steps else 0.0
         self.start = time.perf_counter()
 
-
-def shared(*parts):
-    """A path in the shared folder (tiny-shakespeare, the PyTorch peer) inside or beside the checkout."""
-    for root in (os.path.join(REPO, "shared"), os.path.join(REPO, "..", "shared")):
-        if os.path.isdir(root):
-            return os.path.join(root, *parts)
-    raise KerasrnnError(f"this benchmark reads shared/{'/'.join(parts)}: put the shared folder (data/tinyshakespeare.txt, "
-                        "bench/torch_reference.py) beside the checkout")
 
 
 def peak_memory_mib():
