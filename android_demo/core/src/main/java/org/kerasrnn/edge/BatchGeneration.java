@@ -55,13 +55,7 @@ public final class BatchGeneration {
             stopAt[j] = -1;
         }
         int[] tokens = new int[model.batch()];
-        model.reset();
-        Arrays.fill(tokens, model.startToken());
-        float[][] logits = model.feed(tokens);
-        for (int id : primeIds) {
-            Arrays.fill(tokens, id);
-            logits = model.feed(tokens);
-        }
+        float[][] logits = readPrime(model, primeIds);
         int left = rows;
         for (int n = 0; n < length && left > 0; n++) {
             if (n > 0) {
@@ -90,5 +84,18 @@ public final class BatchGeneration {
     static boolean endsWith(StringBuilder text, String suffix) {
         int start = text.length() - suffix.length();
         return start >= 0 && text.indexOf(suffix, start) == start;
+    }
+
+    /** Resets every row to the start state and feeds each the start token, then the prime: the logits after it. */
+    static float[][] readPrime(BatchStepModel model, int[] primeIds) {
+        int[] tokens = new int[model.batch()];
+        model.reset();
+        Arrays.fill(tokens, model.startToken());
+        float[][] logits = model.feed(tokens);
+        for (int id : primeIds) {
+            Arrays.fill(tokens, id);
+            logits = model.feed(tokens);
+        }
+        return logits;
     }
 }

@@ -83,13 +83,7 @@ public final class BeamSearch {
         int[] primeIds = vocab.encode(prime);
         int rows = model.batch();
         int[] tokens = new int[rows];
-        model.reset();
-        Arrays.fill(tokens, model.startToken());
-        float[][] logits = model.feed(tokens);
-        for (int id : primeIds) {
-            Arrays.fill(tokens, id);
-            logits = model.feed(tokens);
-        }
+        float[][] logits = BatchGeneration.readPrime(model, primeIds);
         List<Seq> live = new ArrayList<Seq>();
         live.add(new Seq(new int[0], 0.0, 0));
         List<Seq> finished = new ArrayList<Seq>();
