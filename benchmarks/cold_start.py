@@ -24,7 +24,7 @@ from kerasrnn.run import load_checkpoints, load_config
 from kerasrnn_edge.errors import ArgumentParser, non_negative, one_line_errors, positive
 from kerasrnn_edge.sampler import EdgeSampler
 from kerasrnn_edge.sampling import generate
-from kerasrnn_export import export_bundle
+from kerasrnn.export import export_bundle
 
 PRIMES = ("", "ROMEO:")
 LENGTH, CONTEXT = 400, 500

@@ -40,7 +40,7 @@ def child(args):
     from kerasrnn.callbacks import TBPTTSchedule
     from kerasrnn.config import preset
     from kerasrnn.data import StreamBatches
-    from kerasrnn.model import build_model
+    from kerasrnn.models.recurrent import build_model
     from kerasrnn.optim import make_optimizer
     from kerasrnn_edge.vocab import Vocab
 

@@ -35,14 +35,15 @@ tf.config.threading.set_intra_op_parallelism_threads(1)
 tf.config.threading.set_inter_op_parallelism_threads(1)
 
 from kerasrnn.config import Config  # noqa: E402
-from kerasrnn.model import build_model, copy_weights, reset_states  # noqa: E402
+from kerasrnn.models.language_model import copy_weights, reset_states  # noqa: E402
+from kerasrnn.models.recurrent import build_model  # noqa: E402
 from kerasrnn.files import save_model, write_json  # noqa: E402
 from kerasrnn_edge.errors import ArgumentParser, one_line_errors, positive  # noqa: E402
 from kerasrnn_edge.sampling import SplitMix64, choose  # noqa: E402
 from kerasrnn_edge.sampler import EdgeSampler  # noqa: E402
 from kerasrnn_edge.vocab import Vocab  # noqa: E402
-from kerasrnn_export import export_bundle  # noqa: E402
-from kerasrnn_export.tflite import quantize_weights  # noqa: E402
+from kerasrnn.export import export_bundle  # noqa: E402
+from kerasrnn.export import int8_weights  # noqa: E402
 
 CHARS = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"  # tiny-shakespeare's 65
 MODEL = dict(cell="lstm", rnn_size=512, num_layers=3, embedding_size=128)
@@ -208,7 +209,7 @@ def gate_product_alone(sizes, rounds, precision):
         product = tf.function(lambda h: tf.matmul(h, kernel), input_signature=[tf.TensorSpec([n, size], tf.float32)])
         converter = tf.lite.TFLiteConverter.from_concrete_functions([product.get_concrete_function()], product)
         if precision == "int8":
-            quantize_weights(converter)
+            int8_weights(converter)
         interpreter = Interpreter(model_content=converter.convert(), num_threads=1)
         interpreter.allocate_tensors()
         interpreter.set_tensor(interpreter.get_input_details()[0]["index"],

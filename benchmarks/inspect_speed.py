@@ -14,7 +14,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as `kerasrnn inspect` sets
 from kerasrnn import corpus  # noqa: E402
 from kerasrnn.config import Config  # noqa: E402
 from kerasrnn.inspect.main import inspect_run  # noqa: E402
-from kerasrnn.model import build_model  # noqa: E402
+from kerasrnn.models.recurrent import build_model  # noqa: E402
 from kerasrnn.files import save_model, write_json  # noqa: E402
 from kerasrnn_edge.errors import ArgumentParser, one_line_errors, positive  # noqa: E402
 

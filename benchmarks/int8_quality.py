@@ -15,7 +15,7 @@ from kerasrnn import corpus, data
 from kerasrnn.run import load_checkpoints, load_config
 from kerasrnn_edge.errors import ArgumentParser, non_negative, one_line_errors
 from kerasrnn_edge.sampler import EdgeSampler
-from kerasrnn_export import export_bundle
+from kerasrnn.export import export_bundle
 
 
 def stream_loss(step, ids):

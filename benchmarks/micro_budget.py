@@ -18,8 +18,9 @@ from kerasrnn import corpus, data
 from kerasrnn.run import load_config, load_run
 from kerasrnn_edge.errors import ArgumentParser, non_negative, one_line_errors
 from kerasrnn_edge.sampler import EdgeSampler
-from kerasrnn_export.micro import MODEL_FILE, export_micro, validation_loss
-from kerasrnn_export.weights import from_model
+from kerasrnn.export import export_micro
+from kerasrnn_export.micro import MODEL_FILE, validation_loss
+from kerasrnn.models import family_of
 
 TIMED = 5000  # characters fed for the timing
 
@@ -32,7 +33,7 @@ def main():
     args = parser.parse_args()
     config = load_config(args.run_dir)
     model, vocab, _, record = load_run(args.run_dir)
-    weights = from_model(model)
+    graphs = family_of(model).step_graphs(model)
     _, ids = corpus.load_ids(corpus.source(config), config.tokens, vocab=vocab)
     val = np.asarray(data.split(ids, config.train_frac, config.val_frac)[1], np.int32)
     val = val[:args.chars] if args.chars else val
@@ -42,7 +43,7 @@ def main():
             export_micro(args.run_dir, bundle)
         sampler = EdgeSampler.load(bundle, "tflite-micro")
         flash = os.path.getsize(os.path.join(bundle, MODEL_FILE))
-        fp32, integer = validation_loss(weights, sampler.model, val)
+        fp32, integer = validation_loss(graphs, sampler.model, val)
         timed = val[:TIMED]
         sampler.model.reset()
         started = time.perf_counter()

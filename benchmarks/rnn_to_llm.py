@@ -48,8 +48,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from kerasrnn import corpus  # noqa: E402
 from kerasrnn.api import Run  # noqa: E402
 from kerasrnn.data import StreamBatches, split  # noqa: E402
-from kerasrnn.gpt import build_gpt, is_gpt  # noqa: E402
-from kerasrnn.model import build_model, copy_weights, model_args, reset_states  # noqa: E402
+from kerasrnn.models import build_args, family, rebuild  # noqa: E402
+from kerasrnn.models.language_model import core, reset_states  # noqa: E402
 from kerasrnn.train import tokens_per_character  # noqa: E402
 from kerasrnn_edge.errors import ArgumentParser, KerasrnnError, one_line_errors, positive  # noqa: E402
 from kerasrnn_edge.manifest import read_manifest  # noqa: E402
@@ -94,21 +94,9 @@ def validation_ids(run, limit=None):
     return val
 
 
-def rebuilt(run, batch, seq_length=None):
-    """The run's model at another batch size and sequence length, its trained weights copied."""
-    if is_gpt(run.model):
-        stack = run.model.get_layer("decoder")
-        model = build_gpt(run.vocab.size, batch, seq_length, stack.num_layers, stack.num_heads, stack.width,
-                          stack.context)
-    else:
-        model = build_model(run.vocab.size, batch, seq_length, **model_args(run.model))
-    copy_weights(run.model, model)
-    return model
-
-
 def evaluate(run, ids, batch=32, seq_length=64):
     """Mean validation loss (nats per token) of the run on `ids`, read as training's validation reads them."""
-    model = rebuilt(run, batch, seq_length)
+    model = rebuild(run.model, batch, seq_length)
     model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     return float(model.evaluate(StreamBatches(ids, batch, seq_length, what="validation"), verbose=0))
 
@@ -176,7 +164,7 @@ def cut_context_losses(run, val, positions, rng, chunk=32):
     each k in CUTS, at the same `positions` randomly drawn validation positions."""
     targets = rng.choice(np.arange(max(CUTS), len(val)), positions, replace=False)
     losses = []
-    model = rebuilt(run, chunk)
+    model = rebuild(run.model, chunk)
     for k in CUTS:
         total = 0.0
         for i in range(0, positions, chunk):
@@ -184,8 +172,7 @@ def cut_context_losses(run, val, positions, rng, chunk=32):
             windows = np.stack([val[t - k:t] for t in rows])
             if len(rows) < chunk:
                 windows = np.concatenate([windows, np.repeat(windows[-1:], chunk - len(rows), axis=0)])
-            if not is_gpt(model):
-                reset_states(model)
+            reset_states(model)  # (a GPT has no state to reset)
             with warnings.catch_warnings():  # Keras warns of the softmax over one position at k = 1
                 warnings.simplefilter("ignore", UserWarning)
                 logits = keras.ops.convert_to_numpy(model(windows, training=False)[:, -1])[:len(rows)]
@@ -313,11 +300,11 @@ def training_rate(model, vocab_size, batch, length, seconds):
 
 def length_experiment(args):
     vocab_size, batch = 100, 8
+    rnn, gpt = family("rnn"), family("gpt")
     builders = {
-        "lstm": lambda t: build_model(vocab_size, batch, t, "lstm", 256, 1, 64),
-        "gru": lambda t: build_model(vocab_size, batch, t, "gru", 256, 1, 64),
-        "rnn": lambda t: build_model(vocab_size, batch, t, "rnn", 256, 1, 64),
-        "gpt": lambda t: build_gpt(vocab_size, batch, t, 4, 4, 128, context=t),
+        **{cell: lambda t, cell=cell: rnn.build(vocab_size, batch, t, cell=cell, rnn_size=256, num_layers=1,
+                                                embedding_size=64) for cell in ("lstm", "gru", "rnn")},
+        "gpt": lambda t: gpt.build(vocab_size, batch, t, num_layers=4, num_heads=4, width=128, context=t),
     }
     labels = {**LABELS, "gpt": "GPT 4x128, attending to all T"}
     rates = {}
@@ -355,7 +342,7 @@ def length_experiment(args):
 def input_gradient_norms(model, windows):
     """|d loss_T / d x_(T-k)|, k = 0 ... T-1, averaged over the windows: x the token embeddings, loss_T the
     loss of the token after each window (the RNN from its zero state)."""
-    embedding, stack, logits_layer = (model.get_layer(n) for n in ("embedding", "recurrent", "logits"))
+    embedding, stack, logits_layer = model.get_layer("embedding"), core(model), model.get_layer("logits")
     inputs, targets = windows[:, :-1], windows[:, -1]
     reset_states(model)
     backend = keras.backend.backend()
@@ -387,10 +374,10 @@ def gradients_experiment(args):
         val = validation_ids(run, 100_000)
         starts = np.random.default_rng(0).choice(len(val) - unroll - 1, count, replace=False)
         windows = np.stack([val[s:s + unroll + 1] for s in starts])
-        model = rebuilt(run, count, unroll)
+        model = rebuild(run.model, count, unroll)
         norms[cell, "trained"] = input_gradient_norms(model, windows)
         keras.utils.set_random_seed(0)
-        fresh = build_model(run.vocab.size, count, unroll, **model_args(run.model))
+        fresh = family(run.config.model).build(run.vocab.size, count, unroll, **build_args(run.model))
         norms[cell, "untrained"] = input_gradient_norms(fresh, windows)
     ks = [0, 1, 2, 5, 10, 20, 50, 100, 199]
     table = [["k", *(f"{LABELS[c]} {state}" for c in cells for state in ("trained", "untrained"))],

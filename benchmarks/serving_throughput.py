@@ -4,12 +4,12 @@ embedding 64, vocab 65). Untrained weights (speed does not depend on them); one 
 
     python benchmarks/serving_throughput.py [--length 200] [--seconds 3] [--before REV]
 
---before REV also exports the same weights with the serving code of git revision REV and measures both,
+--before REV also exports the same weights with the code of git revision REV (in a worktree of its own) and
+measures both,
 in alternating rounds (the median of 3 each), so that both see the same load on a shared machine.
 """
 import datetime
 import functools
-import importlib
 import os
 import platform
 import statistics
@@ -26,13 +26,13 @@ tf.config.threading.set_intra_op_parallelism_threads(1)
 tf.config.threading.set_inter_op_parallelism_threads(1)
 
 from kerasrnn.config import PRESETS, Config  # noqa: E402
-from kerasrnn.model import build_model  # noqa: E402
+from kerasrnn.models.recurrent import build_model  # noqa: E402
 from kerasrnn.files import save_model, write_json  # noqa: E402
 from kerasrnn_edge.errors import ArgumentParser, one_line_errors, positive  # noqa: E402
 from kerasrnn_edge.sampler import EdgeSampler  # noqa: E402
 from kerasrnn_edge.vocab import Vocab  # noqa: E402
-from kerasrnn_export import export_bundle  # noqa: E402
-from kerasrnn_export.serving import export_serving  # noqa: E402
+from kerasrnn.export import export_bundle  # noqa: E402
+from kerasrnn.export import export_serving  # noqa: E402
 
 CHARS = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"  # tiny-shakespeare's 65
 MODEL = {k: PRESETS["tiny"][k] for k in ("cell", "rnn_size", "num_layers", "embedding_size")}
@@ -60,17 +60,27 @@ def make_run(run_dir):
 
 
 def export_serving_at(rev, tmp):
-    """export_serving as of git revision `rev`: its serving, step and weights modules in a package of their own."""
-    package = os.path.join(tmp, "kerasrnn_export_at")
-    os.makedirs(package)
-    open(os.path.join(package, "__init__.py"), "w").close()
-    for name in ("serving.py", "tflite.py", "weights.py"):
-        source = subprocess.run(["git", "show", f"{rev}:export/kerasrnn_export/{name}"], cwd=REPO, check=True,
-                                capture_output=True, text=True).stdout
-        with open(os.path.join(package, name), "w") as f:
-            f.write(source)
-    sys.path.insert(0, tmp)
-    return importlib.import_module("kerasrnn_export_at.serving").export_serving
+    """export_serving as of git revision `rev`: that revision, checked out in a worktree of its own, exports in a
+    process of its own (its modules are not this revision's), and the SavedModel it writes is measured here."""
+    tree = os.path.join(tmp, f"at-{rev}")
+    subprocess.run(["git", "worktree", "add", "--detach", "-q", tree, rev], cwd=REPO, check=True)
+    script = ("import sys\n"
+              "try:\n    from kerasrnn.export import export_serving\n"
+              "except ImportError:\n    from kerasrnn_export.serving import export_serving\n"
+              "print(export_serving(sys.argv[1], sys.argv[2]))\n")
+
+    def export(run_dir, base_dir):
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([tree, os.path.join(tree, "export")]))
+        done = subprocess.run([sys.executable, "-c", script, run_dir, base_dir], env=env, check=True,
+                              capture_output=True, text=True)
+        return done.stdout.strip().splitlines()[-1]
+    return export
+
+
+def remove_worktrees(tmp):
+    for name in os.listdir(tmp):
+        if name.startswith("at-"):
+            subprocess.run(["git", "worktree", "remove", "--force", os.path.join(tmp, name)], cwd=REPO, check=False)
 
 
 def request(generate, batch, **settings):
@@ -92,10 +102,14 @@ def main():
         run_dir = os.path.join(tmp, "run")
         make_run(run_dir)
         exports = {"": export_serving}
-        if args.before:
-            exports[f" ({args.before})"] = export_serving_at(args.before, tmp)
-        generates = {label: tf.saved_model.load(export(run_dir, os.path.join(tmp, f"models{i}"))).signatures["serving_default"]
-                     for i, (label, export) in enumerate(exports.items())}
+        try:
+            if args.before:
+                exports[f" ({args.before})"] = export_serving_at(args.before, tmp)
+            generates = {label: tf.saved_model.load(export(run_dir, os.path.join(tmp, f"models{i}"))
+                                                    ).signatures["serving_default"]
+                         for i, (label, export) in enumerate(exports.items())}
+        finally:
+            remove_worktrees(tmp)
         export_bundle(run_dir, os.path.join(tmp, "bundle"))
 
         cases = [(1, {}), (32, {}), (32, {"top_k": 5}), (32, {"top_k": 5, "top_p": 0.9})]

@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from kerasrnn.run import load_checkpoints, load_vocab  # noqa: E402
 from kerasrnn_edge.errors import ArgumentParser, non_negative, one_line_errors, positive  # noqa: E402
 from kerasrnn_edge.sampler import EdgeSampler  # noqa: E402
-from kerasrnn_export import export_bundle  # noqa: E402
+from kerasrnn.export import export_bundle  # noqa: E402
 
 
 def best_bpc(run_dir):

@@ -49,7 +49,8 @@ import keras  # noqa: E402
 
 from kerasrnn.backends import cpu_has_bf16, set_precision  # noqa: E402
 from kerasrnn.data import StreamBatches  # noqa: E402
-from kerasrnn.model import build_model, recurrent  # noqa: E402
+from kerasrnn.models.language_model import core  # noqa: E402
+from kerasrnn.models.recurrent import build_model  # noqa: E402
 from kerasrnn_edge.errors import ArgumentParser, one_line_errors, positive  # noqa: E402
 from kerasrnn_edge.vocab import Vocab  # noqa: E402
 from shared_folder import shared  # noqa: E402  (beside this script)
@@ -156,7 +157,7 @@ def build(shape, vocab_size, fused):
 
 
 def lstm_path(model):
-    return "fused" if recurrent(model).runs_fused() else "per-layer"
+    return "fused" if core(model).runs_fused() else "per-layer"
 
 
 def kerasrnn_throughput(model, shape, ids, steps, steps_per_execution, peers):

@@ -29,12 +29,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 
 from kerasrnn.config import Config  # noqa: E402
-from kerasrnn.model import build_model  # noqa: E402
+from kerasrnn.models.recurrent import build_model  # noqa: E402
 from kerasrnn.files import save_model, write_json  # noqa: E402
 from kerasrnn_edge.errors import ArgumentParser, one_line_errors  # noqa: E402
 from kerasrnn_edge.sampler import EdgeSampler  # noqa: E402
 from kerasrnn_edge.vocab import Vocab  # noqa: E402
-from kerasrnn_export import export_bundle  # noqa: E402
+from kerasrnn.export import export_bundle  # noqa: E402
 from kerasrnn.serve_web import make_server  # noqa: E402
 from kerasrnn_export.web import WEB_SOURCE, write_site  # noqa: E402
 from test_web import open_browser  # noqa: E402

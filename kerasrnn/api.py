@@ -38,7 +38,7 @@ def generate(model: keras.Model, vocab: Vocab, prime: str = "", length: int = 50
     """`length` tokens of text sampled from a trained kerasrnn model (any batch size) after `prime`, by
     the sampling contract (export/SPEC.md): the same text as `kerasrnn sample` and every exported runtime
     for the same weights, prime, settings and seed. The prime is not included."""
-    pieces = sampling.generate(step_model(model, vocab), vocab, prime, length, temperature, top_k, top_p,
+    pieces = sampling.generate(step_model(model), vocab, prime, length, temperature, top_k, top_p,
                                seed, argmax)
     return "".join(pieces)
 
@@ -86,7 +86,7 @@ class Run:
         """Yields the sampled text piece by piece (one token each; with `stop` strings, what is safe to print
         before the first of them), to stream it; the prime is not yielded."""
         if self._step_model is None:
-            self._step_model = step_model(self.model, self.vocab)
+            self._step_model = step_model(self.model)
         return sampling.generate(self._step_model, self.vocab, prime, length, temperature, top_k, top_p, seed,
                                  argmax, stop)
 
@@ -101,19 +101,19 @@ class Run:
         if (temperature, top_k, top_p, argmax) != (1.0, 0, 1.0, False):
             raise KerasrnnError("beam search draws nothing: drop temperature, top_k, top_p and argmax, or beam")
         beams.check_beam(beam, length_penalty, length)
-        found = beams.beam_search(step_model(self.model, self.vocab, beam), self.vocab, prime, length, beam,
+        found = beams.beam_search(step_model(self.model, beam), self.vocab, prime, length, beam,
                                   length_penalty, stop)
         return prime + found[0].text
 
     def export(self, out_dir: str) -> dict:
         """Writes this checkpoint's edge bundle (TFLite fp32/int8, ONNX, manifest.json); returns the manifest.
         `kerasrnn_edge.EdgeSampler.load(out_dir)` samples it without TensorFlow."""
-        from kerasrnn_export import export_bundle
+        from .export import export_bundle
         return export_bundle(self.run_dir, out_dir, which=self.which)
 
     def export_serving(self, base_dir: str, name: str = "kerasrnn") -> str:
         """Writes this checkpoint as a TF Serving SavedModel, BASE_DIR/NAME/VERSION; returns that path."""
-        from kerasrnn_export.serving import export_serving
+        from .export import export_serving
         return export_serving(self.run_dir, base_dir, name=name, which=self.which)
 
     def __repr__(self):

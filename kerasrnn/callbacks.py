@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import keras
 
 from .data import start_context
-from .model import compute_start, get_rng_states, get_states, reset_states, set_states
+from .models.language_model import compute_start, get_rng_states, get_states, reset_states, set_states
 from .optim import optimizer_slots
 from .files import Writes, atomic_write, write_text
 from .signals import Stopped
@@ -230,9 +230,8 @@ SAMPLE_LENGTH = 200
 class SampleLog(keras.callbacks.Callback):
     """Every `every` steps, a sample of the model as it stands (temperature 1, the same seed each time):
     the blog's "iteration 100, 300, 500 ..." progression, which `kerasrnn inspect` shows. Appended to
-    samples.jsonl ({"step", "text"}) and, with TensorBoard, written as text to logs/samples. Sampled by
-    the numpy recomputation of the model (kerasrnn.inspect.recompute), a GPT by its own layers' step
-    (gpt.KerasGPTStep): no second Keras model to build."""
+    samples.jsonl ({"step", "text"}) and, with TensorBoard, written as text to logs/samples. Sampled by the
+    step model `kerasrnn sample` runs (the model's family's)."""
 
     def __init__(self, run_dir, vocab, every, seed, samples, tensorboard):
         super().__init__()
@@ -254,12 +253,9 @@ class SampleLog(keras.callbacks.Callback):
 
     def sample(self, step):
         from kerasrnn_edge.sampling import generate
-        from kerasrnn_export.weights import from_model
 
-        from .gpt import KerasGPTStep, is_gpt
-        from .inspect.recompute import NumpyStepModel
-        step_model = KerasGPTStep(self.model) if is_gpt(self.model) else NumpyStepModel(from_model(self.model))
-        text = "".join(generate(step_model, self.vocab, "", SAMPLE_LENGTH, seed=self.seed))
+        from .sample import step_model
+        text = "".join(generate(step_model(self.model), self.vocab, "", SAMPLE_LENGTH, seed=self.seed))
         self.samples.append({"step": step, "text": text})
         write_text(os.path.join(self.run_dir, "samples.jsonl"),
                    "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in self.samples))

@@ -286,7 +286,7 @@ def export(args):
         from kerasrnn_export.web import runtime_dir
         runtime_dir()  # npm's problems before the conversions
     if args.out or args.web:
-        from kerasrnn_export.bundle import export_bundle
+        from .export import export_bundle
         with tempfile.TemporaryDirectory() as tmp:
             export_bundle(args.run_dir, args.out or tmp, which=args.checkpoint, batch=args.batch)
             if args.out:
@@ -296,12 +296,12 @@ def export(args):
                 write_site(args.out or tmp, args.web)
                 print(f"kerasrnn: wrote the web sampler to {args.web}; try it: kerasrnn serve-web {args.web}")
     if args.serving:
-        from kerasrnn_export.serving import export_serving
+        from .export import export_serving
         path = export_serving(args.run_dir, args.serving, name=args.name, which=args.checkpoint,
                               max_length_cap=args.max_length_cap, unknown=args.unknown)
         print(f"kerasrnn: wrote the SavedModel to {path}")
     if args.micro:
-        from kerasrnn_export.micro import export_micro
+        from .export import export_micro
         micro = export_micro(args.run_dir, args.micro, which=args.checkpoint)["micro"]
         loss = micro["validation"]
         print(f"kerasrnn: wrote the micro bundle to {args.micro} (C sources in {os.path.join(args.micro, 'c')}): "
@@ -313,8 +313,8 @@ def demo(run_dir, seconds):
     """The README's first command: a small model on Python's standard library, a sample from it, then
     the same model exported to an edge bundle and sampled there without TensorFlow's help."""
     from kerasrnn_edge import cli as edge_cli
-    from kerasrnn_export.bundle import export_bundle
 
+    from .export import export_bundle
     from .config import preset
     from .sample import sample
     from .train import train

@@ -49,12 +49,17 @@ PRIVATE = {
                            "clip": Private("keras.src.optimizers.base_optimizer:BaseOptimizer", "_clip_gradients")},
     # writing whole arrays of variables spread over several JAX processes (distribute.whole_variables)
     "jax-whole-variables": {"value": Private("keras:Variable", "_value", on_instances=True)},
+    # per-tensor scales for the int8 bundle's dense layers, which tflite-runtime 2.14 loads (kerasrnn.export)
+    "tflite-per-tensor-dense": {"flag": Private("tensorflow:lite.TFLiteConverter",
+                                                "_experimental_disable_per_channel_quantization_for_dense_layers",
+                                                on_instances=True)},
 }
 FALLBACK = {
     "torch-fused-rnn": "the recurrent stack runs one Keras layer at a time",
     "torch-fused-adam": "Keras's own Adam update runs",
     "torch-foreach-clip": "Keras's own clipping runs",
     "jax-whole-variables": "training over several processes is refused",
+    "tflite-per-tensor-dense": "the int8 files quantize dense layers per channel, which tflite-runtime 2.14 cannot load",
 }
 _enabled = {}
 

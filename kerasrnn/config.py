@@ -20,7 +20,8 @@ class Config:
     val_frac: float = 0.1         # the rest after train and val is the test split
     val_tokens: int = 500_000     # validation reads at most this many tokens of its split (0: all)
     # model
-    model: str = "rnn"            # rnn: the stateful recurrent stack; gpt: a decoder-only transformer (gpt.py)
+    model: str = "rnn"            # the model family (kerasrnn/models/): rnn, the stateful recurrent stack; gpt, a
+                                  # decoder-only transformer; or one registered (models.register)
     cell: str = "lstm"            # lstm | gru | rnn
     rnn_size: int = 128
     num_layers: int = 2
@@ -61,6 +62,7 @@ class Config:
 
     def check(self):
         from .corpus import NAMED  # corpus imports run, which imports this module
+        from .models import family, names
         positive = ["rnn_size", "num_layers", "num_heads", "context", "embedding_size", "batch_size", "seq_length",
                     "max_epochs", "eval_every", "steps_per_execution"]
         for name in positive:
@@ -85,16 +87,14 @@ class Config:
         if self.tokens == "bpe" and self.vocab_size <= 257:
             raise UserError(f"{option('vocab_size')} must be more than 257, the byte pieces and the unknown "
                             f"piece (got {self.vocab_size})")
-        choices = {"model": ("rnn", "gpt"), "tokens": ("char", "byte", "bpe"), "cell": ("lstm", "gru", "rnn"),
+        choices = {"model": names(), "tokens": ("char", "byte", "bpe"), "cell": ("lstm", "gru", "rnn"),
                    "optimizer": ("adam", "adamw", "rmsprop"), "lr_schedule": ("exponential", "cosine", "constant"),
                    "corpus": tuple(NAMED), "precision": ("auto", "fp32", "bf16")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise UserError(f"{option(name)} must be one of {', '.join(allowed)} "
                                 f"(got {getattr(self, name)!r})")
-        if self.model == "gpt" and self.embedding_size % self.num_heads:
-            raise UserError(f"{option('embedding_size')} ({self.embedding_size}) must be a multiple of "
-                            f"{option('num_heads')} ({self.num_heads})")
+        family(self.model).check(self)
         for name in ("freeze", "replay"):
             if getattr(self, name) and not self.init_from:
                 raise UserError(f"{option(name)} goes with fine-tuning: pass {option('init_from', 'RUN_DIR')} too")
@@ -105,10 +105,11 @@ class Config:
         return self
 
     def frozen(self):
-        """The layers `freeze` names, checked: "embedding", recurrent layer indices (int), "output"."""
+        """The layers `freeze` names, checked: "embedding", the core's layer indices (int), "output"."""
+        from .models import family
         if not self.freeze:
             return []
-        valid = ["embedding", *map(str, range(self.num_layers)), "output"]
+        valid = ["embedding", *family(self.model).layer_names(self), "output"]
         names = [name.strip() for name in self.freeze.split(",")]
         unknown = [name for name in names if name not in valid]
         if unknown:
@@ -119,12 +120,9 @@ class Config:
         return [int(name) if name.isdigit() else name for name in dict.fromkeys(names)]
 
     def model_args(self):
-        """The model builder's arguments (model.build_model's, or gpt.build_gpt's for a GPT)."""
-        if self.model == "gpt":
-            return dict(num_layers=self.num_layers, num_heads=self.num_heads, width=self.embedding_size,
-                        context=self.context, dropout=self.dropout)
-        return {k: getattr(self, k) for k in ("cell", "rnn_size", "num_layers", "embedding_size", "dropout",
-                                              "input_dropout", "locked_dropout", "fused")}
+        """The builder's arguments of the model family `model` names (Family.args)."""
+        from .models import family
+        return family(self.model).args(self)
 
     def to_json(self):
         return dataclasses.asdict(self)
@@ -135,17 +133,13 @@ class Config:
         return cls(**{k: v for k, v in obj.items() if k in known})
 
 
-# Each model family's shape (what a checkpoint's weights are made for: fine-tuning keeps it) and the options that
-# only it reads (given to the other family, refused rather than ignored).
-SHAPE = {"rnn": ("cell", "rnn_size", "num_layers", "embedding_size"),
-         "gpt": ("num_layers", "num_heads", "embedding_size", "context")}
-ONLY = {"rnn": ("cell", "rnn_size", "input_dropout", "locked_dropout", "fused"), "gpt": ("num_heads", "context")}
-
-
 def check_unread_options(given, config):
     """Refuses, in one line, options `given` (those set explicitly) that the run's `config` would not read: those
-    of the other model family (`--num-heads` for an RNN, `--cell` for a GPT), `--vocab-size` without bpe tokens."""
-    stray = [name for family, names in ONLY.items() if family != config.model for name in names if name in given]
+    only another model family reads (`--num-heads` for an RNN, `--cell` for a GPT), `--vocab-size` without bpe."""
+    from .models import families
+    own = next((f.options for f in families() if f.name == config.model), ())
+    stray = list(dict.fromkeys(name for f in families() if f.name != config.model for name in f.options
+                               if name in given and name not in own))
     if stray:
         raise UserError(f"{', '.join(option(name) for name in stray)} {'is' if len(stray) == 1 else 'are'} not "
                         f"read by {option('model', config.model)}: leave {'it' if len(stray) == 1 else 'them'} out")

@@ -30,9 +30,8 @@ from kerasrnn_edge.errors import UserError, option
 
 from . import corpus
 from .data import StreamBatches, split
-from .config import SHAPE
-from .gpt import is_gpt
-from .model import get_start, get_states, learned_weights, recurrent, reset_states, set_start, set_states
+from .models import family, family_of
+from .models.language_model import get_start, get_states, learned_weights, reset_states, set_start, set_states
 from .run import load_config, load_run
 
 
@@ -50,7 +49,7 @@ def load_source(config, text_vocab):
     if trained.model != config.model:
         raise UserError(f"cannot fine-tune from {run_dir}: it is {option('model', trained.model)}, this run "
                         f"{option('model', config.model)}; leave {option('model')} out")
-    shape = SHAPE[config.model]
+    shape = family(config.model).shape
     changed = [f"{k} {getattr(trained, k)} -> {getattr(config, k)}" for k in shape
                if getattr(trained, k) != getattr(config, k)]
     if changed:
@@ -82,8 +81,7 @@ def copy_grown(source, target):
 def freeze(model, config):
     """Sets `trainable=False` on the layers `config.freeze` names, the Keras way: the optimizer is built
     without their weights and never touches them, and the checkpoints load with them frozen."""
-    stack = recurrent(model)
-    layers = {"embedding": model.get_layer("embedding"), **dict(enumerate(stack.blocks if is_gpt(model) else stack.rnns)),
+    layers = {"embedding": model.get_layer("embedding"), **dict(enumerate(family_of(model).core_layers(model))),
               "output": model.get_layer("logits")}
     for name in config.frozen():
         layers[name].trainable = False

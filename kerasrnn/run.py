@@ -27,7 +27,7 @@ import zipfile
 from kerasrnn_edge.errors import MissingPath, UserError, option
 from kerasrnn_edge.vocab import Vocab
 
-from .config import SHAPE, Config, check_unread_options, load_json, preset
+from .config import Config, check_unread_options, load_json, preset
 from .files import write_error
 
 _LOCKED = set()
@@ -93,9 +93,10 @@ def run_config(run_dir, preset_name, resume, overrides):
         config = dataclasses.replace(load_config(run_dir), **overrides)
         check_unread_options(overrides, config)
         return config
+    from .models import family
     inherited = fine_tuned_shape(overrides["init_from"], overrides) if overrides.get("init_from") else {}
     model = overrides.get("model", inherited.get("model"))
-    config = dataclasses.replace(preset(preset_name or ("gpt-tiny" if model == "gpt" else "tiny")), **inherited,
+    config = dataclasses.replace(preset(preset_name or (family(model).preset if model else "tiny")), **inherited,
                                  **overrides)
     check_unread_options(overrides, config)
     return config
@@ -109,7 +110,8 @@ def fine_tuned_shape(init_from, overrides):
     if overrides.get("model", base.model) != base.model:
         raise UserError(f"cannot fine-tune from {init_from}: it is {option('model', base.model)}, not "
                         f"{option('model', overrides['model'])}; leave {option('model')} out")
-    return {k: getattr(base, k) for k in ("model", *SHAPE[base.model], "tokens") if k not in overrides}
+    from .models import family
+    return {k: getattr(base, k) for k in ("model", *family(base.model).shape, "tokens") if k not in overrides}
 
 
 def load_vocab(run_dir):
@@ -128,7 +130,7 @@ def load_model(path, compile=True):
     would import that backend: those names map to the public classes here."""
     import keras
 
-    from . import model, optim  # noqa: F401  (registers StatefulRecurrent and WarmupDecay)
+    from . import models, optim  # noqa: F401  (registers the families' layers and WarmupDecay)
 
     if not os.path.isfile(path):
         raise MissingPath(f"{path} is missing: train first (kerasrnn train), or name another run directory")

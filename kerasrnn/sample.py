@@ -1,48 +1,19 @@
 """Sampling from a trained run with Keras, through the sampling contract shared with the edge sampler."""
 import sys
 
-import keras
-import numpy as np
-
 from kerasrnn_edge.beam import beam_search, check_beam, write_beams
 from kerasrnn_edge.samples import Novelty, write_samples
 from kerasrnn_edge.sampling import check_params, check_stop, generate, generate_batch, stream_seed
 
 from . import corpus
-from .gpt import KerasGPTStep, is_gpt
-from .model import build_model, copy_weights, get_start, get_states, model_args, reset_to_start, set_states
+from .models import family_of
 from .run import load_run
 
 
-class KerasStepModel:
-    """The step model of the sampling contract over a trained model, rebuilt at batch 1; or at `batch`
-    rows, the batched step model of sampling.generate_batch (N streams in one call per token)."""
-
-    def __init__(self, trained, vocab, batch=1):
-        self.batch = batch
-        self.model = build_model(vocab.size, batch, None, **model_args(trained))
-        copy_weights(trained, self.model)
-        self.start_token = get_start(self.model)[0]
-
-    def reset(self):
-        reset_to_start(self.model)
-
-    def select(self, rows):
-        """Row r takes the state of row rows[r] (beam search: each beam continues its parent)."""
-        set_states(self.model, [state[rows] for state in get_states(self.model)])
-
-    def feed(self, ids):
-        """Feeds the ids in one call (the prime is not one round trip per character); returns the last
-        logits: ids [k] -> [V] at batch 1, ids [batch, k] -> [batch, V]."""
-        ids = np.asarray(ids, np.int32)
-        logits = self.model(ids if ids.ndim == 2 else ids[None, :], training=False)
-        logits = keras.ops.convert_to_numpy(logits[:, -1]).astype(np.float32)
-        return logits if ids.ndim == 2 else logits[0]
-
-
-def step_model(trained, vocab, batch=1):
-    """The Keras step model of a trained run, an RNN's or a GPT's, at `batch` rows."""
-    return KerasGPTStep(trained, batch) if is_gpt(trained) else KerasStepModel(trained, vocab, batch)
+def step_model(trained, batch=1):
+    """The Keras step model of a trained model (its family's), at `batch` rows: the one every sampler of kerasrnn
+    runs (`sample`, `--sample-every`, the Python API)."""
+    return family_of(trained).step_model(trained, batch)
 
 
 def sample(run_dir, prime="", length=500, temperature=1.0, top_k=0, top_p=1.0, seed=0, argmax=False,
@@ -51,7 +22,7 @@ def sample(run_dir, prime="", length=500, temperature=1.0, top_k=0, top_p=1.0, s
     check_params(temperature, top_k, top_p, length)
     stop = check_stop(stop)
     trained, vocab, _, _ = load_run(run_dir, which)
-    pieces = generate(step_model(trained, vocab), vocab, prime, length, temperature, top_k, top_p,
+    pieces = generate(step_model(trained), vocab, prime, length, temperature, top_k, top_p,
                       seed, argmax, stop)
     out.write(prime)
     for piece in pieces:
@@ -72,7 +43,7 @@ def sample_many(run_dir, prime="", length=500, temperature=1.0, top_k=0, top_p=1
         src = corpus.source(config)
         novelty = Novelty(corpus.text(src), until, src)
     seeds = [stream_seed(seed, i) for i in range(num_samples)]
-    texts = generate_batch(step_model(trained, vocab, num_samples), vocab, prime, length, temperature, top_k,
+    texts = generate_batch(step_model(trained, num_samples), vocab, prime, length, temperature, top_k,
                            top_p, seeds, argmax, until, stop)
     write_samples(texts, prime, until, novelty, out, err)
 
@@ -84,5 +55,5 @@ def sample_beam(run_dir, prime="", length=500, width=4, length_penalty=0.0, stop
     check_beam(width, length_penalty, length)
     stop = check_stop(stop)
     trained, vocab, _, _ = load_run(run_dir, which)
-    beams = beam_search(step_model(trained, vocab, width), vocab, prime, length, width, length_penalty, stop)
+    beams = beam_search(step_model(trained, width), vocab, prime, length, width, length_penalty, stop)
     write_beams(beams, prime, show_beams, out)

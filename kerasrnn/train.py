@@ -13,16 +13,21 @@ from . import backends, corpus, data, distribute, finetune
 from .callbacks import (Checkpointer, EpochTensorBoard, Preemption, SampleLog, TBPTTSchedule, TimeBudget, plot_history,
                         read_history, read_samples, resume_point, training_weights_kept)
 from .config import Config
-from .gpt import build_gpt
-from .model import build_model, set_rng_states
+from .models import family
+from .models.language_model import set_rng_states
 from .optim import make_optimizer
 from .files import Writes
 from .run import load_checkpoints, load_config, load_model, load_vocab, locked
 from .signals import StopSignals, Stopped
 
 SUPPORTED_BACKENDS = ("tensorflow", "jax", "torch")
-SHAPE_KEYS = ("model", "num_heads", "context", "cell", "rnn_size", "num_layers", "embedding_size", "batch_size",
-              "tokens", "vocab_size", "freeze", "replay")  # and what the checkpoint's optimizer and batch layout were made for
+# What a checkpoint is made for besides its family's shape: its optimizer, batch layout and vocabulary.
+RUN_SHAPE = ("batch_size", "tokens", "vocab_size", "freeze", "replay")
+
+
+def shape_keys(config):
+    """The options a resumed run may not change: its family, the family's shape, and RUN_SHAPE."""
+    return ("model", *family(config.model).shape, *RUN_SHAPE)
 
 
 def check_resumable(run_dir, config, text_vocab, ids):
@@ -30,7 +35,7 @@ def check_resumable(run_dir, config, text_vocab, ids):
     its vocabulary (a fine-tuned run's grown vocabulary holds more than its text). Returns the saved
     vocabulary and the text's `ids` (under `text_vocab`) expressed in it."""
     saved = load_config(run_dir)
-    changed = [k for k in SHAPE_KEYS if getattr(saved, k) != getattr(config, k)]
+    changed = [k for k in shape_keys(saved) if getattr(saved, k) != getattr(config, k)]
     if changed:
         raise UserError(f"cannot resume {run_dir}: {', '.join(f'{k} {getattr(saved, k)} -> {getattr(config, k)}' for k in changed)}"
                         f" differ from the saved run; keep them, or start a new {option('run_dir')}")
@@ -113,8 +118,7 @@ def _train(config, run_dir, resume, verbose, text_vocab, ids, plan, out):
         best_val = records.get("best", {}).get("val_loss", math.inf)
         history = read_history(run_dir, records["last"]["step"])
     else:
-        builder = build_gpt if config.model == "gpt" else build_model
-        model = builder(vocab.size, config.batch_size, config.seq_length, **config.model_args())
+        model = family(config.model).build(vocab.size, config.batch_size, config.seq_length, **config.model_args())
         if config.init_from:
             finetune.copy_grown(source, model)
             finetune.freeze(model, config)

@@ -15,14 +15,14 @@ import pytest
 
 from conftest import Recorder, run_cli, shakespeare_slice
 from kerasrnn.config import Config
-from kerasrnn.model import build_model
-from kerasrnn.sample import KerasStepModel, step_model
+from kerasrnn.models.recurrent import build_model
+from kerasrnn.sample import step_model
 from kerasrnn.train import train
 from kerasrnn_edge import cli as edge_cli
 from kerasrnn_edge.beam import beam_search, log_probs
 from kerasrnn_edge.sampling import generate
 from kerasrnn_edge.vocab import Vocab
-from kerasrnn_export import export_bundle
+from kerasrnn.export import export_bundle
 from test_export import exported_run
 from test_java_sampler import java_classes  # noqa: F401 (a fixture)
 
@@ -41,7 +41,7 @@ def eight_token_lstm():
         if weight.trainable:
             weight.assign(np.random.default_rng(len(weight.path) + 45).normal(0, 0.5, weight.shape))
     everything = np.array(list(itertools.product(range(vocab.size), repeat=LENGTH)), np.int32)
-    steps = KerasStepModel(model, vocab, batch=len(everything))
+    steps = step_model(model, len(everything))
     steps.reset()
     logits = steps.feed(np.full((len(everything), 1), steps.start_token, np.int32))
     totals = np.zeros(len(everything))
@@ -54,7 +54,7 @@ def eight_token_lstm():
 def test_a_beam_as_wide_as_the_tree_finds_the_exhaustive_searchs_best(eight_token_lstm):
     model, vocab, everything, totals = eight_token_lstm
     width = vocab.size ** (LENGTH - 1)
-    best = beam_search(KerasStepModel(model, vocab, width), vocab, "", LENGTH, width)[0]
+    best = beam_search(step_model(model, width), vocab, "", LENGTH, width)[0]
     assert best.text == "hehe"
     assert best.ids == everything[np.argmax(totals)].tolist()
     assert best.log_prob == pytest.approx(totals.max(), abs=1e-5)
@@ -63,9 +63,9 @@ def test_a_beam_as_wide_as_the_tree_finds_the_exhaustive_searchs_best(eight_toke
 @pytest.mark.parametrize("width", [1, 2, 3, 4, 8, 16, 64])
 def test_every_beam_scores_at_least_greedy_decoding(eight_token_lstm, width):
     model, vocab, everything, totals = eight_token_lstm
-    greedy = "".join(generate(KerasStepModel(model, vocab), vocab, "", LENGTH, argmax=True))
+    greedy = "".join(generate(step_model(model), vocab, "", LENGTH, argmax=True))
     greedy_score = totals[everything.tolist().index(vocab.encode(greedy).tolist())]
-    beams = beam_search(KerasStepModel(model, vocab, width), vocab, "", LENGTH, width)
+    beams = beam_search(step_model(model, width), vocab, "", LENGTH, width)
     assert beams[0].log_prob >= greedy_score - 1e-5  # batch 4096 and batch N logits agree to float rounding
     assert [b.score for b in beams] == sorted((b.score for b in beams), reverse=True)
     assert len({tuple(b.ids) for b in beams}) == len(beams) == min(width, len(everything))
@@ -215,7 +215,7 @@ def test_the_python_api_takes_beam_and_stop(run_and_bundle):
     run_dir, _ = run_and_bundle
     run = Run(run_dir)
     best = run.sample("ROMEO:", 30, beam=2)
-    assert best == "ROMEO:" + beam_search(step_model(run.model, run.vocab, 2), run.vocab, "ROMEO:", 30, 2)[0].text
+    assert best == "ROMEO:" + beam_search(step_model(run.model, 2), run.vocab, "ROMEO:", 30, 2)[0].text
     sampled = run.sample("ROMEO:", 30, seed=1)
     assert run.sample("ROMEO:", 30, seed=1, stop=[sampled[20:22]]) == sampled[:sampled.find(sampled[20:22], 6)]
     with pytest.raises(KerasrnnError, match="drop temperature"):
@@ -229,7 +229,7 @@ def test_the_saved_models_generate_stop_cuts_where_the_samplers_stop(run_and_bun
     occur; serving_default unchanged."""
     import tensorflow as tf
 
-    from kerasrnn_export.serving import export_serving
+    from kerasrnn.export import export_serving
     run_dir, bundle_dir = run_and_bundle
     saved = tf.saved_model.load(export_serving(run_dir, str(tmp_path)))
     request = dict(prompt=tf.constant(["ROMEO:", "ROMEO:"]), max_length=tf.constant(80),

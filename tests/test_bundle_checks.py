@@ -78,7 +78,7 @@ def bundles(tmp_path_factory):
     """A tiny LSTM (with batch files) and a tiny GPT of context 16, exported once for the module."""
     from kerasrnn.config import Config
     from kerasrnn.train import train
-    from kerasrnn_export import export_bundle
+    from kerasrnn.export import export_bundle
 
     base = tmp_path_factory.mktemp("bundles")
     text = shakespeare_slice(base, 5_000)

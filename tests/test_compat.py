@@ -9,7 +9,8 @@ import pytest
 from conftest import only_on
 from kerasrnn import compat
 from kerasrnn.distribute import probe_whole_variables
-from kerasrnn.model import build_model, recurrent
+from kerasrnn.models.language_model import core
+from kerasrnn.models.recurrent import build_model
 
 on_torch = only_on("torch", "the torch fast paths")
 on_jax = only_on("jax", "the JAX fast path")
@@ -50,7 +51,7 @@ def test_every_fast_path_is_on_here(fresh, capfd):
     """The baseline the cases below depart from: with the installed releases, each torch fast path is on."""
     model, _ = fit(fused=True)
     assert warnings_in(capfd) == []
-    assert recurrent(model).runs_fused()
+    assert core(model).runs_fused()
     assert all(compat._enabled[path] for path in TORCH_PATHS)
 
 
@@ -64,7 +65,7 @@ def test_a_renamed_private_attribute_turns_its_fast_path_off(path, name, fresh, 
     assert f"fast path {path} is off" in lines[0] and str(compat.PRIVATE[path][name]) in lines[0]
     assert compat.FALLBACK[path] in lines[0]
     assert {p: compat._enabled[p] for p in TORCH_PATHS} == {p: p != path for p in TORCH_PATHS}
-    assert recurrent(model).runs_fused() == (path != "torch-fused-rnn")
+    assert core(model).runs_fused() == (path != "torch-fused-rnn")
 
     for other in TORCH_PATHS:  # the reference: every fast path off, one Keras layer at a time
         for other_name in compat.PRIVATE[other]:

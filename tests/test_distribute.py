@@ -37,7 +37,7 @@ from kerasrnn.callbacks import TBPTTSchedule
 from kerasrnn.config import preset
 from kerasrnn.corpus import load_ids
 from kerasrnn.data import StreamBatches, split
-from kerasrnn.model import recurrent, reset_states
+from kerasrnn.models.language_model import core, reset_states
 from kerasrnn.run import load_checkpoints, load_model
 from kerasrnn.train import train
 
@@ -60,7 +60,7 @@ plan = distribute.start(four, config, run("four"))
 model = load_model(os.path.join(run("four"), "last.keras"))
 ids = split(load_ids(config.text, config.tokens)[1], config.train_frac, config.val_frac)[0]
 model.train_on_batch(*StreamBatches(ids, config.batch_size, config.seq_length)[0])
-state, kernel = recurrent(model).state_weights[0].value, model.get_layer("logits").kernel.value
+state, kernel = core(model).state_weights[0].value, model.get_layer("logits").kernel.value
 layout = {"state": list(state.sharding.spec), "devices": len(state.sharding.device_set),
           "shards": sorted({s.data.shape for s in state.addressable_shards}),
           "kernel_replicated": kernel.sharding.is_fully_replicated}
@@ -74,7 +74,7 @@ def differences(a, b):
     records = [load_checkpoints(run(name))["last"] for name in (a, b)]
     return {"steps": [r["step"] for r in records],
             "weights": gap(zip(ma.weights + ma.optimizer.variables, mb.weights + mb.optimizer.variables)),
-            "states": gap(zip(recurrent(ma).state_weights, recurrent(mb).state_weights)),
+            "states": gap(zip(core(ma).state_weights, core(mb).state_weights)),
             "val_loss": abs(records[0]["val_loss"] - records[1]["val_loss"])}
 
 

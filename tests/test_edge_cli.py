@@ -159,7 +159,7 @@ def test_bad_many_samples_options(bundle, tmp_path):
 
 def test_batch_files_are_checked(tmp_path, tmp_path_factory):
     """A bundle whose batch model is missing is refused like one whose step model is."""
-    from kerasrnn_export import export_bundle
+    from kerasrnn.export import export_bundle
     run_dir, _ = exported_run(tmp_path_factory)
     bundle = tmp_path / "bundle"
     export_bundle(run_dir, str(bundle), batch=2)

@@ -12,12 +12,12 @@ import tensorflow as tf
 from conftest import shakespeare_slice
 from kerasrnn.config import Config
 from kerasrnn.run import load_config, load_run
-from kerasrnn.sample import KerasStepModel, sample
+from kerasrnn.sample import sample, step_model
 from kerasrnn.train import train
 from kerasrnn_edge import cli
 from kerasrnn_edge.manifest import read_manifest
 from kerasrnn_edge.sampler import EdgeSampler
-from kerasrnn_export import export_bundle
+from kerasrnn.export import export_bundle
 
 TEXT_CHARS = 20_000
 INT8_LOGIT_BOUND = 0.1  # dynamic-range int8 weights; measured max |error| ~0.01 on these logits (|logits| < 5)
@@ -44,7 +44,7 @@ def run_and_bundle(request, tmp_path_factory):
 
 def keras_logits(run_dir, ids):
     model, vocab, _, _ = load_run(run_dir)
-    step = KerasStepModel(model, vocab)
+    step = step_model(model)
     step.reset()
     return np.stack([step.feed(ids[i:i + 1]) for i in range(len(ids))])
 

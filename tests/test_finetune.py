@@ -17,7 +17,8 @@ from kerasrnn.corpus import load_ids
 from kerasrnn.data import StreamBatches, split
 from kerasrnn.finetune import Replay, ReplayBatches, base_batches, copy_grown, load_source
 from kerasrnn.inspect.main import inspect_run
-from kerasrnn.model import build_model, get_states, recurrent, reset_states
+from kerasrnn.models.language_model import core, get_states, reset_states
+from kerasrnn.models.recurrent import build_model
 from kerasrnn.optim import optimizer_slots
 from kerasrnn.run import load_config, load_model, load_vocab
 from kerasrnn.sample import sample
@@ -26,7 +27,7 @@ from kerasrnn_edge import cli
 from kerasrnn_edge.errors import UserError
 from kerasrnn_edge.manifest import read_manifest
 from kerasrnn_edge.vocab import Vocab
-from kerasrnn_export import export_bundle
+from kerasrnn.export import export_bundle
 from test_training import REGULARIZED, tiny_config
 
 NEW = ["ß", "é", "→"]  # by code point: U+00DF, U+00E9, U+2192
@@ -201,7 +202,7 @@ def test_frozen_layers_stay_bit_identical_through_training_and_resume(runs):
     for run_dir in (straight, resumed):
         for which in ("best", "last"):
             model = load_model(os.path.join(run_dir, f"{which}.keras"))
-            embedding, (first, second) = model.get_layer("embedding"), recurrent(model).rnns
+            embedding, (first, second) = model.get_layer("embedding"), core(model).rnns
             assert (embedding.trainable, first.trainable, second.trainable) == (False, False, True)
             frozen, trained = embedding.weights + first.weights, second.weights + model.get_layer("logits").weights
             for w in frozen:

@@ -9,7 +9,7 @@ import numpy as np
 
 from conftest import shakespeare_slice
 from kerasrnn.config import Config
-from kerasrnn.gpt import KerasGPTStep, build_gpt
+from kerasrnn.models.gpt import KerasGPTStep, build_gpt
 from kerasrnn.run import load_model, load_vocab
 from kerasrnn.train import train
 

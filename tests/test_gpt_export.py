@@ -13,13 +13,13 @@ import pytest
 
 from conftest import run_cli, shakespeare_slice
 from kerasrnn.config import Config
-from kerasrnn.gpt import build_gpt
-from kerasrnn.model import copy_weights
+from kerasrnn.models.gpt import build_gpt
+from kerasrnn.models.language_model import copy_weights
 from kerasrnn.run import load_run
 from kerasrnn.train import train
 from kerasrnn_edge.manifest import read_manifest
 from kerasrnn_edge.sampler import EdgeSampler
-from kerasrnn_export import export_bundle
+from kerasrnn.export import export_bundle
 
 CONTEXT = 32
 

@@ -14,10 +14,11 @@ from kerasrnn.config import Config
 from kerasrnn.inspect.main import cell_finder
 from kerasrnn.inspect.ngram import NGram
 from kerasrnn.inspect.recompute import forward, start_states
-from kerasrnn.model import build_model, get_states, recurrent, set_start, set_states
+from kerasrnn.models.language_model import core, get_states, set_start, set_states
+from kerasrnn.models.recurrent import build_model
 from kerasrnn.files import save_model, write_json
 from kerasrnn_edge.vocab import Vocab
-from kerasrnn_export.weights import from_model
+from kerasrnn.models.recurrent_graphs import from_model
 
 V, B, T, E, H = 11, 2, 9, 5, 6
 
@@ -33,7 +34,7 @@ def test_recomputed_states_equal_the_keras_layers(cell):
     initial = get_states(model)
     trace = forward(from_model(model), ids, initial, gates=True)
 
-    stack, per_layer = recurrent(model), len(initial) // 2
+    stack, per_layer = core(model), len(initial) // 2
     x = model.get_layer("embedding")(ids)
     for layer, rnn in enumerate(stack.rnns):
         x, *states = rnn(x, initial_state=initial[layer * per_layer:(layer + 1) * per_layer])
@@ -77,7 +78,7 @@ def planted_model(units=4):
     recurrent_kernel[0, g], bias[g] = -10, 2             # candidate: the opposite of the cell's sign
     bias[o] = 10                                         # output gate: open
     model.get_layer("embedding").embeddings.assign(embedding)
-    cell = recurrent(model).rnns[0].cell
+    cell = core(model).rnns[0].cell
     for variable, value in ((cell.kernel, kernel), (cell.recurrent_kernel, recurrent_kernel), (cell.bias, bias)):
         variable.assign(value.astype("float32"))
     start_c = np.zeros(units, "float32")

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import only_on
-from kerasrnn.model import StatefulRecurrent, build_model, get_states, recurrent, reset_states, set_states
+from kerasrnn.models.language_model import core, get_states, reset_states, set_states
+from kerasrnn.models.recurrent import StatefulRecurrent, build_model
 
 B, T, E, H, L = 3, 7, 5, 6, 3
 KERNELS = {"lstm": "lstm", "gru": "gru", "rnn": "rnn_tanh"}  # the aten op of each cell's fused kernel
@@ -38,7 +39,7 @@ def test_torch_fused_stack_equals_the_per_layer_stack(cell, num_layers):
 
     def run(fused):
         model = random_model(cell, num_layers, fused)
-        assert recurrent(model).runs_fused() == fused
+        assert core(model).runs_fused() == fused
         with torch.profiler.profile() as profile:
             logits = model(x, training=True)
             loss = keras.ops.mean(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
@@ -98,7 +99,7 @@ def test_a_deep_stack_trained_with_dropout_runs_a_fused_kernel_per_layer(cell):
     def fit(fused):
         keras.utils.set_random_seed(7)
         model = random_model(cell, L, fused, dropout=0.3)
-        assert recurrent(model).runs_fused() == fused  # (compat's probe of the kernel runs here, once)
+        assert core(model).runs_fused() == fused  # (compat's probe of the kernel runs here, once)
         model.compile(keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         model.train_on_batch(x[0], y[0])  # the first step also builds (one call of the whole stack)
         with torch.profiler.profile() as profile:
@@ -133,7 +134,7 @@ def test_the_torch_steps_equal_keras_own_steps(dropout, metrics, monkeypatch):
         keras.utils.set_random_seed(4)
         model = build_model(11, B, T, rnn_size=H, num_layers=2, embedding_size=E, dropout=dropout,
                             input_dropout=0.2, locked_dropout=True)
-        assert recurrent(model).runs_fused()
+        assert core(model).runs_fused()
         model.compile(keras.optimizers.Adam(1e-2, global_clipnorm=1.0),
                       keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=metrics)
         steps = []
@@ -145,7 +146,7 @@ def test_the_torch_steps_equal_keras_own_steps(dropout, metrics, monkeypatch):
         fused_steps = getattr(model.optimizer._parallel_update_step, "fused_steps", 0)
         assert fused_steps == direct * 2 * 5  # every training step
         if direct:
-            kernels = [w for rnn in recurrent(model).rnns for w in (rnn.cell.kernel, rnn.cell.recurrent_kernel)]
+            kernels = [w for rnn in core(model).rnns for w in (rnn.cell.kernel, rnn.cell.recurrent_kernel)]
             assert all(w.value.t().is_contiguous() for w in kernels)  # PyTorch's layout in memory
             strides = {w.path.replace("/", "_"): w.value.stride() for w in model.trainable_weights}
             slots = [v for v in model.optimizer.variables if v.name.rsplit("_", 1)[0] in strides]

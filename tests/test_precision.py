@@ -10,7 +10,7 @@ import pytest
 from conftest import only_on, shakespeare_slice
 from kerasrnn import backends
 from kerasrnn.config import Config
-from kerasrnn.model import build_model
+from kerasrnn.models.recurrent import build_model
 from kerasrnn.run import load_model
 from kerasrnn.train import train
 from kerasrnn_edge.errors import UserError, command_line

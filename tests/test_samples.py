@@ -23,7 +23,7 @@ SETTINGS = dict(prime="ROMEO:", length=60, temperature=0.9)
 @pytest.fixture(scope="module")
 def run_and_bundles(tmp_path_factory):
     """(run_dir, bundle without batch models, bundle with TFLite batch 3 and the ONNX batch graph)."""
-    from kerasrnn_export import export_bundle
+    from kerasrnn.export import export_bundle
     run_dir, bundle_dir = exported_run(tmp_path_factory)
     batch_dir = os.path.join(os.path.dirname(bundle_dir), "bundle-b3")
     if not os.path.exists(os.path.join(batch_dir, "manifest.json")):

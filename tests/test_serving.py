@@ -14,13 +14,14 @@ import tensorflow as tf
 
 from conftest import SHAKESPEARE, run_cli, shakespeare_slice
 from kerasrnn.config import Config
-from kerasrnn.model import build_model, copy_weights, get_start, reset_to_start
+from kerasrnn.models.language_model import copy_weights, get_start, reset_to_start
+from kerasrnn.models.recurrent import build_model
 from kerasrnn.files import save_model, write_json
 from kerasrnn.run import load_run
-from kerasrnn.sample import KerasStepModel, sample
+from kerasrnn.sample import sample, step_model
 from kerasrnn_edge.sampling import SplitMix64, choose
 from kerasrnn_edge.vocab import Vocab
-from kerasrnn_export.serving import export_serving
+from kerasrnn.export import export_serving
 
 TINY = dict(cell="lstm", rnn_size=16, num_layers=1, embedding_size=8)
 
@@ -366,7 +367,7 @@ def test_step_logits_equal_keras_to_the_bit(kind, batch, runs, versions):
     CPU's matrix kernels may sum a one-row product in another order than a many-row one): no draw can land
     between the two."""
     trained, vocab, _, _ = load_run(runs[kind])
-    keras_model = KerasStepModel(trained, vocab, batch=batch)
+    keras_model = step_model(trained, batch)
     keras_model.reset()
     saved = tf.saved_model.load(versions[kind])
     start = saved.signatures["start"](batch=tf.constant(batch))

@@ -1,5 +1,7 @@
 """The shape of the code, as its reader relies on it: modules that import one another in one direction
-only, and a model module that neither imports a backend nor reaches into a private attribute."""
+only, model modules that neither import a backend nor reach into a private attribute, writers that know no
+model, and a choice between model families made by the families alone."""
+import re
 import ast
 import os
 
@@ -54,9 +56,9 @@ def import_graph():
 
 def test_the_import_graph_has_no_cycle():
     graph = import_graph()
-    assert {"kerasrnn.model", "kerasrnn.cli", "kerasrnn_export.bundle", "kerasrnn_edge.sampler"} <= graph.keys()
-    assert "kerasrnn.run" in graph["kerasrnn_export.bundle"]  # the graph sees imports across the packages
-    assert "kerasrnn_export.bundle" in graph["kerasrnn.cli"]  # and those inside functions
+    assert {"kerasrnn.models", "kerasrnn.cli", "kerasrnn_export.bundle", "kerasrnn_edge.sampler"} <= graph.keys()
+    assert "kerasrnn.files" in graph["kerasrnn_export.bundle"]  # the graph sees imports across the packages
+    assert "kerasrnn.export" in graph["kerasrnn.cli"]  # and those inside functions
     done, path = set(), []
 
     def visit(module):
@@ -72,13 +74,40 @@ def test_the_import_graph_has_no_cycle():
         visit(module)
 
 
-def test_the_model_module_imports_no_backend_and_no_private_attribute():
-    tree, _ = modules()["kerasrnn.model"]
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
-                for alias in node.names}
-    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
-                 if isinstance(node, ast.ImportFrom) and node.module and not node.level}
-    assert imported == {"keras", "numpy"}
-    private = sorted({node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
-                      and node.attr.startswith("_") and not node.attr.startswith("__")})
-    assert private == []
+MODEL_MODULES = ["kerasrnn.models", "kerasrnn.models.family", "kerasrnn.models.language_model",
+                 "kerasrnn.models.recurrent", "kerasrnn.models.gpt", "kerasrnn.models.alibi"]
+
+
+def test_the_model_modules_import_no_backend_and_no_private_attribute():
+    found = modules()
+    for name in MODEL_MODULES:
+        tree, _ = found[name]
+        imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                    for alias in node.names}
+        imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                     if isinstance(node, ast.ImportFrom) and node.module and not node.level}
+        assert imported <= {"keras", "numpy", "inspect", "functools", "kerasrnn_edge"}, name
+        private = sorted({node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+                          and node.attr.startswith("_") and not node.attr.startswith("__")})
+        assert private == [], name
+
+
+def test_the_writers_know_no_model():
+    """kerasrnn_export and kerasrnn_edge import of kerasrnn its file helpers alone: a family hands them its step
+    graphs (kerasrnn.export), they load, build and name no model."""
+    for module, targets in import_graph().items():
+        if module.startswith(("kerasrnn_export", "kerasrnn_edge")):
+            assert {t for t in targets if t.split(".")[0] == "kerasrnn"} <= {"kerasrnn.files"}, module
+
+
+def test_only_the_families_choose_between_families():
+    """No module outside the registry and the GPT family's own names the GPT or its layer."""
+    pattern = re.compile(r'is_gpt|"decoder"|model ?== ?"gpt"')
+    named = set()
+    for folder in ("kerasrnn", "export/kerasrnn_export", "export/kerasrnn_edge", "benchmarks"):
+        for root, _, names in os.walk(os.path.join(REPO, folder)):
+            for name in (n for n in names if n.endswith(".py")):
+                with open(os.path.join(root, name), encoding="utf-8") as f:
+                    if pattern.search(f.read()):
+                        named.add(os.path.relpath(os.path.join(root, name), REPO))
+    assert named <= {"kerasrnn/models/__init__.py", "kerasrnn/models/gpt.py"}

@@ -141,7 +141,7 @@ def run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def bundle(run, tmp_path_factory):
-    from kerasrnn_export import export_bundle
+    from kerasrnn.export import export_bundle
 
     out = str(tmp_path_factory.mktemp("bpe-bundle") / "bundle")
     export_bundle(run, out)
@@ -168,7 +168,7 @@ def test_every_sampler_writes_the_same_text(run, bundle, java_classes, tmp_path)
     from kerasrnn_edge.manifest import read_manifest
     from kerasrnn_edge.runtimes import open_step_model
     from kerasrnn_edge.sampling import generate
-    from kerasrnn_export.serving import export_serving
+    from kerasrnn.export import export_serving
 
     done = run_cli("sample", run, *sample_args())
     assert done.returncode == 0, done.stderr

@@ -11,8 +11,8 @@ from kerasrnn.callbacks import TBPTTSchedule
 from kerasrnn.config import Config
 from kerasrnn.corpus import load_ids
 from kerasrnn.data import StreamBatches, split, start_context
-from kerasrnn.model import (build_model, copy_weights, get_rng_states, get_start, get_states, reset_states,
-                            set_rng_states)
+from kerasrnn.models.language_model import copy_weights, get_rng_states, get_start, get_states, reset_states, set_rng_states
+from kerasrnn.models.recurrent import build_model
 from kerasrnn.run import load_model
 from kerasrnn.train import train
 

@@ -81,7 +81,7 @@ def train_tiny(base, **settings):
 def site(tmp_path_factory):
     """The site directory: the char model's site made by the CLI, the byte and bpe models', and damaged bundles."""
     node_or_skip()
-    from kerasrnn_export import export_bundle
+    from kerasrnn.export import export_bundle
     from kerasrnn_export.web import write_site
 
     base = tmp_path_factory.mktemp("web")

@@ -73,26 +73,29 @@ class Manifest:
         return token, arrays
 
     def _check_consistent(self, model):
-        """The manifest against itself: the state names and widths the model implies (a GPT's cache: its
-        context C and width W, SPEC.md "Transformer step models"), and each file entry's inputs and outputs
-        against the state and the vocabulary at the entry's batch."""
+        """The manifest against itself: the state names and widths the model implies (an RNN's layers; a GPT's
+        cache: its context C and width W, SPEC.md "Transformer step models"; a model of another `type` implies
+        none: its state is the list), and each file entry's inputs and outputs against the state and the
+        vocabulary at the entry's batch."""
         names = [spec["name"] for spec in self.state]
         widths = {spec["name"]: spec["shape"][1] for spec in self.state}
-        layers = range(model["num_layers"])
-        if model.get("type") == "gpt":
-            context, width = model["context"], model["width"]
-            expected = {**{f"layer{i}_{kv}": context * width for i in layers for kv in "kv"}, "filled": context}
-            implied = f"a GPT of {model['num_layers']} layers, context {context} and width {width}"
-        else:
-            expected = {f"layer{i}_{s}": model["rnn_size"] for i in layers
-                        for s in ("hc" if model["cell"] == "lstm" else "h")}
-            implied = f"a {model['num_layers']}-layer {model['cell']} of size {model['rnn_size']}"
-        if names != list(expected):
-            raise self.disagrees("state", f"lists {names}, but model ({implied}) has {list(expected)}")
-        for name, width in expected.items():
-            if widths[name] != width:
-                raise self.disagrees(f"state ({name})", f"has width {widths[name]}, but model ({implied}) "
-                                                        f"implies {width}")
+        kind = model.get("type", "rnn")
+        if kind in ("rnn", "gpt"):
+            layers = range(model["num_layers"])
+            if kind == "gpt":
+                context, width = model["context"], model["width"]
+                expected = {**{f"layer{i}_{kv}": context * width for i in layers for kv in "kv"}, "filled": context}
+                implied = f"a GPT of {model['num_layers']} layers, context {context} and width {width}"
+            else:
+                expected = {f"layer{i}_{s}": model["rnn_size"] for i in layers
+                            for s in ("hc" if model["cell"] == "lstm" else "h")}
+                implied = f"a {model['num_layers']}-layer {model['cell']} of size {model['rnn_size']}"
+            if names != list(expected):
+                raise self.disagrees("state", f"lists {names}, but model ({implied}) has {list(expected)}")
+            for name, width in expected.items():
+                if widths[name] != width:
+                    raise self.disagrees(f"state ({name})", f"has width {widths[name]}, but model ({implied}) "
+                                                            f"implies {width}")
         for key, entries in (("files", self.files), ("batch_files", self.batch_files)):
             for i, entry in enumerate(entries):
                 rows = entry["batch"]

@@ -1,7 +1,7 @@
-"""The export stage: a trained run -> an edge bundle that kerasrnn_edge (or a Java/Swift port) samples from.
+"""The export stage's writers: a model family's step graphs (step_graphs.StepGraphs, which kerasrnn's families
+build) -> an edge bundle (bundle.py), a TF Serving SavedModel (serving.py), a microcontroller bundle (micro.py), a
+web sampler (web.py). kerasrnn.export drives them for a run directory.
 
-Needs TensorFlow (for the TFLite converter) and onnx; the bundle it writes does not.
+They need TensorFlow (the TFLite converter) and onnx, imported by the modules that use them, not here; the bundles
+they write need neither. The package knows no model: what it converts, a family hands it.
 """
-from .bundle import export_bundle
-
-__all__ = ["export_bundle"]

@@ -1,11 +1,11 @@
-"""`kerasrnn export RUN --micro DIR`: a full-integer step model for TensorFlow Lite for Microcontrollers,
+"""write_micro (`kerasrnn export RUN --micro DIR`): a full-integer step model for TensorFlow Lite for Microcontrollers,
 as a bundle (SPEC.md, "Micro bundle") and as C sources for a firmware (export/micro/, docs/micro.md).
 
 TFLite Micro runs no dynamic-range ("hybrid") model, so this one is fully integer: int8 weights and int8
 activations, their ranges calibrated on (token, state) pairs recorded while reading the run's training
 text. Inputs and outputs stay float32 (the converter puts a QUANTIZE after each input and a DEQUANTIZE
 before each output), so every runtime carries the states between steps as it does a float bundle's.
-The step is tflite.py's StepModule: the same ops, only quantized.
+The step is tflite.py's StepModule over the family's step: the same ops, only quantized.
 
 int16 activations (the converter's 16x8 mode) are not offered: their embedding is an int16 GATHER, which
 TFLite Micro has no kernel for. The exporter measures what int8 costs (validation nats per character
@@ -17,18 +17,13 @@ import os
 
 import numpy as np
 
-import kerasrnn
-from kerasrnn import corpus, data
 from kerasrnn.files import Writes
-from kerasrnn.gpt import is_gpt
-from kerasrnn.inspect import recompute
-from kerasrnn.run import load_run
 from kerasrnn_edge.errors import UserError
 from kerasrnn_edge.manifest import FORMAT, FORMAT_VERSION, MANIFEST, SAMPLING_CONTRACT
 from kerasrnn_edge.micro import MicroStep, io_positions, smallest_arena
 
 from . import tflite
-from .weights import from_model
+from .bundle import start, tensors
 
 MODEL_FILE = "step_micro.tflite"
 C_DIR = "c"  # the C sources, inside the bundle
@@ -37,24 +32,35 @@ MEASURED_TOKENS = 2000  # of the validation split: the int8 cost written into th
 ARENA_MARGIN = 1024  # bytes over the smallest arena that allocates on the host
 
 
-def recorded_inputs(weights, ids, stretches=CALIBRATION[0], length=CALIBRATION[1]):
+class FloatStep:
+    """The float step (the family's TensorFlow step, eagerly, one token at a time) driven as a step model is: what
+    calibration records and what the int8 cost is measured against."""
+
+    def __init__(self, graphs):
+        self.graphs, self.core = graphs, graphs.tf_step(1)
+
+    def states(self):
+        return [np.asarray(s, np.float32)[None] for s in self.graphs.start_state]
+
+    def step(self, token, states):
+        logits, new = self.core.forward(np.asarray([token], np.int32), states)
+        return np.asarray(logits[0], np.float64), [np.asarray(s) for s in new]
+
+
+def recorded_inputs(graphs, ids, stretches=CALIBRATION[0], length=CALIBRATION[1]):
     """Step inputs met while reading `ids`: `stretches` stretches of `length` tokens spread over them, each
     read from the start state after the start token, as sampling begins; [{"token", state name: ...}]."""
     starts = np.linspace(0, max(len(ids) - length, 0), stretches).astype(int)
-    samples = []
-    for start in starts:
-        tokens = np.concatenate([[weights.start_token], ids[start:start + length]]).astype(np.int32)
-        first = recompute.start_states(weights)
-        trace = recompute.forward(weights, tokens[None], first)
-        after = [s[0] for layer in range(len(weights.layers))
-                 for s in ([trace.h[layer]] + ([trace.c[layer]] if trace.c else []))]
-        before = [np.concatenate([s, a[:-1]]) for s, a in zip(first, after)]  # the state each token meets
-        samples += [{"token": tokens[t:t + 1], **{n: b[t:t + 1] for n, b in zip(weights.state_names, before)}}
-                    for t in range(len(tokens))]
+    float_step, samples = FloatStep(graphs), []
+    for first in starts:
+        states = float_step.states()
+        for token in np.concatenate([[graphs.start_token], ids[first:first + length]]).astype(np.int32):
+            samples.append({"token": np.array([token], np.int32), **dict(zip(graphs.state_names, states))})
+            _, states = float_step.step(token, states)
     return samples
 
 
-def convert(weights, samples):
+def convert(graphs, samples):
     """The .tflite bytes of the full-integer step model, calibrated on `samples` (recorded_inputs)."""
     import tensorflow as tf
 
@@ -63,63 +69,56 @@ def convert(weights, samples):
         converter.representative_dataset = lambda: iter(samples)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
 
-    return tflite.convert_module(tflite.StepModule(weights), int8=False, quantize=full_integer)
+    return tflite.convert(graphs, full_integer)
 
 
-def validation_loss(weights, step, ids):
+def validation_loss(graphs, step, ids):
     """(float step, `step`) mean -log p(ids[t+1] | ids[:t+1]) in nats, one stream from the start state."""
-    trace = recompute.forward(weights, ids[None, :-1], recompute.start_states(weights))
-    fp32 = -np.take_along_axis(recompute.log_softmax(trace.logits[0].astype(np.float64)), ids[1:, None], 1).mean()
+    float_step = FloatStep(graphs)
+    states, fp32 = float_step.states(), []
+    for t in range(len(ids) - 1):
+        logits, states = float_step.step(ids[t], states)
+        fp32.append(np.logaddexp.reduce(logits) - logits[ids[t + 1]])
     step.reset()
     losses = [np.logaddexp.reduce(logits) - logits[ids[t + 1]]
               for t in range(len(ids) - 1) for logits in [step.feed(ids[t:t + 1]).astype(np.float64)]]
-    return float(fp32), float(np.mean(losses))
+    return float(np.mean(fp32)), float(np.mean(losses))
 
 
-def export_micro(run_dir, out_dir, which="best"):
-    """Writes the micro bundle of `run_dir`'s `which` checkpoint to `out_dir`; returns the manifest."""
-    model, vocab, config, record = load_run(run_dir, which)
-    if is_gpt(model):
-        raise UserError(f"{run_dir} is a GPT run: --micro exports recurrent runs only (a GPT's cache is its state, "
-                        "and grows with its context)")
+def write_micro(graphs, vocab, source, train_ids, val_ids, out_dir):
+    """Writes the micro bundle of `graphs` (a StepGraphs of a family supporting "micro"; `vocab` its Vocab) to
+    `out_dir`, calibrated on `train_ids` and measured on `val_ids`; returns the manifest. `source` is the
+    manifest's `source` field."""
     if vocab.kind not in ("char", "byte"):
-        raise UserError(f"{run_dir} is a {vocab.kind} run: --micro exports char and byte runs only (the C sampler "
-                        "has no BPE encoder)")
+        raise UserError(f"a {vocab.kind} run: --micro exports char and byte runs only (the C sampler has no BPE "
+                        "encoder)")
     if importlib.util.find_spec("tflite_micro") is None:
         raise UserError("--micro needs TensorFlow Lite for Microcontrollers' interpreter, to measure the model: "
                         "pip install tflite-micro (wheels for x86-64 Linux)")
-    weights = from_model(model)
-    _, ids = corpus.load_ids(corpus.source(config), config.tokens, vocab=vocab)
-    train_ids, val_ids, _ = data.split(ids, config.train_frac, config.val_frac)
-    model_bytes = convert(weights, recorded_inputs(weights, np.asarray(train_ids)))
+    model_bytes = convert(graphs, recorded_inputs(graphs, np.asarray(train_ids)))
     arena = smallest_arena(model_bytes) + ARENA_MARGIN
     val = np.asarray(val_ids[:MEASURED_TOKENS], np.int32)
-    fp32, integer = validation_loss(weights, MicroStep(model_bytes, arena, weights.state_names, weights.start_token,
-                                                       [s[None] for s in weights.start_state]), val)
-    states = {n: {"shape": [1, w], "dtype": "float32"} for n, w in zip(weights.state_names, weights.state_widths)}
+    fp32, integer = validation_loss(graphs, MicroStep(model_bytes, arena, graphs.state_names, graphs.start_token,
+                                                      [s[None] for s in graphs.start_state]), val)
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "sampling_contract": SAMPLING_CONTRACT,
         "vocab": vocab.to_json(),
-        "model": {"cell": weights.cell, "num_layers": len(weights.layers), "rnn_size": weights.rnn_size,
-                  "embedding_size": weights.embedding.shape[1]},
-        "state": [{"name": n, **spec} for n, spec in states.items()],
-        "start": {"token": weights.start_token,
-                  "state": {n: s.tolist() for n, s in zip(weights.state_names, weights.start_state)}},
+        "model": graphs.model,
+        "state": [{"name": n, "shape": [1, w], "dtype": "float32"} for n, w in zip(graphs.state_names,
+                                                                                  graphs.state_widths)],
+        "start": start(graphs),
         "files": [{"path": MODEL_FILE, "format": "tflite", "precision": "integer", "batch": 1, "signature": "step",
-                   "inputs": {"token": {"shape": [1], "dtype": "int32"}, **states},
-                   "outputs": {"logits": {"shape": [1, vocab.size], "dtype": "float32"},
-                               **{f"next_{n}": spec for n, spec in states.items()}},
+                   **tensors(graphs, 1, 1),
                    "sha256": hashlib.sha256(model_bytes).hexdigest(), "bytes": len(model_bytes),
                    "min_runtime": MICRO_RUNTIMES, "subgraph": 0}],
         "micro": {"activations": "int8", "arena_bytes": arena,
                   "calibration": {"stretches": CALIBRATION[0], "tokens": CALIBRATION[1]},
                   "validation": {"tokens": len(val), "fp32": fp32, "integer": integer}},
-        "source": {"config": config.to_json(), "val_loss": record.get("val_loss"), "epoch": record.get("epoch"),
-                   "step": record.get("step"), "checkpoint": which, "kerasrnn_version": kerasrnn.__version__},
+        "source": source,
     }
     with Writes() as writes:
         writes.bytes(os.path.join(out_dir, MODEL_FILE), model_bytes)
-        for name, text in c_sources(model_bytes, weights, vocab, arena).items():
+        for name, text in c_sources(model_bytes, graphs, vocab, arena).items():
             writes.text(os.path.join(out_dir, C_DIR, name), text)
         writes.json(os.path.join(out_dir, MANIFEST), manifest)
     return manifest
@@ -141,13 +140,15 @@ def _c_floats(values):
     return ", ".join(f"{float(v)!r}f" if np.isfinite(v) else "0.0f" for v in np.asarray(values, np.float32).tolist())
 
 
-def c_sources(model_bytes, weights, vocab, arena):
+def c_sources(model_bytes, graphs, vocab, arena):
     """kerasrnn_model.h and .c: the model as a byte array, its arena, input and output positions, ops,
     the vocabulary and the start state, for a firmware (export/micro/esp32s3/main/main.cc)."""
     inputs, outputs = io_positions(model_bytes)
     ops = op_names(model_bytes)
     resolver = " ".join(f"(resolver).Add{''.join(p.capitalize() for p in op.split('_'))}();" for op in ops)
-    names = weights.state_names
+    names = graphs.state_names
+    if len(set(graphs.state_widths)) != 1:
+        raise UserError("--micro's C sources hold states of one width: this model's differ")
     code_points = [ord(c) for c in vocab.chars] if vocab.kind == "char" else list(range(256))
     header = f"""/* Written by kerasrnn export --micro: the full-integer step model and what sampling needs (docs/micro.md). */
 #ifndef KERASRNN_MODEL_H
@@ -162,9 +163,9 @@ extern "C" {{
 #define KERASRNN_ARENA_BYTES {arena}  /* TFLite Micro's tensor arena: measured on a 64-bit host, plus {ARENA_MARGIN} */
 #define KERASRNN_VOCAB_SIZE {vocab.size}
 #define KERASRNN_VOCAB_BYTES {int(vocab.kind == "byte")}  /* 1: ids are bytes (UTF-8); 0: ids are the code points below */
-#define KERASRNN_START_TOKEN {weights.start_token}
+#define KERASRNN_START_TOKEN {graphs.start_token}
 #define KERASRNN_NUM_STATES {len(names)}  /* {", ".join(names)} */
-#define KERASRNN_STATE_SIZE {weights.rnn_size}  /* float32 values per state */
+#define KERASRNN_STATE_SIZE {graphs.state_widths[0]}  /* float32 values per state */
 #define KERASRNN_INPUT_TOKEN {inputs["token"]}  /* position of the int32 [1] token input */
 #define KERASRNN_OUTPUT_LOGITS {outputs["logits"]}  /* position of the float32 [1, V] logits output */
 #define KERASRNN_NUM_OPS {len(ops)}
@@ -203,7 +204,7 @@ const int kerasrnn_state_input[KERASRNN_NUM_STATES] = {{{", ".join(str(inputs[n]
 const int kerasrnn_state_output[KERASRNN_NUM_STATES] = {{{", ".join(str(outputs["next_" + n]) for n in names)}}};
 
 const float kerasrnn_start_state[KERASRNN_NUM_STATES][KERASRNN_STATE_SIZE] = {{
-{chr(10).join(f"    {{{_c_floats(s)}}},  /* {n} */" for n, s in zip(names, weights.start_state))}
+{chr(10).join(f"    {{{_c_floats(s)}}},  /* {n} */" for n, s in zip(names, graphs.start_state))}
 }};
 
 const uint32_t kerasrnn_vocab[KERASRNN_VOCAB_SIZE] = {{{", ".join(str(c) for c in code_points)}}};

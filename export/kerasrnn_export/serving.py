@@ -1,4 +1,4 @@
-"""export_serving: a run directory's checkpoint -> a TF Serving SavedModel (docs/serving.md).
+"""write_serving: a family's step graphs -> a TF Serving SavedModel (docs/serving.md).
 
     BASE_DIR/NAME/VERSION/   saved_model.pb + variables/; VERSION = the largest existing + 1
 
@@ -26,25 +26,25 @@ import tempfile
 
 import tensorflow as tf
 
-from kerasrnn import subword
 from kerasrnn.files import WHAT_TO_DO, write_error
-from kerasrnn.gpt import is_gpt
-from kerasrnn.run import load_run
 from kerasrnn_edge.errors import UserError
 
 from .contract import choose
-from .tflite import StepWeights
-from .weights import from_model
+from .tflite import StepModule
 
 UNKNOWN = ("error", "skip")  # what generate does with prompt characters outside the vocabulary
 
 
-class ServingModule(StepWeights):
-    def __init__(self, weights, vocab, max_length_cap=1000, unknown="error"):
-        super().__init__(weights)
+class ServingModule(StepModule):
+    """The step at any batch (`StepModule`, whose "step" signature it serves) and the signatures around it.
+    `sentencepiece`: a bpe vocabulary's SentencePiece model proto (bytes), which tokenizes the prompts."""
+
+    def __init__(self, graphs, vocab, max_length_cap=1000, unknown="error", sentencepiece=None):
+        super().__init__(graphs, batch=None)
+        self.vocab_size = graphs.vocab_size
         self.kind, self.max_length_cap, self.unknown = vocab.kind, max_length_cap, unknown
-        self.start_token = tf.constant(weights.start_token, tf.int32)
-        self.start_state = [tf.constant(s) for s in weights.start_state]
+        self.start_token = tf.constant(graphs.start_token, tf.int32)
+        self.start_state = [tf.constant(s) for s in graphs.start_state]
         if vocab.kind == "char":
             points = [ord(c) for c in vocab.chars]  # in id order: sorted, or grown by fine-tuning
             self.code_points = tf.constant(points, tf.int32)
@@ -52,13 +52,10 @@ class ServingModule(StepWeights):
             self.sorted_code_points = tf.constant([points[i] for i in by_code_point], tf.int32)
             self.sorted_ids = tf.constant(by_code_point, tf.int32)
         if vocab.kind == "bpe":
-            self.tokenizer = sentencepiece_tokenizer(subword.model_proto(vocab))
+            self.tokenizer = sentencepiece_tokenizer(sentencepiece)
             self.piece_bytes = tf.constant([vocab.piece_bytes(i) for i in range(vocab.size)])
-        states = [tf.TensorSpec([None, self.rnn_size], tf.float32, name=n) for n in self.state_names]
         params = [tf.TensorSpec(None, tf.float64, name="temperature"), tf.TensorSpec(None, tf.int32, name="top_k"),
                   tf.TensorSpec(None, tf.float64, name="top_p"), tf.TensorSpec(None, tf.bool, name="argmax")]
-        self.step = tf.function(self.step_outputs,
-                                input_signature=[tf.TensorSpec([None], tf.int32, name="token"), *states])
         self.start = tf.function(self._start, input_signature=[tf.TensorSpec([], tf.int32, name="batch")])
         self.choose = tf.function(self._choose, input_signature=[
             tf.TensorSpec([None, None], tf.float32, name="logits"), tf.TensorSpec(None, tf.uint64, name="rng"),
@@ -231,21 +228,18 @@ def _held_back(tokens, lengths):
                     tf.where((needs(third) > 3) & second(third, before) & (last >= 0x80) & (last <= 0xBF), 3, 0)))
 
 
-def export_serving(run_dir, base_dir, name="kerasrnn", which="best", max_length_cap=1000, unknown="error"):
-    """Writes `run_dir`'s `which` checkpoint as BASE_DIR/NAME/VERSION (a new version); returns that path.
+def write_serving(graphs, vocab, base_dir, name="kerasrnn", max_length_cap=1000, unknown="error", sentencepiece=None):
+    """Writes the SavedModel of `graphs` (a StepGraphs; `vocab` its Vocab) as BASE_DIR/NAME/VERSION (a new
+    version); returns that path.
 
     `max_length_cap`: generate refuses longer requests. `unknown`: "error" rejects prompts with characters
-    outside the vocabulary, "skip" drops those characters.
+    outside the vocabulary, "skip" drops those characters. `sentencepiece`: a bpe vocabulary's model proto.
     """
     if unknown not in UNKNOWN:
         raise UserError(f"unknown must be one of {', '.join(UNKNOWN)} (got {unknown!r})")
     if max_length_cap < 0:
         raise UserError(f"max_length_cap must be >= 0 (got {max_length_cap})")
-    model, vocab, _, _ = load_run(run_dir, which)
-    if is_gpt(model):
-        raise UserError(f"{run_dir} is a GPT run: the TF Serving SavedModel serves recurrent models only; export "
-                        "it as an edge bundle (kerasrnn export RUN --out BUNDLE) or a web sampler (--web DIR)")
-    module = ServingModule(from_model(model), vocab, max_length_cap, unknown)
+    module = ServingModule(graphs, vocab, max_length_cap, unknown, sentencepiece)
     model_dir = os.path.join(base_dir, name)
     tmp = None
     try:

@@ -366,8 +366,10 @@ const malformed = (what) => new UserError(`manifest.json is malformed: ${what}: 
 const show = (spec) => `${spec?.dtype} ${JSON.stringify(spec?.shape)}`;
 
 // The state names and widths the model implies: layer{i}_h (and _c for an LSTM) of rnn_size; a GPT's
-// layer{i}_k and layer{i}_v of context * width, then filled of context (SPEC.md "Transformer step models").
+// layer{i}_k and layer{i}_v of context * width, then filled of context (SPEC.md "Transformer step models"); a model
+// of another type implies none (its state is the manifest's list).
 function checkStateOfModel(model, names, widths) {
+  if (model.type !== undefined && model.type !== "gpt") return;
   const layers = Array.from({ length: Number.isInteger(model.num_layers) ? model.num_layers : 0 }, (_, i) => i);
   const gpt = model.type === "gpt";
   const expected = gpt

@@ -11,7 +11,7 @@ from kerasrnn_edge.vocab import decode_utf8
 
 from .. import corpus, data
 from ..callbacks import read_history, read_samples
-from ..gpt import is_gpt
+from ..models import family_of
 from ..run import load_run
 from . import features, lstmvis, report
 from .ngram import NGram
@@ -28,12 +28,13 @@ def inspect_run(run_dir, text=None, split="val", chars=2000, out=None, lstmvis_d
                 which="best", verbose=True):
     """Writes the HTML report of `run_dir` on `chars` tokens of `text` (a file) or of the run's `split`,
     and, given `lstmvis_dir`, the states for LSTMVis. Returns the report's data."""
-    from kerasrnn_export.weights import from_model
+    from ..models.recurrent_graphs import from_model
 
     model, vocab, config, record = load_run(run_dir, which)
-    if is_gpt(model):
-        raise UserError(f"{run_dir} is a GPT run: kerasrnn inspect reads a recurrent model's states and gates, "
-                        "not for this model (kerasrnn sample and export run it)")
+    family = family_of(model)
+    if "inspect" not in family.supports:
+        raise family.refuse("kerasrnn inspect reads a recurrent model's states and gates, not this model's "
+                            "(kerasrnn sample and export run it)", run_dir)
     weights = from_model(model)
     train_ids, ids, source, skipped = read_text(config, vocab, text, split, chars, skip_unknown)
     if skipped and verbose:

@@ -1,7 +1,7 @@
 """The network's insides recomputed in numpy from its weights: every layer's h, an LSTM's c, the gates.
 
 Keras returns h (and only the final states), and the gates exist only inside its cells, so the
-inspector runs the model itself. The step math is kerasrnn_export.tflite's `_recur` (Keras gate order:
+inspector runs the model itself. The step math is kerasrnn.models.recurrent_graphs' `_recur` (Keras gate order:
 LSTM i, f, c, o; GRU z, r, h with reset_after), and tests/test_inspect.py holds it to the Keras layers.
 """
 import dataclasses

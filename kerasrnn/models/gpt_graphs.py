@@ -1,22 +1,23 @@
-"""A GPT's step models (export/SPEC.md, "Transformer step models"): one token in, with the cache of the last
-`context` positions as float32 states, as TFLite (a tf.Module of builtin ops) and ONNX (onnx.helper), both
-from the weights as numpy arrays.
+"""The GPT family's step graphs (export/SPEC.md, "Transformer step models"): one token in, with the cache of the
+last `context` positions as float32 states, as TensorFlow ops (a tf.Module of builtin ops, which the TFLite writer
+converts) and as ONNX (onnx.helper), both from the weights as numpy arrays, handed to kerasrnn_export as its
+StepGraphs.
 
 The states, each float32 [batch, N] as the RNN's are, so every runtime drives both alike:
 `layer{i}_k` and `layer{i}_v` [batch, context * width] (slot j's key or value at [j * width, (j + 1) * width),
 the oldest slot first) and `filled` [batch, context] (1 where a slot holds a position). A step shifts every
 cache one slot left, puts the token's key and value in the newest slot, and attends over all slots with
-ALiBi's bias (kerasrnn.gpt.slot_bias) where filled.
+ALiBi's bias (alibi.slot_bias) where filled.
 """
 import dataclasses
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
 
-from kerasrnn.gpt import MASKED, decoder, slot_bias
+from kerasrnn_export.onnx_graph import OPSET, serialized
+from kerasrnn_export.step_graphs import StepGraphs
 
-from .onnx_graph import IR_VERSION, OPSET
+from .alibi import MASKED, slot_bias
+from .language_model import core
 
 EPSILON = 1e-5  # the LayerNorms' (kerasrnn.gpt)
 BLOCK_WEIGHTS = ("ln_1_gamma", "ln_1_beta", "qkv_kernel", "qkv_bias", "proj_kernel", "proj_bias", "ln_2_gamma",
@@ -59,9 +60,9 @@ def from_model(model):
     def numpy(variable):
         return np.asarray(keras.ops.convert_to_numpy(variable), dtype=np.float32)
 
-    core = decoder(model)
+    decoder = core(model)
     blocks = []
-    for block in core.blocks:
+    for block in decoder.blocks:
         parts = {"ln_1": block.ln_1, "qkv": block.qkv, "proj": block.proj, "ln_2": block.ln_2, "fc": block.fc,
                  "fc_proj": block.fc_proj}
         weights = {}
@@ -72,21 +73,26 @@ def from_model(model):
                 weights[f"{name}_kernel"], weights[f"{name}_bias"] = numpy(layer.kernel), numpy(layer.bias)
         blocks.append(weights)
     dense = model.get_layer("logits")
-    return GPTWeights(numpy(model.get_layer("embedding").embeddings), blocks, numpy(core.ln_f.gamma),
-                      numpy(core.ln_f.beta), numpy(dense.kernel), numpy(dense.bias), core.num_heads, core.context,
-                      int(keras.ops.convert_to_numpy(core.start_token.value)))
+    return GPTWeights(numpy(model.get_layer("embedding").embeddings), blocks, numpy(decoder.ln_f.gamma),
+                      numpy(decoder.ln_f.beta), numpy(dense.kernel), numpy(dense.bias), decoder.num_heads,
+                      decoder.context, int(keras.ops.convert_to_numpy(decoder.start_token.value)))
 
 
-def model_info(weights):
-    """The manifest's `model` field."""
-    return {"type": "gpt", "num_layers": len(weights.blocks), "num_heads": weights.num_heads, "width": weights.width,
-            "context": weights.context, "positions": "alibi"}
+def step_graphs(model):
+    weights = from_model(model)
+    return StepGraphs(
+        model={"type": "gpt", "num_layers": len(weights.blocks), "num_heads": weights.num_heads,
+               "width": weights.width, "context": weights.context, "positions": "alibi"},
+        vocab_size=weights.embedding.shape[0], state_names=weights.state_names, state_widths=weights.state_widths,
+        start_token=weights.start_token, start_state=weights.start_state,
+        tf_step=lambda batch: step_core(weights, batch), onnx_step=lambda batched: build_onnx(weights),
+        onnx_steps=False)
 
 
 # -- TFLite ---------------------------------------------------------------------------------------------------
 
-def step_module(weights, batch=1):
-    """The tf.Module whose `step` (a tf.function of fixed batch) is the step model."""
+def step_core(weights, batch=1):
+    """The tf.Module whose `forward(token, states)` is one step at a fixed batch (its reshapes need it)."""
     import tensorflow as tf
 
     class GPTStep(tf.Module):
@@ -96,12 +102,8 @@ def step_module(weights, batch=1):
             self.blocks = [{k: tf.Variable(v) for k, v in block.items()} for block in weights.blocks]
             self.ln_f = (tf.Variable(weights.ln_f_gamma), tf.Variable(weights.ln_f_beta))
             self.dense = (tf.Variable(weights.dense_kernel), tf.Variable(weights.dense_bias))
-            states = [tf.TensorSpec([batch, n], tf.float32, name=name)
-                      for name, n in zip(weights.state_names, weights.state_widths)]
-            self.step = tf.function(self.step_outputs,
-                                    input_signature=[tf.TensorSpec([batch], tf.int32, name="token"), *states])
 
-        def step_outputs(self, token, *states):
+        def forward(self, token, states):
             context, width, heads = weights.context, weights.width, weights.num_heads
             size = width // heads
             filled = tf.concat([states[-1][:, 1:], tf.ones([batch, 1], tf.float32)], axis=1)
@@ -121,8 +123,7 @@ def step_module(weights, batch=1):
                 hidden = tf.matmul(_layer_norm(x, block["ln_2_gamma"], block["ln_2_beta"]), block["fc_kernel"])
                 hidden = tf.nn.gelu(hidden + block["fc_bias"], approximate=False)
                 x = x + tf.matmul(hidden, block["fc_proj_kernel"]) + block["fc_proj_bias"]
-            logits = tf.matmul(_layer_norm(x, *self.ln_f), self.dense[0]) + self.dense[1]
-            return {"logits": logits, **{f"next_{n}": s for n, s in zip(weights.state_names, new + [filled])}}
+            return tf.matmul(_layer_norm(x, *self.ln_f), self.dense[0]) + self.dense[1], new + [filled]
 
     return GPTStep()
 
@@ -139,6 +140,8 @@ def _layer_norm(x, gamma, beta):
 def build_onnx(weights):
     """The serialized ONNX step model: token int32 [1], the states [1, N]; opset 13 as the RNN's (its LayerNorm
     and GELU as their formulas: LayerNormalization and Gelu ops came in opsets 17 and 20)."""
+    from onnx import TensorProto, helper, numpy_helper
+
     context, width, heads = weights.context, weights.width, weights.num_heads
     size = width // heads
     nodes, inits = [], []
@@ -207,7 +210,4 @@ def build_onnx(weights):
                 *(helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, w]) for n, w in states)],
         outputs=[helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, vocab]),
                  *(helper.make_tensor_value_info(f"next_{n}", TensorProto.FLOAT, [1, w]) for n, w in states)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="kerasrnn")
-    model.ir_version = IR_VERSION
-    onnx.checker.check_model(model)
-    return model.SerializeToString()
+    return serialized(graph)

@@ -1,4 +1,5 @@
-"""A small decoder-only transformer (`kerasrnn train --model gpt`): the RNN's counterpart on the same pipeline.
+"""The GPT family (`kerasrnn train --model gpt`), a small decoder-only transformer: the RNN's counterpart on the
+same pipeline.
 
     tokens -> Embedding -> Decoder (pre-norm blocks: LayerNorm, causal self-attention, LayerNorm, MLP; a final
     LayerNorm) -> Dense logits
@@ -11,34 +12,15 @@ with a fixed cache of `context` slots equals the full-sequence model at every po
 [batch, seq_length] batch a set of independent blocks (no state carried between batches), and it samples by
 the same contract, from an empty cache with the start token read.
 """
-import functools
-
 import keras
 import numpy as np
 from keras import layers, ops
 
-MASKED = -1e9  # a score no softmax weighs: exp(MASKED - max) is 0 in float32
+from kerasrnn_edge.errors import UserError, option
 
-
-def alibi_slopes(num_heads):
-    """Each head's slope, 2^(-8 (h + 1) / heads) (ALiBi's geometric sequence), float32 [heads]."""
-    return (2.0 ** (-8.0 * np.arange(1, num_heads + 1) / num_heads)).astype(np.float32)
-
-
-@functools.lru_cache(maxsize=16)
-def attention_bias(num_heads, length, context):
-    """The full-sequence attention bias [heads, length, length]: -slope * (i - j) where query i sees key j
-    (i - context < j <= i), MASKED elsewhere; float32, as every step model computes it."""
-    distance = (np.arange(length)[:, None] - np.arange(length)[None]).astype(np.float32)
-    bias = -alibi_slopes(num_heads)[:, None, None] * distance[None]
-    return np.where((distance >= 0) & (distance < context), bias, np.float32(MASKED)).astype(np.float32)
-
-
-def slot_bias(num_heads, context):
-    """The step model's bias over its cache [heads, context]: slot j (oldest first) is `context - 1 - j` positions
-    back from the newest, the token being read."""
-    return attention_bias(num_heads, context, context)[:, -1, :]
-
+from .alibi import MASKED, attention_bias, slot_bias
+from .family import Family
+from .language_model import StateLayer
 
 @keras.saving.register_keras_serializable(package="kerasrnn")
 class Block(layers.Layer):
@@ -104,11 +86,24 @@ class Block(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="kerasrnn")
-class Decoder(layers.Layer):
-    """The blocks and the final LayerNorm. It holds no running state (`state_weights` is empty: batches are
-    independent blocks) but the token sampling starts with (`start_token`, export/SPEC.md), as the RNN's
-    StatefulRecurrent does, so the commands treat both alike. The blocks `frozen` lists (indices) are not trained
-    (fine-tuning's --freeze); the config carries them, so a checkpoint loads with them frozen."""
+class Decoder(StateLayer):
+    """The blocks and the final LayerNorm: the GPT family's core. It holds no running state (`state_weights` is
+    empty: batches are independent blocks) but the token sampling starts with (`start_token`, export/SPEC.md).
+    The blocks `frozen` lists (indices) are not trained (fine-tuning's --freeze); the config carries them, so a
+    checkpoint loads with them frozen.
+
+    Args:
+        width: the model's width (the embedding's).
+        num_heads: attention heads per block.
+        num_layers: blocks.
+        context: the attention window: each position attends to the last `context` ones, itself included.
+        dropout: the rate of the dropout on both residual branches.
+        frozen: indices of the blocks left untrained.
+
+    Example:
+
+        y = Decoder(width=128, num_heads=4, num_layers=4, context=64)(keras.Input(batch_shape=(8, 64, 128)))
+    """
 
     def __init__(self, width=128, num_heads=4, num_layers=4, context=64, dropout=0.0, frozen=(), **kwargs):
         super().__init__(**kwargs)
@@ -118,14 +113,12 @@ class Decoder(layers.Layer):
         for i in frozen:
             self.blocks[i].trainable = False
         self.ln_f = layers.LayerNormalization(epsilon=1e-5, name="ln_f")
-        self.state_weights, self.start_weights = [], []
 
     def build(self, input_shape):
         for block in self.blocks:
             block.build(input_shape)
         self.ln_f.build(input_shape)
-        self.start_token = self.add_weight(shape=(), initializer="zeros", dtype="int32", trainable=False,
-                                           name="start_token")
+        self.add_state(input_shape[0], [])
 
     def call(self, x, training=None):
         for block in self.blocks:
@@ -141,24 +134,61 @@ class Decoder(layers.Layer):
                 "frozen": [i for i, block in enumerate(self.blocks) if not block.trainable]}
 
 
+class GPT(Family):
+    """A small decoder-only transformer: `--num-layers` blocks of `--embedding-size` width, `--num-heads` heads, an
+    attention window of `--context` tokens, which its step models cache. Its batches are independent blocks (no
+    state carried between them); it has no gates to inspect, and the SavedModel and the microcontroller bundle
+    take recurrent runs only.
+
+    Example:
+
+        family = kerasrnn.models.family("gpt")
+        model = family.build(vocab_size=65, batch_size=32, seq_length=64, **family.args(kerasrnn.preset("gpt-tiny")))
+    """
+
+    name, preset, core_class = "gpt", "gpt-tiny", Decoder
+    options = ("num_heads", "context")
+    shape = ("num_layers", "num_heads", "embedding_size", "context")
+
+    def check(self, config):
+        if config.embedding_size % config.num_heads:
+            raise UserError(f"{option('embedding_size')} ({config.embedding_size}) must be a multiple of "
+                            f"{option('num_heads')} ({config.num_heads})")
+
+    def args(self, config):
+        return dict(num_layers=config.num_layers, num_heads=config.num_heads, width=config.embedding_size,
+                    context=config.context, dropout=config.dropout)
+
+    def logits(self, tokens, vocab_size, num_layers=4, num_heads=4, width=128, context=64, dropout=0.0):
+        x = layers.Embedding(vocab_size, width, name="embedding")(tokens)
+        x = Decoder(width, num_heads, num_layers, context, dropout, name="decoder")(x)
+        return layers.Dense(vocab_size, name="logits")(x)
+
+    def core_layers(self, model):
+        return self.core_of(model).blocks
+
+    def step_model(self, model, batch=1):
+        return KerasGPTStep(model, batch)
+
+    def step_graphs(self, model):
+        from .gpt_graphs import step_graphs
+        return step_graphs(model)
+
+    def legacy_args(self, model):
+        """A checkpoint of kerasrnn before families: its decoder's config."""
+        core = self.core_of(model)
+        return dict(num_layers=core.num_layers, num_heads=core.num_heads, width=core.width, context=core.context,
+                    dropout=core.dropout)
+
+
+GPT_FAMILY = GPT()
+
+
 def build_gpt(vocab_size, batch_size, seq_length=None, num_layers=4, num_heads=4, width=128, context=64,
               dropout=0.0):
     """The GPT at a fixed batch size; `seq_length=None` accepts any length. Compiled as the RNN is."""
-    from .model import LanguageModel
-
-    tokens = keras.Input(batch_shape=(batch_size, seq_length), dtype="int32", name="tokens")
-    x = layers.Embedding(vocab_size, width, name="embedding")(tokens)
-    x = Decoder(width, num_heads, num_layers, context, dropout, name="decoder")(x)
-    logits = layers.Dense(vocab_size, name="logits")(x)
-    return LanguageModel(tokens, logits, name="kerasrnn_gpt")
-
-
-def is_gpt(model):
-    return any(isinstance(layer, Decoder) for layer in model.layers)
-
-
-def decoder(model):
-    return model.get_layer("decoder")
+    return GPT_FAMILY.build(vocab_size, batch_size, seq_length, num_layers=num_layers, num_heads=num_heads,
+                            width=width, context=context, dropout=dropout)
 
 
 class KerasGPTStep:
@@ -167,7 +197,7 @@ class KerasGPTStep:
     models (export/SPEC.md, "Transformer step models")."""
 
     def __init__(self, trained, batch=1):
-        self.batch, self.decoder = batch, decoder(trained)
+        self.batch, self.decoder = batch, GPT_FAMILY.core_of(trained)
         self.embedding, self.logits_layer = trained.get_layer("embedding"), trained.get_layer("logits")
         self.start_token = int(ops.convert_to_numpy(self.decoder.start_token.value))
         self.slot_bias = slot_bias(self.decoder.num_heads, self.decoder.context)[None]  # [1, heads, context]
