@@ -7,7 +7,12 @@ from kerasrnn_edge.errors import MissingPath, UserError, option
 
 @dataclasses.dataclass
 class Config:
-    """Every training setting, one field per `kerasrnn train` option (saved as a run's config.json)."""
+    """Every training setting, one field per `kerasrnn train` option (saved as a run's config.json).
+
+    Example:
+
+        config = dataclasses.replace(kerasrnn.preset("tiny"), text="input.txt", max_seconds=300).check()
+    """
 
     # data
     text: str = None              # the training text: a file, directory or archive; None: `corpus`

@@ -91,3 +91,32 @@ def test_a_renamed_jax_attribute_turns_its_fast_path_off(fresh, monkeypatch, cap
     assert not compat.enabled("jax-whole-variables", probe_whole_variables)
     (line,) = warnings_in(capfd)
     assert "keras.Variable._value_renamed is missing" in line and compat.FALLBACK["jax-whole-variables"] in line
+
+
+def int8_scales(fenced):
+    """The number of scales of each int8 weight tensor of a small LSTM's int8 step model."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from kerasrnn.export import int8_weights
+    from kerasrnn.models import family_of
+    from kerasrnn_export import tflite
+    model = build_model(V, 1, None, rnn_size=16, num_layers=1, embedding_size=8)
+    bytes_ = tflite.convert(family_of(model).step_graphs(model), int8_weights)
+    assert compat.enabled("tflite-per-tensor-dense", lambda: None) == fenced
+    interpreter = Interpreter(model_content=bytes_)
+    return [len(t["quantization_parameters"]["scales"]) for t in interpreter.get_tensor_details()
+            if t["dtype"] == np.int8]
+
+
+@only_on("tensorflow", "the TFLite converter")
+def test_the_int8_files_quantize_dense_layers_per_tensor_and_per_channel_without_the_private_flag(
+        fresh, monkeypatch, capfd):
+    """tflite-runtime 2.14 loads per-tensor dense scales only (tests/test_edge_venvs.py runs it): the converter's
+    private flag asks for them; a release without it gives per-channel scales, with one warning line."""
+    scales = int8_scales(fenced=True)
+    assert scales and set(scales) == {1} and warnings_in(capfd) == []
+    monkeypatch.setattr(compat, "_enabled", {})
+    rename(monkeypatch, "tflite-per-tensor-dense", "flag")
+    assert max(int8_scales(fenced=False)) > 1
+    (line,) = warnings_in(capfd)
+    assert "fast path tflite-per-tensor-dense is off" in line and compat.FALLBACK["tflite-per-tensor-dense"] in line

@@ -92,5 +92,5 @@ def test_recurrent_only_commands_refuse_a_gpt_run_in_one_line(run_and_bundle, co
     args = [str(tmp_path) if a == "SERVING" else a for a in command]
     done = run_cli(args[0], run_dir, *args[1:])
     assert done.returncode == 2
-    assert len(done.stderr.strip().splitlines()) == 1 and "is a GPT run" in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "is a --model gpt run" in done.stderr, done.stderr
     assert json.loads(open(os.path.join(run_dir, "config.json")).read())["model"] == "gpt"

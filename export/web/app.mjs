@@ -119,6 +119,7 @@ async function load() {
   const m = doc.model ?? {};
   const loss = doc.source?.val_loss;
   const shape = m.type === "gpt" ? `GPT ${m.num_layers}×${m.width}, ${m.num_heads} heads, context ${m.context}`
+    : m.type !== undefined ? `a ${m.type} model`  // another family: its state is the manifest's list
     : `${m.cell?.toUpperCase() ?? "?"} ${m.num_layers}×${m.rnn_size}`;
   $("model").textContent = `${shape}, ${info.vocab.kind} vocabulary of ${info.vocab.size}` +
     `${typeof loss === "number" ? `, validation loss ${loss.toFixed(3)}` : ""} · onnxruntime-web ${ort.env.versions?.web ?? ""} (wasm)`;

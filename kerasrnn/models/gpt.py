@@ -25,7 +25,18 @@ from .language_model import StateLayer
 @keras.saving.register_keras_serializable(package="kerasrnn")
 class Block(layers.Layer):
     """A pre-norm transformer block: x + attention(LayerNorm(x)), then x + MLP(LayerNorm(x)), the MLP 4x wide
-    with an exact GELU; dropout (`dropout`) on both residual branches."""
+    with an exact GELU; dropout (`dropout`) on both residual branches.
+
+    Args:
+        width: the input's and output's width.
+        num_heads: attention heads (`width` a multiple of them).
+        context: the attention window: each position attends to the last `context` ones, itself included.
+        dropout: the rate of the dropout on both residual branches.
+
+    Example:
+
+        y = Block(width=128, num_heads=4, context=64)(keras.Input(batch_shape=(8, 64, 128)))  # [8, 64, 128]
+    """
 
     def __init__(self, width, num_heads, context, dropout=0.0, **kwargs):
         super().__init__(**kwargs)

@@ -1,5 +1,5 @@
 """The recurrent family's step graphs: the trained weights as plain numpy arrays (`Weights`, which the inspector's
-numpy recomputation reads too), and from them one step of the model as TensorFlow ops (`StepCore`: the TFLite,
+numpy recomputation reads too), and from them one step of the model as TensorFlow ops (`step_core`: the TFLite,
 micro and SavedModel writers convert it) and as an ONNX graph (`build_onnx`), handed to kerasrnn_export as its
 StepGraphs.
 

@@ -30,8 +30,12 @@ public final class BundleManifest {
     public static final String STEP_SIGNATURE = "step";
 
     public final Vocab vocab;
-    /** "lstm", "gru" or "rnn"; "gpt": a transformer, its states its cache (SPEC.md, "Transformer step models"). */
+    /**
+     * "lstm", "gru" or "rnn"; "gpt": a transformer, its states its cache (SPEC.md, "Transformer step models");
+     * another model family's {@code "type"}, whose state is what {@code "state"} lists.
+     */
     public final String cell;
+    /** The model's layers; 0 for a model of another family that does not say. */
     public final int numLayers;
     /** In the order the manifest lists them. */
     public final List<StateSpec> states;
@@ -114,22 +118,26 @@ public final class BundleManifest {
             throw new ManifestException("the vocabulary is malformed: " + e.getMessage());
         }
         Map<?, ?> model = object(manifest.get("model"), "\"model\"");
-        String cell = "gpt".equals(model.get("type")) ? "gpt" : string(model, "cell", "\"model\"");
-        int layers = integer(model, "num_layers", "\"model\"");
-        if (!cell.equals("lstm") && !cell.equals("gru") && !cell.equals("rnn") && !cell.equals("gpt")) {
-            throw new ManifestException("unknown cell \"" + cell + "\": expected lstm, gru or rnn");
-        }
-        if (layers < 1) {
-            throw new ManifestException("\"model.num_layers\" must be >= 1, got " + layers);
-        }
+        boolean known = !model.containsKey("type") || "gpt".equals(model.get("type"));  // an RNN's or a GPT's
+        String cell = known ? ("gpt".equals(model.get("type")) ? "gpt" : string(model, "cell", "\"model\""))
+                : string(model, "type", "\"model\"");
+        int layers = known || model.containsKey("num_layers") ? integer(model, "num_layers", "\"model\"") : 0;
         List<StateSpec> states = states(manifest.get("state"));
-        // a GPT: each layer's keys and values, then the slots filled
-        int expectedStates = cell.equals("gpt") ? 2 * layers + 1 : layers * (cell.equals("lstm") ? 2 : 1);
-        if (states.size() != expectedStates) {
-            throw new ManifestException("a " + layers + "-layer " + cell + " has " + expectedStates
-                    + " state tensors, but the manifest lists " + states.size());
+        if (known) {
+            if (!cell.equals("lstm") && !cell.equals("gru") && !cell.equals("rnn") && !cell.equals("gpt")) {
+                throw new ManifestException("unknown cell \"" + cell + "\": expected lstm, gru or rnn");
+            }
+            if (layers < 1) {
+                throw new ManifestException("\"model.num_layers\" must be >= 1, got " + layers);
+            }
+            // a GPT: each layer's keys and values, then the slots filled
+            int expectedStates = cell.equals("gpt") ? 2 * layers + 1 : layers * (cell.equals("lstm") ? 2 : 1);
+            if (states.size() != expectedStates) {
+                throw new ManifestException("a " + layers + "-layer " + cell + " has " + expectedStates
+                        + " state tensors, but the manifest lists " + states.size());
+            }
+            checkStatesOfModel(model, cell, layers, states);
         }
-        checkStatesOfModel(model, cell, layers, states);
         if (!manifest.containsKey("start")) {
             throw new ManifestException("the manifest has no \"start\" (the start token and state of sampling "
                     + "contract " + SUPPORTED_SAMPLING_CONTRACT + "): export the bundle again with a current kerasrnn");

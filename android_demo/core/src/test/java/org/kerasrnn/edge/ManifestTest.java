@@ -385,4 +385,22 @@ public class ManifestTest {
         assertArrayEquals(new float[] {0, 0}, manifest.startState("filled"), 0f);
         assertRejected(gptManifest(k + ", " + v), "a 1-layer gpt has 3 state tensors, but the manifest lists 2");
     }
+
+    @Test
+    public void readsAManifestOfAnotherFamilyWhoseStateIsItsList() {
+        String previous = tensor("float32", 1, 4);
+        BundleManifest manifest = BundleManifest.parse(json("{'format': 'kerasrnn-bundle', 'format_version': 1,"
+                + " 'sampling_contract': 2, 'vocab': {'kind': 'char', 'size': 5, 'chars': ['\\n', ' ', 'a', 'b', 'c']},"
+                + " 'model': {'type': 'toy', 'embedding_size': 4},"
+                + " 'state': [{'name': 'previous', 'shape': [1, 4], 'dtype': 'float32'}],"
+                + " 'start': {'token': 0, 'state': {'previous': [0, 0, 0, 0]}},"
+                + " 'files': [{'path': 'step_fp32.tflite', 'format': 'tflite', 'precision': 'fp32', 'batch': 1,"
+                + " 'signature': 'step', 'inputs': {'token': " + tensor("int32", 1) + ", 'previous': " + previous
+                + "}, 'outputs': {'logits': " + tensor("float32", 1, 5) + ", 'next_previous': " + previous + "},"
+                + " 'sha256': '00ff', 'bytes': 12, 'min_runtime': {}}]}"));
+        assertEquals("toy", manifest.cell);
+        assertEquals(0, manifest.numLayers);
+        assertEquals(1, manifest.states.size());
+        assertEquals("next_previous", manifest.states.get(0).nextName());
+    }
 }
