@@ -1,4 +1,4 @@
-"""The GPT (kerasrnn/gpt.py): its step model with a cache against the full-sequence model, within and past
+"""The GPT (kerasrnn/models/gpt.py): its step model with a cache against the full-sequence model, within and past
 the attention window (export/SPEC.md, "Transformer step models"), and training resumed against a run that
 never stopped. Backend-independent: tests/test_backends.py runs this file under each backend."""
 import math

@@ -6,7 +6,7 @@ writers of kerasrnn_export convert. Training, sampling, fine-tuning, export and 
 config (`family`) or of a model (`family_of`); nothing outside a family's own module branches on its name.
 
     import kerasrnn.models as models
-    models.register(MyFamily())          # then: kerasrnn train --model my-family, kerasrnn.Run.train(model=...)
+    models.register(MyFamily())          # then kerasrnn.Run.train(..., model="mine") in this process
 """
 from kerasrnn_edge.errors import UserError, option
 
@@ -49,9 +49,10 @@ def family_of(model) -> Family:
     name = model.family_name if isinstance(model, LanguageModel) else None
     if name is None:
         name = next((f.name for f in _FAMILIES.values() if f.core_of(model) is not None), None)
-    if name is None:
-        raise UserError(f"{model.name} is not a model of a registered family ({', '.join(_FAMILIES)})")
-    return family(name)
+    if name not in _FAMILIES:
+        raise UserError(f"{model.name} is a model of the {name!r} family, which is not registered here (these are: "
+                        f"{', '.join(_FAMILIES)}): register it first (kerasrnn.models.register)")
+    return _FAMILIES[name]
 
 
 def build_args(model):
