@@ -21,7 +21,7 @@ from keras import layers
 
 from .. import compat
 from ..optim import optimizer_slots, slot_name
-from . import cpu_has_bf16, pytorch_weights
+from . import cpu_has_bf16, pytorch_weights, training_state
 
 
 # -- the recurrent stack -------------------------------------------------------------------------------------
@@ -91,7 +91,7 @@ def call_fused_kernel(cell, inputs, state, flat_weights, num_layers, training):
 
 # -- the precision of the steps -----------------------------------------------------------------------------
 
-def set_precision(model, precision):
+def precision_taken(precision):
     """`auto` takes bf16 on a CPU with bfloat16 instructions (`cpu_has_bf16`), fp32 elsewhere (on a GPU, not
     yet measured); an explicit bf16 on a CPU without them runs, slower, with one warning line."""
     on_cpu = not torch.cuda.is_available()
@@ -100,7 +100,6 @@ def set_precision(model, precision):
     elif precision == "bf16" and on_cpu and not cpu_has_bf16():
         print("kerasrnn: warning: this CPU has no bfloat16 instructions (avx512_bf16, amx_bf16): --precision bf16 "
               "runs emulated, slower than fp32", file=sys.stderr)
-    model.torch_bf16 = precision == "bf16"
     return precision
 
 
@@ -123,13 +122,13 @@ def emulated_bf16_autocast():
 
 
 def autocast(model, training):
-    """Mixed bfloat16 for the forward pass of a training step where the model trains in bf16 (`set_precision`): the
+    """Mixed bfloat16 for the forward pass of a training step where the model trains in bf16 (`backends.set_precision`): the
     fused LSTM kernel and the logits' `F.linear` run in bf16 while the weights, their gradients and the
     optimizer's state stay fp32 (`scored` takes the loss in fp32, `fused_stack` keeps the carried state fp32),
     so checkpoints stay fp32 and a resumed run computes what a run never stopped does. It covers the steps
     that call the layers directly (`calls_layers_directly`, every step of `kerasrnn train`); Keras's own run fp32.
     Validation runs fp32, so the loss a run records is what its fp32 checkpoint scores."""
-    if not training or not getattr(model, "torch_bf16", False):
+    if not training or training_state(model).precision != "bf16":
         return contextlib.nullcontext()
     return bf16_autocast(model.trainable_weights[0].value.device.type)
 
@@ -179,15 +178,16 @@ def own_generator(model):
     try:
         yield
     finally:
-        model.torch_generator_state = torch.get_rng_state()
+        training_state(model).generator_state = torch.get_rng_state()
         torch.set_rng_state(outside)
 
 
 def generator_state(model):
     """The model's stream of PyTorch's CPU generator; before its first step, the generator's state."""
-    if getattr(model, "torch_generator_state", None) is None:
-        model.torch_generator_state = torch.get_rng_state()
-    return model.torch_generator_state
+    state = training_state(model)
+    if state.generator_state is None:
+        state.generator_state = torch.get_rng_state()
+    return state.generator_state
 
 
 def rng_states(model):
@@ -198,15 +198,15 @@ def rng_states(model):
 
 def set_rng_states(model, states):
     cpu, *gpus = [torch.frombuffer(bytearray(g), dtype=torch.uint8) for g in states]
-    model.torch_generator_state = cpu
+    training_state(model).generator_state = cpu
     if gpus and torch.cuda.is_available() and len(gpus) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(gpus)
 
 
 class Plan:
-    """What `lay_out` found once for the steps: the optimizer's id (not the optimizer: saving walks
-    attributes), whether the loss is kerasrnn's own (`plain_cross_entropy`), whether metrics are compiled,
-    the loss tracker, and which layers' calls take `training`."""
+    """What `lay_out` found once for the steps (kept in the model's `TrainingState`): the optimizer's id,
+    whether the loss is kerasrnn's own (`plain_cross_entropy`), whether metrics are compiled, the loss
+    tracker, and which layers' calls take `training`."""
 
     def __init__(self, optimizer, plain_loss, metrics_compiled, loss_tracker, takes_training):
         self.optimizer, self.plain_loss, self.metrics_compiled = optimizer, plain_loss, metrics_compiled
@@ -215,9 +215,10 @@ class Plan:
 
 def laid_out(model):
     """The model's `Plan`, laid out (`lay_out`) on the first step with its optimizer."""
-    if getattr(model, "torch_plan", None) is None or model.torch_plan.optimizer != id(model.optimizer):
-        model.torch_plan = lay_out(model)
-    return model.torch_plan
+    state = training_state(model)
+    if state.plan is None or state.plan.optimizer != id(model.optimizer):
+        state.plan = lay_out(model)
+    return state.plan
 
 
 def lay_out(model):
@@ -257,7 +258,7 @@ def scored(model, x, y, training):
     fp32 (the forward pass may run in bf16: `autocast`). The loss
     tracker, a Keras `Mean`, takes the loss as its `update_state` would, in two in-place additions to its
     total and count, where `update_state` makes a dozen ops."""
-    plan, logits = model.torch_plan, x
+    plan, logits = training_state(model).plan, x
     with autocast(model, training):
         for layer in model.layers[1:]:  # after the Input: build_model's chain, in order
             logits = call_layer(layer, logits, training, plan.takes_training[id(layer)])
@@ -276,7 +277,7 @@ def metrics_result(model, x, y, logits):
     """`compute_metrics`; with no compiled metrics (kerasrnn compiles none), the loss tracker's mean alone,
     which is what `compute_metrics` returns then, without walking the layers for metrics and dividing by
     Keras's ops."""
-    plan = model.torch_plan
+    plan = training_state(model).plan
     if plan.metrics_compiled:
         return model.compute_metrics(x, y, logits)
     return {"loss": plan.loss_tracker.total.value / plan.loss_tracker.count.value}
