@@ -52,17 +52,41 @@ def runs_fused(stack):
 
 def prepare_stack(stack):
     """A fused LSTM's kernels are stored transposed in memory: PyTorch's layout (`transposed_in_memory`)."""
-    if stack.fused and stack.cell == "lstm" and fused_rnn_works():
+    if stack.fused and stack.cell == "lstm" and fused_rnn_works() and transposed_layout_works():
         transposed_in_memory([w for rnn in stack.rnns for w in (rnn.cell.kernel, rnn.cell.recurrent_kernel)])
 
 
 def transposed_in_memory(variables):
-    """Stores each torch variable's 2-D matrix transposed in memory, its shape and values unchanged. A fused
-    LSTM's kernels then are contiguous in PyTorch's layout (`pytorch_weights`), and their gradients arrive in
-    their own layout: without it, three transposing copies of each recurrent kernel a step (their cost:
-    docs/benchmarks.md, "Training throughput")."""
+    """Stores each torch variable's 2-D matrix transposed in memory, its shape and values unchanged, by
+    swapping the tensor under its Parameter (where `transposed_layout_works`). A fused LSTM's kernels then
+    are contiguous in PyTorch's layout (`pytorch_weights`), and their gradients arrive in their own layout:
+    without it, three transposing copies of each recurrent kernel a step (their cost: docs/benchmarks.md,
+    "Training throughput")."""
+    data = compat.attribute("torch-transposed-layout", "data")
     for variable in variables:
-        variable.value.data = variable.value.data.t().contiguous().t()
+        setattr(variable.value, data, getattr(variable.value, data).t().contiguous().t())
+
+
+def transposed_layout_works():
+    """compat's check of `Tensor.data`: swapping it under a keras.Variable's Parameter keeps the Variable's
+    shape and values, lays it out transposed in memory, and `assign` and gradients still reach it."""
+    def probe():
+        values = torch.arange(6.0).reshape(2, 3)
+        variable = keras.Variable(values)
+        transposed_in_memory([variable])
+        value = variable.value
+        if tuple(value.shape) != (2, 3) or not torch.equal(value.detach().cpu(), values):
+            return "the swap changed a variable's shape or values"
+        if value.stride() != (1, 2):
+            return "the swap did not lay the variable out transposed in memory"
+        variable.assign(values * 2)
+        if variable.value is not value or not torch.equal(value.detach().cpu(), values * 2) or value.stride() != (1, 2):
+            return "assign did not write into the swapped tensor"
+        (value * values.to(value.device)).sum().backward()
+        if value.grad is None or not torch.equal(value.grad.cpu(), values):
+            return "the swapped tensor's gradient is wrong"
+        return None
+    return compat.enabled("torch-transposed-layout", probe)
 
 
 def fused_stack(cell, inputs, states, weights, training):
@@ -226,15 +250,19 @@ def lay_out(model):
     nn.Linear's memory layout, the optimizer adapted (`adapt_optimizer`) and built, as its first `apply`
     would build it, and its per-weight variables laid out as their weights. Returns the steps' `Plan`."""
     weights = model.trainable_weights[:]
-    transposed_in_memory([layer.kernel for layer in model.layers if runs_as_linear(layer)
-                          and layer.kernel.value.is_contiguous()])
+    transposed = transposed_layout_works()  # off: every weight keeps Keras's layout (slower, the same math)
+    if transposed:
+        transposed_in_memory([layer.kernel for layer in model.layers if runs_as_linear(layer)
+                              and layer.kernel.value.is_contiguous()])
     optimizer = model.optimizer
     if not optimizer.built:
         with keras.name_scope(optimizer.name, caller=optimizer):
             optimizer.build(weights)
     adapt_optimizer(optimizer)
-    prefixes = tuple(slot_name(w, "") for w in weights if not w.value.is_contiguous())
-    transposed_in_memory([v for v in optimizer.variables if v.name.startswith(prefixes) and v.value.is_contiguous()])
+    if transposed:
+        prefixes = tuple(slot_name(w, "") for w in weights if not w.value.is_contiguous())
+        transposed_in_memory([v for v in optimizer.variables if v.name.startswith(prefixes)
+                              and v.value.is_contiguous()])
     compiled = model.get_compile_config()
     return Plan(id(optimizer), plain_cross_entropy(model, compiled),
                 bool(compiled.get("metrics") or compiled.get("weighted_metrics")),
@@ -255,9 +283,8 @@ def plain_cross_entropy(model, compiled):
 
 def scored(model, x, y, training):
     """The loss, targets and logits of a batch, the last two flattened to one row per token, the logits in
-    fp32 (the forward pass may run in bf16: `autocast`). The loss
-    tracker, a Keras `Mean`, takes the loss as its `update_state` would, in two in-place additions to its
-    total and count, where `update_state` makes a dozen ops."""
+    fp32 (the forward pass may run in bf16: `autocast`). The loss tracker takes the loss
+    (`track_loss`)."""
     plan, logits = training_state(model).plan, x
     with autocast(model, training):
         for layer in model.layers[1:]:  # after the Input: build_model's chain, in order
@@ -267,20 +294,58 @@ def scored(model, x, y, training):
         loss = F.cross_entropy(logits, y.long())
     else:
         loss = model.compute_loss(x=x, y=y, y_pred=logits, training=training)
-    with torch.no_grad():  # Mean.update_state(loss, sample_weight=batch size)
-        plan.loss_tracker.total.value.add_(loss.detach() * x.shape[0])
-        plan.loss_tracker.count.value.add_(x.shape[0])
+    track_loss(plan.loss_tracker, loss, x.shape[0])
     return loss, y, logits
+
+
+def track_loss(tracker, loss, batch):
+    """`tracker.update_state(loss, sample_weight=batch)` (a Keras `Mean`, as Keras's steps call it): where
+    `loss_tracker_works`, as two in-place additions to its total and count, where `update_state` makes a
+    dozen ops."""
+    with torch.no_grad():
+        if loss_tracker_works():
+            total, count = tracker_sums(tracker)
+            total.value.add_(loss.detach() * batch)
+            count.value.add_(batch)
+        else:
+            tracker.update_state(loss.detach(), sample_weight=batch)
+
+
+def tracker_sums(tracker):
+    """A Keras `Mean`'s total and count variables."""
+    return [getattr(tracker, compat.attribute("torch-loss-tracker", name)) for name in ("total", "count")]
+
+
+def loss_tracker_works():
+    """compat's check of `Mean.total` and `Mean.count`: a Mean has them, and `track_loss`'s two additions
+    leave its variables as `update_state` does."""
+    def probe():
+        added, updated = keras.metrics.Mean(), keras.metrics.Mean()
+        if problem := compat.missing_on(added, "torch-loss-tracker"):
+            return problem
+        total, count = tracker_sums(added)
+        for loss, batch in ((2.5, 3), (0.75, 5)):
+            loss = torch.tensor(loss, device=total.value.device)
+            updated.update_state(loss, sample_weight=batch)
+            total.value.add_(loss * batch)
+            count.value.add_(batch)
+        if not all(torch.equal(a.value, u.value) for a, u in zip(added.variables, updated.variables, strict=True)):
+            return "adding to Mean's total and count gave another result than update_state"
+        return None
+    return compat.enabled("torch-loss-tracker", probe)
 
 
 def metrics_result(model, x, y, logits):
     """`compute_metrics`; with no compiled metrics (kerasrnn compiles none), the loss tracker's mean alone,
     which is what `compute_metrics` returns then, without walking the layers for metrics and dividing by
-    Keras's ops."""
+    Keras's ops (where `loss_tracker_works`; else the tracker's `result`)."""
     plan = training_state(model).plan
     if plan.metrics_compiled:
         return model.compute_metrics(x, y, logits)
-    return {"loss": plan.loss_tracker.total.value / plan.loss_tracker.count.value}
+    if not loss_tracker_works():
+        return {"loss": plan.loss_tracker.result()}
+    total, count = tracker_sums(plan.loss_tracker)
+    return {"loss": total.value / count.value}
 
 
 def runs_as_linear(layer):
