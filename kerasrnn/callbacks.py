@@ -74,18 +74,30 @@ def averaged_weights(model):
         swap()
 
 
+class TrainingWeights(keras.callbacks.Callback):
+    """Keeps a copy of the training weights at the end of each epoch, with weight averaging (`use_ema`):
+    `fit` copies the averages over the weights after its last epoch, before any `on_train_end`."""
+
+    def __init__(self):
+        super().__init__()
+        self.weights = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.model.optimizer.use_ema:
+            self.weights = [keras.ops.convert_to_numpy(w.value) for w in self.model.trainable_weights]
+
+
 @contextlib.contextmanager
 def training_weights_kept(model):
-    """Leaves the training weights in the model when `fit` ends. With weight averaging (`use_ema`), `fit`
-    ends by copying the averages over the weights (Optimizer.finalize_variable_values): a run resumed
-    inside a chunk fits the chunk's rest, then the following chunks in a second `fit`, which must start
-    from the training weights, as an uninterrupted run goes on from them."""
-    optimizer = model.optimizer
-    optimizer.finalize_variable_values = lambda var_list: None
-    try:
-        yield
-    finally:
-        del optimizer.finalize_variable_values
+    """Leaves the training weights in the model when the block's `fit`, given the callback this yields,
+    ends. With weight averaging, `fit` ends by copying the averages over the weights
+    (Optimizer.finalize_variable_values): a run resumed inside a chunk fits the chunk's rest, then the
+    following chunks in a second `fit`, which must start from the training weights, as an uninterrupted run
+    goes on from them. A `fit` that raised (a stop signal) never copied them: the model is left as it is."""
+    kept = TrainingWeights()
+    yield kept
+    for weight, value in zip(model.trainable_weights, kept.weights):
+        weight.assign(value)
 
 
 class Checkpointer(keras.callbacks.Callback):

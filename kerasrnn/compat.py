@@ -47,6 +47,12 @@ PRIVATE = {
     # clipping by global norm as PyTorch's foreach ops, in place of Keras's clipping step
     "torch-foreach-clip": {"norm": Private("torch", "_foreach_norm"), "mul": Private("torch", "_foreach_mul"),
                            "clip": Private("keras.src.optimizers.base_optimizer:BaseOptimizer", "_clip_gradients")},
+    # a fused LSTM's kernels (and the logits' kernel) stored transposed in memory, PyTorch's layout, by swapping
+    # the tensor under a keras.Variable's Parameter
+    "torch-transposed-layout": {"data": Private("torch:Tensor", "data")},
+    # the loss tracker (a keras.metrics.Mean) taking each step's loss as two in-place additions
+    "torch-loss-tracker": {"total": Private("keras.metrics:Mean", "total", on_instances=True),
+                           "count": Private("keras.metrics:Mean", "count", on_instances=True)},
     # writing whole arrays of variables spread over several JAX processes (distribute.whole_variables)
     "jax-whole-variables": {"value": Private("keras:Variable", "_value", on_instances=True)},
     # per-tensor scales for the int8 bundle's dense layers, which tflite-runtime 2.14 loads (kerasrnn.export)
@@ -58,6 +64,8 @@ FALLBACK = {
     "torch-fused-rnn": "the recurrent stack runs one Keras layer at a time",
     "torch-fused-adam": "Keras's own Adam update runs",
     "torch-foreach-clip": "Keras's own clipping runs",
+    "torch-transposed-layout": "the kernels keep Keras's layout in memory",
+    "torch-loss-tracker": "the loss tracker's update_state runs",
     "jax-whole-variables": "training over several processes is refused",
     "tflite-per-tensor-dense": "the int8 files quantize dense layers per channel, which tflite-runtime 2.14 cannot load",
 }

@@ -167,8 +167,8 @@ def _train(config, run_dir, resume, verbose, text_vocab, ids, plan, out):
     try:
         with signals:
             if batches.skip:  # resumed inside a chunk: its rest is one shorter Keras epoch
-                with training_weights_kept(model):
-                    fit(epochs=initial_epoch + 1, initial_epoch=initial_epoch)
+                with training_weights_kept(model) as kept:
+                    fit(epochs=initial_epoch + 1, initial_epoch=initial_epoch, callbacks=[*callbacks, kept])
                 batches.skip, initial_epoch = 0, initial_epoch + 1
             if not model.stop_training:
                 fit(epochs=config.max_epochs * batches.chunks, initial_epoch=initial_epoch)

@@ -25,15 +25,18 @@ def rename(monkeypatch, path, name):
 
 
 def fit(fused):
-    """Two passes of `fit` with clipping and Adam: every torch fast path runs where it is on."""
+    """Two passes of `fit` with clipping and Adam: every torch fast path runs where it is on. Returns the
+    model, and its weights and the loss `fit` logged after each batch."""
     rng = np.random.default_rng(3)
     x, y = (rng.integers(0, V, size=(5 * B, T)).astype("int32") for _ in range(2))
     keras.utils.set_random_seed(4)
     model = build_model(V, B, T, rnn_size=6, num_layers=2, embedding_size=5, fused=fused)
     model.compile(keras.optimizers.Adam(1e-2, global_clipnorm=1.0),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(x, y, batch_size=B, epochs=2, shuffle=False, verbose=0)
-    return model, [keras.ops.convert_to_numpy(w) for w in model.weights]
+    losses = []
+    logged = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: losses.append(float(logs["loss"])))
+    model.fit(x, y, batch_size=B, epochs=2, shuffle=False, verbose=0, callbacks=[logged])
+    return model, [keras.ops.convert_to_numpy(w) for w in model.weights] + [np.array(losses)]
 
 
 @pytest.fixture
@@ -66,6 +69,8 @@ def test_a_renamed_private_attribute_turns_its_fast_path_off(path, name, fresh, 
     assert compat.FALLBACK[path] in lines[0]
     assert {p: compat._enabled[p] for p in TORCH_PATHS} == {p: p != path for p in TORCH_PATHS}
     assert core(model).runs_fused() == (path != "torch-fused-rnn")
+    transposed = [not w.value.is_contiguous() for w in model.trainable_weights]  # kernels in PyTorch's layout
+    assert any(transposed) == (path != "torch-transposed-layout")
 
     for other in TORCH_PATHS:  # the reference: every fast path off, one Keras layer at a time
         for other_name in compat.PRIVATE[other]:

@@ -1,17 +1,40 @@
 """The one seam between the model and each Keras backend's fast paths (`backends/torch.py`,
 `backends/jax.py`). model.py calls only the functions here; each imports its backend's module on first
 use, so TensorFlow's path never imports torch or JAX, and the fast paths' private attributes stay fenced
-(`kerasrnn.compat`). TensorFlow has none: Keras's own layers and steps run there."""
+(`kerasrnn.compat`). TensorFlow has none: Keras's own layers and steps run there. What the steps keep
+between them for a model is its `TrainingState`, held here, never on the model."""
 import base64
+import dataclasses
 import functools
 import importlib
 import os
 import re
+import weakref
 
 import keras
 from keras import ops
 
 from kerasrnn_edge.errors import UserError, option
+
+
+@dataclasses.dataclass
+class TrainingState:
+    """What a model's training steps keep between steps, outside the model: attributes set on a Keras model
+    would be tracked, and walked when it is saved."""
+    precision: str = "fp32"        # the training steps' arithmetic, fp32 or bf16 (`set_precision`)
+    plan: object = None            # torch: the steps' `backends.torch.Plan`, laid out on the first step
+    generator_state: object = None  # torch: the model's stream of PyTorch's CPU generator (`rng_states`)
+
+
+_training_states = weakref.WeakKeyDictionary()  # a model's state goes with the model
+
+
+def training_state(model):
+    """The model's `TrainingState`, made on first use."""
+    state = _training_states.get(model)
+    if state is None:
+        state = _training_states[model] = TrainingState()
+    return state
 
 
 def fast_paths():
@@ -69,14 +92,17 @@ def cpuinfo_has_bf16():
 
 def set_precision(model, precision):
     """Sets the precision of the model's training and validation steps (`--precision`: auto, fp32 or bf16)
-    and returns the one taken, fp32 or bf16. bf16 (mixed, `backends.torch.set_precision`) runs on torch
+    and returns the one taken, fp32 or bf16. bf16 (mixed, `backends.torch.precision_taken`) runs on torch
     only; TensorFlow and JAX train in fp32 (README, "Backends")."""
     if keras.backend.backend() == "torch":
-        return fast_paths().set_precision(model, precision)
-    if precision == "bf16":
+        precision = fast_paths().precision_taken(precision)
+    elif precision == "bf16":
         raise UserError(f"{option('precision', 'bf16')} runs on the torch backend only (this is "
                         f"{keras.backend.backend()}): set KERAS_BACKEND=torch, or take {option('precision', 'auto')}")
-    return "fp32"
+    else:
+        precision = "fp32"
+    training_state(model).precision = precision
+    return precision
 
 
 def rng_states(model):

@@ -21,7 +21,7 @@ from keras import layers
 
 from .. import compat
 from ..optim import optimizer_slots, slot_name
-from . import cpu_has_bf16, pytorch_weights
+from . import cpu_has_bf16, pytorch_weights, training_state
 
 
 # -- the recurrent stack -------------------------------------------------------------------------------------
@@ -52,17 +52,41 @@ def runs_fused(stack):
 
 def prepare_stack(stack):
     """A fused LSTM's kernels are stored transposed in memory: PyTorch's layout (`transposed_in_memory`)."""
-    if stack.fused and stack.cell == "lstm" and fused_rnn_works():
+    if stack.fused and stack.cell == "lstm" and fused_rnn_works() and transposed_layout_works():
         transposed_in_memory([w for rnn in stack.rnns for w in (rnn.cell.kernel, rnn.cell.recurrent_kernel)])
 
 
 def transposed_in_memory(variables):
-    """Stores each torch variable's 2-D matrix transposed in memory, its shape and values unchanged. A fused
-    LSTM's kernels then are contiguous in PyTorch's layout (`pytorch_weights`), and their gradients arrive in
-    their own layout: without it, three transposing copies of each recurrent kernel a step (their cost:
-    docs/benchmarks.md, "Training throughput")."""
+    """Stores each torch variable's 2-D matrix transposed in memory, its shape and values unchanged, by
+    swapping the tensor under its Parameter (where `transposed_layout_works`). A fused LSTM's kernels then
+    are contiguous in PyTorch's layout (`pytorch_weights`), and their gradients arrive in their own layout:
+    without it, three transposing copies of each recurrent kernel a step (their cost: docs/benchmarks.md,
+    "Training throughput")."""
+    data = compat.attribute("torch-transposed-layout", "data")
     for variable in variables:
-        variable.value.data = variable.value.data.t().contiguous().t()
+        setattr(variable.value, data, getattr(variable.value, data).t().contiguous().t())
+
+
+def transposed_layout_works():
+    """compat's check of `Tensor.data`: swapping it under a keras.Variable's Parameter keeps the Variable's
+    shape and values, lays it out transposed in memory, and `assign` and gradients still reach it."""
+    def probe():
+        values = torch.arange(6.0).reshape(2, 3)
+        variable = keras.Variable(values)
+        transposed_in_memory([variable])
+        value = variable.value
+        if tuple(value.shape) != (2, 3) or not torch.equal(value.detach().cpu(), values):
+            return "the swap changed a variable's shape or values"
+        if value.stride() != (1, 2):
+            return "the swap did not lay the variable out transposed in memory"
+        variable.assign(values * 2)
+        if variable.value is not value or not torch.equal(value.detach().cpu(), values * 2) or value.stride() != (1, 2):
+            return "assign did not write into the swapped tensor"
+        (value * values.to(value.device)).sum().backward()
+        if value.grad is None or not torch.equal(value.grad.cpu(), values):
+            return "the swapped tensor's gradient is wrong"
+        return None
+    return compat.enabled("torch-transposed-layout", probe)
 
 
 def fused_stack(cell, inputs, states, weights, training):
@@ -91,7 +115,7 @@ def call_fused_kernel(cell, inputs, state, flat_weights, num_layers, training):
 
 # -- the precision of the steps -----------------------------------------------------------------------------
 
-def set_precision(model, precision):
+def precision_taken(precision):
     """`auto` takes bf16 on a CPU with bfloat16 instructions (`cpu_has_bf16`), fp32 elsewhere (on a GPU, not
     yet measured); an explicit bf16 on a CPU without them runs, slower, with one warning line."""
     on_cpu = not torch.cuda.is_available()
@@ -100,7 +124,6 @@ def set_precision(model, precision):
     elif precision == "bf16" and on_cpu and not cpu_has_bf16():
         print("kerasrnn: warning: this CPU has no bfloat16 instructions (avx512_bf16, amx_bf16): --precision bf16 "
               "runs emulated, slower than fp32", file=sys.stderr)
-    model.torch_bf16 = precision == "bf16"
     return precision
 
 
@@ -123,13 +146,13 @@ def emulated_bf16_autocast():
 
 
 def autocast(model, training):
-    """Mixed bfloat16 for the forward pass of a training step where the model trains in bf16 (`set_precision`): the
+    """Mixed bfloat16 for the forward pass of a training step where the model trains in bf16 (`backends.set_precision`): the
     fused LSTM kernel and the logits' `F.linear` run in bf16 while the weights, their gradients and the
     optimizer's state stay fp32 (`scored` takes the loss in fp32, `fused_stack` keeps the carried state fp32),
     so checkpoints stay fp32 and a resumed run computes what a run never stopped does. It covers the steps
     that call the layers directly (`calls_layers_directly`, every step of `kerasrnn train`); Keras's own run fp32.
     Validation runs fp32, so the loss a run records is what its fp32 checkpoint scores."""
-    if not training or not getattr(model, "torch_bf16", False):
+    if not training or training_state(model).precision != "bf16":
         return contextlib.nullcontext()
     return bf16_autocast(model.trainable_weights[0].value.device.type)
 
@@ -179,15 +202,16 @@ def own_generator(model):
     try:
         yield
     finally:
-        model.torch_generator_state = torch.get_rng_state()
+        training_state(model).generator_state = torch.get_rng_state()
         torch.set_rng_state(outside)
 
 
 def generator_state(model):
     """The model's stream of PyTorch's CPU generator; before its first step, the generator's state."""
-    if getattr(model, "torch_generator_state", None) is None:
-        model.torch_generator_state = torch.get_rng_state()
-    return model.torch_generator_state
+    state = training_state(model)
+    if state.generator_state is None:
+        state.generator_state = torch.get_rng_state()
+    return state.generator_state
 
 
 def rng_states(model):
@@ -198,15 +222,15 @@ def rng_states(model):
 
 def set_rng_states(model, states):
     cpu, *gpus = [torch.frombuffer(bytearray(g), dtype=torch.uint8) for g in states]
-    model.torch_generator_state = cpu
+    training_state(model).generator_state = cpu
     if gpus and torch.cuda.is_available() and len(gpus) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(gpus)
 
 
 class Plan:
-    """What `lay_out` found once for the steps: the optimizer's id (not the optimizer: saving walks
-    attributes), whether the loss is kerasrnn's own (`plain_cross_entropy`), whether metrics are compiled,
-    the loss tracker, and which layers' calls take `training`."""
+    """What `lay_out` found once for the steps (kept in the model's `TrainingState`): the optimizer's id,
+    whether the loss is kerasrnn's own (`plain_cross_entropy`), whether metrics are compiled, the loss
+    tracker, and which layers' calls take `training`."""
 
     def __init__(self, optimizer, plain_loss, metrics_compiled, loss_tracker, takes_training):
         self.optimizer, self.plain_loss, self.metrics_compiled = optimizer, plain_loss, metrics_compiled
@@ -215,9 +239,10 @@ class Plan:
 
 def laid_out(model):
     """The model's `Plan`, laid out (`lay_out`) on the first step with its optimizer."""
-    if getattr(model, "torch_plan", None) is None or model.torch_plan.optimizer != id(model.optimizer):
-        model.torch_plan = lay_out(model)
-    return model.torch_plan
+    state = training_state(model)
+    if state.plan is None or state.plan.optimizer != id(model.optimizer):
+        state.plan = lay_out(model)
+    return state.plan
 
 
 def lay_out(model):
@@ -225,15 +250,19 @@ def lay_out(model):
     nn.Linear's memory layout, the optimizer adapted (`adapt_optimizer`) and built, as its first `apply`
     would build it, and its per-weight variables laid out as their weights. Returns the steps' `Plan`."""
     weights = model.trainable_weights[:]
-    transposed_in_memory([layer.kernel for layer in model.layers if runs_as_linear(layer)
-                          and layer.kernel.value.is_contiguous()])
+    transposed = transposed_layout_works()  # off: every weight keeps Keras's layout (slower, the same math)
+    if transposed:
+        transposed_in_memory([layer.kernel for layer in model.layers if runs_as_linear(layer)
+                              and layer.kernel.value.is_contiguous()])
     optimizer = model.optimizer
     if not optimizer.built:
         with keras.name_scope(optimizer.name, caller=optimizer):
             optimizer.build(weights)
     adapt_optimizer(optimizer)
-    prefixes = tuple(slot_name(w, "") for w in weights if not w.value.is_contiguous())
-    transposed_in_memory([v for v in optimizer.variables if v.name.startswith(prefixes) and v.value.is_contiguous()])
+    if transposed:
+        prefixes = tuple(slot_name(w, "") for w in weights if not w.value.is_contiguous())
+        transposed_in_memory([v for v in optimizer.variables if v.name.startswith(prefixes)
+                              and v.value.is_contiguous()])
     compiled = model.get_compile_config()
     return Plan(id(optimizer), plain_cross_entropy(model, compiled),
                 bool(compiled.get("metrics") or compiled.get("weighted_metrics")),
@@ -254,10 +283,9 @@ def plain_cross_entropy(model, compiled):
 
 def scored(model, x, y, training):
     """The loss, targets and logits of a batch, the last two flattened to one row per token, the logits in
-    fp32 (the forward pass may run in bf16: `autocast`). The loss
-    tracker, a Keras `Mean`, takes the loss as its `update_state` would, in two in-place additions to its
-    total and count, where `update_state` makes a dozen ops."""
-    plan, logits = model.torch_plan, x
+    fp32 (the forward pass may run in bf16: `autocast`). The loss tracker takes the loss
+    (`track_loss`)."""
+    plan, logits = training_state(model).plan, x
     with autocast(model, training):
         for layer in model.layers[1:]:  # after the Input: build_model's chain, in order
             logits = call_layer(layer, logits, training, plan.takes_training[id(layer)])
@@ -266,20 +294,58 @@ def scored(model, x, y, training):
         loss = F.cross_entropy(logits, y.long())
     else:
         loss = model.compute_loss(x=x, y=y, y_pred=logits, training=training)
-    with torch.no_grad():  # Mean.update_state(loss, sample_weight=batch size)
-        plan.loss_tracker.total.value.add_(loss.detach() * x.shape[0])
-        plan.loss_tracker.count.value.add_(x.shape[0])
+    track_loss(plan.loss_tracker, loss, x.shape[0])
     return loss, y, logits
+
+
+def track_loss(tracker, loss, batch):
+    """`tracker.update_state(loss, sample_weight=batch)` (a Keras `Mean`, as Keras's steps call it): where
+    `loss_tracker_works`, as two in-place additions to its total and count, where `update_state` makes a
+    dozen ops."""
+    with torch.no_grad():
+        if loss_tracker_works():
+            total, count = tracker_sums(tracker)
+            total.value.add_(loss.detach() * batch)
+            count.value.add_(batch)
+        else:
+            tracker.update_state(loss.detach(), sample_weight=batch)
+
+
+def tracker_sums(tracker):
+    """A Keras `Mean`'s total and count variables."""
+    return [getattr(tracker, compat.attribute("torch-loss-tracker", name)) for name in ("total", "count")]
+
+
+def loss_tracker_works():
+    """compat's check of `Mean.total` and `Mean.count`: a Mean has them, and `track_loss`'s two additions
+    leave its variables as `update_state` does."""
+    def probe():
+        added, updated = keras.metrics.Mean(), keras.metrics.Mean()
+        if problem := compat.missing_on(added, "torch-loss-tracker"):
+            return problem
+        total, count = tracker_sums(added)
+        for loss, batch in ((2.5, 3), (0.75, 5)):
+            loss = torch.tensor(loss, device=total.value.device)
+            updated.update_state(loss, sample_weight=batch)
+            total.value.add_(loss * batch)
+            count.value.add_(batch)
+        if not all(torch.equal(a.value, u.value) for a, u in zip(added.variables, updated.variables, strict=True)):
+            return "adding to Mean's total and count gave another result than update_state"
+        return None
+    return compat.enabled("torch-loss-tracker", probe)
 
 
 def metrics_result(model, x, y, logits):
     """`compute_metrics`; with no compiled metrics (kerasrnn compiles none), the loss tracker's mean alone,
     which is what `compute_metrics` returns then, without walking the layers for metrics and dividing by
-    Keras's ops."""
-    plan = model.torch_plan
+    Keras's ops (where `loss_tracker_works`; else the tracker's `result`)."""
+    plan = training_state(model).plan
     if plan.metrics_compiled:
         return model.compute_metrics(x, y, logits)
-    return {"loss": plan.loss_tracker.total.value / plan.loss_tracker.count.value}
+    if not loss_tracker_works():
+        return {"loss": plan.loss_tracker.result()}
+    total, count = tracker_sums(plan.loss_tracker)
+    return {"loss": total.value / count.value}
 
 
 def runs_as_linear(layer):
