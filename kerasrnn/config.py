@@ -92,7 +92,7 @@ class Config:
         if self.tokens == "bpe" and self.vocab_size <= 257:
             raise UserError(f"{option('vocab_size')} must be more than 257, the byte pieces and the unknown "
                             f"piece (got {self.vocab_size})")
-        choices = {"model": names(), "tokens": ("char", "byte", "bpe"), "cell": ("lstm", "gru", "rnn"),
+        choices = {"model": names(), "tokens": ("char", "byte", "bpe"),
                    "optimizer": ("adam", "adamw", "rmsprop"), "lr_schedule": ("exponential", "cosine", "constant"),
                    "corpus": tuple(NAMED), "precision": ("auto", "fp32", "bf16")}
         for name, allowed in choices.items():

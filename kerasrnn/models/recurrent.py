@@ -8,7 +8,7 @@ writers (TFLite, ONNX, the SavedModel) are in recurrent_graphs.py.
 import keras
 from keras import layers, ops
 
-from kerasrnn_edge.errors import UserError
+from kerasrnn_edge.errors import UserError, option
 
 from .. import backends
 from .family import Family
@@ -122,6 +122,10 @@ class Recurrent(Family):
     options = ("cell", "rnn_size", "input_dropout", "locked_dropout", "fused")
     shape = ("cell", "rnn_size", "num_layers", "embedding_size")
     supports = frozenset({"inspect", "serving", "micro"})
+
+    def check(self, config):
+        if config.cell not in CELLS:
+            raise UserError(f"{option('cell')} must be one of {', '.join(CELLS)} (got {config.cell!r})")
 
     def args(self, config):
         return {k: getattr(config, k) for k in ("cell", "rnn_size", "num_layers", "embedding_size", "dropout",
