@@ -26,7 +26,6 @@ from kerasrnn.models.mingru import linear_scan, pairwise_scan  # noqa: E402
 
 BACKEND = keras.backend.backend()
 SHAPES = [(32, 128), (8, 1024), (2, 4096)]
-PROJECTION = None  # [H, 2H], made in main
 
 
 def heinsen(log_a, log_b):
@@ -54,14 +53,17 @@ def logcumsumexp(x):
     return tf.math.cumulative_logsumexp(x, axis=1)
 
 
-CANDIDATES = {
-    "associative_scan(a, b)": lambda log_a, log_b: linear_scan(ops.exp(log_a), ops.exp(log_b))[1],
-    "pairwise_scan(a, b)": lambda log_a, log_b: pairwise_scan(ops.exp(log_a), ops.exp(log_b))[1],
-    "associative_scan(log a, log b)": lambda log_a, log_b: ops.exp(log_scan(log_a, log_b)[1]),
-    "cumsum+logcumsumexp (Heinsen)": heinsen,
-    # for scale, not a scan: minGRU's input projection at the same width, [B, T, H] @ [H, 2H]
-    "reference: the projection x @ W": lambda log_a, log_b: ops.matmul(log_a + log_b, PROJECTION)[..., :log_a.shape[-1]],
-}
+def candidates(hidden):
+    """The scans by name, (log a, log b) -> h, and for scale minGRU's input projection at the same width,
+    [B, T, H] @ [H, 2H] (not a scan)."""
+    projection = ops.convert_to_tensor(np.random.default_rng(2).normal(0, 0.05, (hidden, 2 * hidden)).astype("float32"))
+    return {
+        "associative_scan(a, b)": lambda log_a, log_b: linear_scan(ops.exp(log_a), ops.exp(log_b))[1],
+        "pairwise_scan(a, b)": lambda log_a, log_b: pairwise_scan(ops.exp(log_a), ops.exp(log_b))[1],
+        "associative_scan(log a, log b)": lambda log_a, log_b: ops.exp(log_scan(log_a, log_b)[1]),
+        "cumsum+logcumsumexp (Heinsen)": heinsen,
+        "reference: the projection x @ W": lambda log_a, log_b: ops.matmul(log_a + log_b, projection)[..., :hidden],
+    }
 
 
 def loss_and_grads(scan):
@@ -121,39 +123,43 @@ def sequential(log_a, log_b):
     return out
 
 
+def error(run, batch, length, hidden, saturated):
+    """The largest difference of the candidate's h from the float64 loop's, relative where |h| > 1, or "nan/inf"
+    where h or a gradient is not finite."""
+    log_a, log_b, w = inputs(batch, length, hidden, saturated, seed=1)
+    h, *grads = run(log_a, log_b, w)
+    h, want = ops.convert_to_numpy(h), sequential(ops.convert_to_numpy(log_a), ops.convert_to_numpy(log_b))
+    if not all(np.isfinite(ops.convert_to_numpy(x)).all() for x in (h, *grads)):
+        return "nan/inf"
+    return float(np.max(np.abs(h - want) / np.maximum(1, np.abs(want))))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--hidden", type=int, default=288)
     parser.add_argument("--only", help="the candidates whose name contains this")
     args = parser.parse_args()
-    global PROJECTION
-    PROJECTION = ops.convert_to_tensor(np.random.default_rng(2).normal(0, 0.05, (args.hidden, 2 * args.hidden)).astype("float32"))
-    candidates = {name: loss_and_grads(scan) for name, scan in CANDIDATES.items()
-                  if not args.only or args.only in name}
+    runs = {name: loss_and_grads(scan) for name, scan in candidates(args.hidden).items()
+            if not args.only or args.only in name}
     for batch, length in SHAPES:
         log_a, log_b, w = inputs(batch, length, args.hidden, saturated=False)
-        times = {name: [] for name in candidates}
-        for name, run in candidates.items():
+        times = {name: [] for name in runs}
+        for name, run in runs.items():
             run(log_a, log_b, w)
         for _ in range(args.repeats):  # the candidates take turns, so that the machine's drift meets each alike
-            for name, run in candidates.items():
+            for name, run in runs.items():
                 start = time.perf_counter()
                 run(log_a, log_b, w)
                 times[name].append(time.perf_counter() - start)
-        for name, run in candidates.items():
-            errors = []
-            for saturated in (False, True):
-                a, b, v = inputs(batch, length, args.hidden, saturated, seed=1)
-                h, *grads = run(a, b, v)
-                h, want = ops.convert_to_numpy(h), sequential(ops.convert_to_numpy(a), ops.convert_to_numpy(b))
-                finite = all(np.isfinite(ops.convert_to_numpy(x)).all() for x in (h, *grads))
-                errors.append(float(np.max(np.abs(h - want) / np.maximum(1, np.abs(want)))) if finite else "nan/inf")
-            if name.startswith("reference"):
-                errors = ["-", "-"]
+        for name, run in runs.items():
+            errors = ["-", "-"] if name.startswith("reference") else [error(run, batch, length, args.hidden, saturated)
+                                                                      for saturated in (False, True)]
+            ms = [1000 * t for t in times[name]]
             print(json.dumps({"backend": BACKEND, "scan": name, "B": batch, "T": length, "H": args.hidden,
-                              "ms": round(1000 * min(times[name]), 2), "median_ms": round(1000 * np.median(times[name]), 2),
+                              "ms": round(min(ms), 2), "median_ms": round(float(np.median(ms)), 2),
                               "max_rel_error": errors[0], "max_rel_error_saturated": errors[1]}), flush=True)
+
 
 if __name__ == "__main__":
     main()

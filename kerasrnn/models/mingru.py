@@ -79,7 +79,7 @@ def scan_linear(scan):
 # the parallel forms, each the same function; a backend runs the one measured fastest there. The paper's log-space
 # forms are slower here and lose precision where gates saturate (docs/mingru-scan.md)
 FORMS = {"associative": scan_linear(linear_scan), "pairwise": scan_linear(pairwise_scan)}
-SCANS = {"tensorflow": "associative", "jax": "associative", "torch": "pairwise"}
+SCANS = {"tensorflow": "pairwise", "jax": "associative", "torch": "pairwise"}
 
 
 def parallel(k, pre_candidate, h0):
@@ -161,7 +161,8 @@ class MinBlock(layers.Layer):
             self.depthwise_bias = self.add_weight(shape=(self.width,), name="depthwise_bias", initializer="zeros")
             self.pointwise.build(shape)
         for layer, inputs in ((self.norm_1, shape), (self.rnn, shape), (self.out, (*shape[:-1], self.inner)),
-                              (self.norm_2, shape), (self.fc, shape), (self.fc_proj, (*shape[:-1], self.mlp_ratio * self.width))):
+                              (self.norm_2, shape), (self.fc, shape),
+                              (self.fc_proj, (*shape[:-1], self.mlp_ratio * self.width))):
             layer.build(inputs)
 
     def state_sizes(self):
@@ -184,7 +185,7 @@ class MinBlock(layers.Layer):
         if self.conv:
             y, past = self.convolve(x, ops.stop_gradient(states[1]))
             x = x + y
-        h, last = self.rnn(self.norm_1(x), states[0])
+        h, last = self.rnn.call(self.norm_1(x), states[0])  # (see MinRecurrent.call)
         x = x + self.drop(self.out(ops.cast(h, x.dtype)), training=training)
         new_states = [last] + ([past] if self.conv else [])
         return x + self.mlp(x, training), new_states
@@ -233,10 +234,12 @@ class MinRecurrent(layers.Layer):
             block.build(input_shape)
         self.norm.build(input_shape)
         names = ["h"] + (["conv"] if self.conv else [])
-        sizes = [(name, size, i) for i, block in enumerate(self.blocks) for name, size in zip(names, block.state_sizes())]
+        sizes = [(name, size, i) for i, block in enumerate(self.blocks)
+                 for name, size in zip(names, block.state_sizes())]
+        # float32 also under a mixed policy (autocast=False: read as they are), as the recurrence computes them
         self.state_weights = [self.add_weight(shape=(input_shape[0], size), initializer="zeros", trainable=False,
-                                              name=f"{name}_{i}") for name, size, i in sizes]
-        self.start_weights = [self.add_weight(shape=(size,), initializer="zeros", trainable=False,
+                                              autocast=False, name=f"{name}_{i}") for name, size, i in sizes]
+        self.start_weights = [self.add_weight(shape=(size,), initializer="zeros", trainable=False, autocast=False,
                                               name=f"start_{name}_{i}") for name, size, i in sizes]
         self.start_token = self.add_weight(shape=(), initializer="zeros", dtype="int32", trainable=False,
                                            name="start_token")
@@ -252,7 +255,8 @@ class MinRecurrent(layers.Layer):
         initial = [ops.copy(w.value) for w in self.state_weights]
         x, states = inputs, []
         for block, block_states in zip(self.blocks, self.per_block(initial)):
-            x, block_states = block(x, block_states, training=training)
+            # `call`, not the layer's __call__, which would round the float32 state to a mixed policy's bfloat16
+            x, block_states = block.call(x, block_states, training=training)
             states += block_states
         for weight, state in zip(self.state_weights, states):
             weight.assign(ops.stop_gradient(ops.cast(state, weight.dtype)))
