@@ -12,7 +12,7 @@ from conftest import REPO, shakespeare_slice
 # the exactness tests: state equals stepping, resume equivalence, the fused paths. (Export parity runs on
 # the default backend: Keras's step-by-step sampling under JAX compiles each call, too slow for CI.)
 EXACTNESS = ["tests/test_training.py", "tests/test_model.py", "tests/test_optim.py", "tests/test_compat.py",
-             "tests/test_precision.py", "tests/test_gpt.py"]
+             "tests/test_precision.py", "tests/test_gpt.py", "tests/test_mingru.py"]
 # test_training.py's tests run on every backend (test_model.py's fused-path tests only on their own): at
 # least this many must pass, so that a backend that skips them all fails
 AT_LEAST = 7
