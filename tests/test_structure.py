@@ -75,7 +75,8 @@ def test_the_import_graph_has_no_cycle():
 
 
 MODEL_MODULES = ["kerasrnn.models", "kerasrnn.models.family", "kerasrnn.models.language_model",
-                 "kerasrnn.models.recurrent", "kerasrnn.models.gpt", "kerasrnn.models.alibi"]
+                 "kerasrnn.models.recurrent", "kerasrnn.models.gpt", "kerasrnn.models.alibi",
+                 "kerasrnn.models.mingru"]
 
 
 def test_the_model_modules_import_no_backend_and_no_private_attribute():
