@@ -1,8 +1,8 @@
-"""The one seam between the model and each Keras backend's fast paths (`backends/torch.py`,
-`backends/jax.py`). model.py calls only the functions here; each imports its backend's module on first
-use, so TensorFlow's path never imports torch or JAX, and the fast paths' private attributes stay fenced
-(`kerasrnn.compat`). TensorFlow has none: Keras's own layers and steps run there. What the steps keep
-between them for a model is its `TrainingState`, held here, never on the model."""
+"""The one seam between the models and each Keras backend's fast paths (`backends/torch.py`,
+`backends/jax.py`). The model families (kerasrnn/models/) call only the functions here; each imports its
+backend's module on first use, so TensorFlow's path never imports torch or JAX, and the fast paths' private
+attributes stay fenced (`kerasrnn.compat`). TensorFlow has none: Keras's own layers and steps run there. What
+the steps keep between them for a model is its `TrainingState`, held here, never on the model."""
 import base64
 import dataclasses
 import functools
