@@ -44,9 +44,6 @@ def export_micro(run_dir, out_dir, which="best"):
     if "micro" not in family.supports:
         raise family.refuse("--micro exports recurrent runs only (a GPT's cache is its state, and grows with its "
                             "context)", run_dir)
-    if vocab.kind not in ("char", "byte"):
-        raise family.refuse(f"{vocab.kind} tokens: --micro exports char and byte runs only (the C sampler has no "
-                            "BPE encoder)", run_dir)
     _, ids = corpus.load_ids(corpus.source(config), config.tokens, vocab=vocab)
     train_ids, val_ids, _ = data.split(ids, config.train_frac, config.val_frac)
     return write_micro(family.step_graphs(model), vocab, source(config, record, which), train_ids, val_ids, out_dir)

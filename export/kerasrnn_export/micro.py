@@ -90,8 +90,8 @@ def write_micro(graphs, vocab, source, train_ids, val_ids, out_dir):
     `out_dir`, calibrated on `train_ids` and measured on `val_ids`; returns the manifest. `source` is the
     manifest's `source` field."""
     if vocab.kind not in ("char", "byte"):
-        raise UserError(f"a {vocab.kind} run: --micro exports char and byte runs only (the C sampler has no BPE "
-                        "encoder)")
+        raise UserError(f"--micro exports char and byte runs only, not {vocab.kind} tokens (the C sampler has no "
+                        "BPE encoder)")
     if importlib.util.find_spec("tflite_micro") is None:
         raise UserError("--micro needs TensorFlow Lite for Microcontrollers' interpreter, to measure the model: "
                         "pip install tflite-micro (wheels for x86-64 Linux)")
