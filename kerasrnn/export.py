@@ -37,13 +37,14 @@ def export_serving(run_dir, base_dir, name="kerasrnn", which="best", max_length_
 def export_micro(run_dir, out_dir, which="best"):
     """Writes the microcontroller bundle of `run_dir`'s `which` checkpoint to `out_dir`, calibrated on the run's
     training text and measured on its validation text; returns the manifest (kerasrnn_export.micro)."""
-    from kerasrnn_export.micro import write_micro
+    from kerasrnn_export.micro import check_micro, write_micro
 
     model, vocab, config, record = load_run(run_dir, which)
     family = family_of(model)
     if "micro" not in family.supports:
         raise family.refuse("--micro exports recurrent runs only (a GPT's cache is its state, and grows with its "
                             "context)", run_dir)
+    check_micro(vocab)  # before the text is read
     _, ids = corpus.load_ids(corpus.source(config), config.tokens, vocab=vocab)
     train_ids, val_ids, _ = data.split(ids, config.train_frac, config.val_frac)
     return write_micro(family.step_graphs(model), vocab, source(config, record, which), train_ids, val_ids, out_dir)

@@ -85,16 +85,22 @@ def validation_loss(graphs, step, ids):
     return float(np.mean(fp32)), float(np.mean(losses))
 
 
-def write_micro(graphs, vocab, source, train_ids, val_ids, out_dir):
-    """Writes the micro bundle of `graphs` (a StepGraphs of a family supporting "micro"; `vocab` its Vocab) to
-    `out_dir`, calibrated on `train_ids` and measured on `val_ids`; returns the manifest. `source` is the
-    manifest's `source` field."""
+def check_micro(vocab):
+    """Refuses, in one line, what the micro bundle cannot take: a bpe vocabulary (the C sampler has no BPE
+    encoder), or a machine without TFLite Micro's interpreter (which measures the model)."""
     if vocab.kind not in ("char", "byte"):
         raise UserError(f"--micro exports char and byte runs only, not {vocab.kind} tokens (the C sampler has no "
                         "BPE encoder)")
     if importlib.util.find_spec("tflite_micro") is None:
         raise UserError("--micro needs TensorFlow Lite for Microcontrollers' interpreter, to measure the model: "
                         "pip install tflite-micro (wheels for x86-64 Linux)")
+
+
+def write_micro(graphs, vocab, source, train_ids, val_ids, out_dir):
+    """Writes the micro bundle of `graphs` (a StepGraphs of a family supporting "micro"; `vocab` its Vocab) to
+    `out_dir`, calibrated on `train_ids` and measured on `val_ids`; returns the manifest. `source` is the
+    manifest's `source` field."""
+    check_micro(vocab)
     model_bytes = convert(graphs, recorded_inputs(graphs, np.asarray(train_ids)))
     arena = smallest_arena(model_bytes) + ARENA_MARGIN
     val = np.asarray(val_ids[:MEASURED_TOKENS], np.int32)
