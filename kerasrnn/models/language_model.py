@@ -37,10 +37,11 @@ class StateLayer(layers.Layer):
     """
 
     def add_state(self, batch_size, widths):
-        """Creates the state and start weights, `widths` as [(name, width)] in state order, then the start token."""
+        """Creates the state and start weights, `widths` as [(name, width)] in state order, then the start token.
+        They stay float32 under a mixed precision policy (autocast=False: read as they are)."""
         self.state_weights = [self.add_weight(shape=(batch_size, width), initializer="zeros", trainable=False,
-                                              name=name) for name, width in widths]
-        self.start_weights = [self.add_weight(shape=(width,), initializer="zeros", trainable=False,
+                                              autocast=False, name=name) for name, width in widths]
+        self.start_weights = [self.add_weight(shape=(width,), initializer="zeros", trainable=False, autocast=False,
                                               name=f"start_{name}") for name, width in widths]
         self.start_token = self.add_weight(shape=(), initializer="zeros", dtype="int32", trainable=False,
                                            name="start_token")
@@ -48,7 +49,7 @@ class StateLayer(layers.Layer):
     def carry(self, states):
         """Keeps `states` (the call's final states, in state order) for the next call, with no gradient into them."""
         for weight, state in zip(self.state_weights, states):
-            weight.assign(ops.stop_gradient(state))
+            weight.assign(ops.stop_gradient(ops.cast(state, weight.dtype)))
 
 
 @keras.saving.register_keras_serializable(package="kerasrnn")

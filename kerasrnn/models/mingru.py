@@ -15,11 +15,13 @@ by measurement: docs/mingru-scan.md). Sampling steps it one token at a time, a f
 The scan runs in float32 whatever the layer computes in (bf16 loses the state over a long T).
 
 `MinRecurrent` holds the carried state (each block's h, and the last inputs of its convolution) in tracked,
-non-trainable weights, as kerasrnn/model.py's `StatefulRecurrent` does and for the same reasons (JAX's stateless
-`fit`, checkpoints): truncated BPTT over stateful batches, on every backend.
+non-trainable weights, a `StateLayer` as the recurrent stack is (language_model.py says why): truncated BPTT over
+stateful batches, on every backend.
 """
 import keras
 from keras import layers, ops
+
+from .language_model import StateLayer
 
 CELLS = ("gru", "lstm")
 CONV_WIDTH = 3  # the causal depthwise convolution's width (lucidrains' conv_kernel_size)
@@ -205,14 +207,14 @@ class MinBlock(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="kerasrnn")
-class MinRecurrent(layers.Layer):
+class MinRecurrent(StateLayer):
     """`num_layers` MinBlocks and a final RMSNorm, whose states at the end of a call become the next call's initial
     states (truncated BPTT: no gradient crosses the batch boundary).
 
-    As in kerasrnn/model.py's StatefulRecurrent, the state lives in `self.state_weights`, [batch, n] each, in block
-    order (each block's h, then its convolution's last inputs where it has one), `self.start_weights` ([n] each,
-    same order) and `self.start_token` are where sampling starts, and the blocks `frozen` lists (indices) are not
-    trained (--freeze; the config carries them, so that a checkpoint loads with them frozen)."""
+    A `StateLayer`: the state lives in `self.state_weights`, [batch, n] each, in block order (each block's h, then
+    its convolution's last inputs where it has one), with `self.start_weights` and `self.start_token` where
+    sampling starts. The blocks `frozen` lists (indices) are not trained (--freeze; the config carries them, so
+    that a checkpoint loads with them frozen)."""
 
     def __init__(self, cell="gru", width=128, num_layers=2, expansion=1.5, mlp_ratio=4, conv=False, dropout=0.0,
                  frozen=(), **kwargs):
@@ -234,15 +236,8 @@ class MinRecurrent(layers.Layer):
             block.build(input_shape)
         self.norm.build(input_shape)
         names = ["h"] + (["conv"] if self.conv else [])
-        sizes = [(name, size, i) for i, block in enumerate(self.blocks)
-                 for name, size in zip(names, block.state_sizes())]
-        # float32 also under a mixed policy (autocast=False: read as they are), as the recurrence computes them
-        self.state_weights = [self.add_weight(shape=(input_shape[0], size), initializer="zeros", trainable=False,
-                                              autocast=False, name=f"{name}_{i}") for name, size, i in sizes]
-        self.start_weights = [self.add_weight(shape=(size,), initializer="zeros", trainable=False, autocast=False,
-                                              name=f"start_{name}_{i}") for name, size, i in sizes]
-        self.start_token = self.add_weight(shape=(), initializer="zeros", dtype="int32", trainable=False,
-                                           name="start_token")
+        self.add_state(input_shape[0], [(f"{name}_{i}", size) for i, block in enumerate(self.blocks)
+                                        for name, size in zip(names, block.state_sizes())])
 
     def per_block(self, states):
         """The flat list of states, one list per block."""
@@ -258,8 +253,7 @@ class MinRecurrent(layers.Layer):
             # `call`, not the layer's __call__, which would round the float32 state to a mixed policy's bfloat16
             x, block_states = block.call(x, block_states, training=training)
             states += block_states
-        for weight, state in zip(self.state_weights, states):
-            weight.assign(ops.stop_gradient(ops.cast(state, weight.dtype)))
+        self.carry(states)
         return self.norm(x)
 
     def step(self, x, states):
