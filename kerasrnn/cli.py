@@ -32,7 +32,10 @@ TRAIN_HELP = {
     "val_tokens": "validate on at most this many tokens (the start of the validation part), so that validation "
                   "costs the same on a corpus of any size; 0: all of it",
     "model": "rnn: the stateful recurrent stack; gpt: a decoder-only transformer (--num-layers blocks, "
-             "--embedding-size wide, --num-heads, --context)",
+             "--embedding-size wide, --num-heads, --context); mingru, minlstm: minimal GRU or LSTM blocks, parallel "
+             "over time in training (--num-layers blocks, --embedding-size wide, --expansion, --conv)",
+    "expansion": "mingru, minlstm: the recurrence's width, a multiple of --embedding-size",
+    "conv": "mingru, minlstm: true: a causal depthwise convolution of width 3 before each block's recurrence",
     "num_heads": "gpt: attention heads", "context": "gpt: the attention window in tokens: each position sees the "
                                                     "last CONTEXT ones, and the exported step model caches them",
     "cell": "recurrent cell: lstm, gru or rnn", "rnn_size": "units per recurrent layer",

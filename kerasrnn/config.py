@@ -26,7 +26,8 @@ class Config:
     val_tokens: int = 500_000     # validation reads at most this many tokens of its split (0: all)
     # model
     model: str = "rnn"            # the model family (kerasrnn/models/): rnn, the stateful recurrent stack; gpt, a
-                                  # decoder-only transformer; or one registered (models.register)
+                                  # decoder-only transformer; mingru or minlstm, recurrences parallel over time;
+                                  # or one registered (models.register)
     cell: str = "lstm"            # lstm | gru | rnn
     rnn_size: int = 128
     num_layers: int = 2
@@ -37,6 +38,8 @@ class Config:
     fused: bool = True            # JAX + GPU: one cuDNN call for the whole LSTM stack
     num_heads: int = 4            # gpt: attention heads (embedding_size is the width, num_layers the blocks)
     context: int = 64             # gpt: the attention window, the step model's cache (export/SPEC.md)
+    expansion: float = 1.5        # mingru, minlstm: the recurrence's width over embedding_size
+    conv: bool = False            # mingru, minlstm: a causal depthwise convolution (width 3) before each block
     # truncated BPTT
     batch_size: int = 50          # parallel streams
     seq_length: int = 50          # steps per batch
@@ -69,7 +72,7 @@ class Config:
         from .corpus import NAMED  # corpus imports run, which imports this module
         from .models import family, names
         positive = ["rnn_size", "num_layers", "num_heads", "context", "embedding_size", "batch_size", "seq_length",
-                    "max_epochs", "eval_every", "steps_per_execution"]
+                    "expansion", "max_epochs", "eval_every", "steps_per_execution"]
         for name in positive:
             if not getattr(self, name) > 0:
                 raise UserError(f"{option(name)} must be positive (got {getattr(self, name)})")
@@ -179,6 +182,12 @@ PRESETS = {
                      batch_size=32, seq_length=64, optimizer="adamw", learning_rate=2e-3, weight_decay=0.1,
                      lr_schedule="cosine", warmup_steps=100, grad_clip=1.0, ema=0.99, max_epochs=5,
                      eval_every=250),
+    # minGRU blocks for the same minutes on a 2-core CPU, beside `tiny` and `gpt-tiny` (docs/benchmarks.md, "minGRU");
+    # --model minlstm takes it too.
+    "mingru-tiny": dict(model="mingru", num_layers=3, embedding_size=192, expansion=1.5, conv=False, dropout=0.1,
+                        batch_size=32, seq_length=128, optimizer="adamw", learning_rate=3e-3, weight_decay=0.1,
+                        lr_schedule="cosine", warmup_steps=100, grad_clip=1.0, ema=0.99, max_epochs=5,
+                        eval_every=250),
 }
 
 

@@ -154,4 +154,4 @@ def test_the_command_line_refuses_a_family_it_does_not_know(tmp_path):
     result = run_cli("train", "--model", "toy", "--text", shakespeare_slice(tmp_path, 2000), "--run-dir",
                      tmp_path / "run")
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
-    assert "--model must be one of rnn, gpt (got 'toy')" in result.stderr
+    assert "--model must be one of rnn, gpt, mingru, minlstm (got 'toy')" in result.stderr

@@ -1,4 +1,5 @@
-"""Model families: the recurrent stack (`recurrent.py`), the GPT (`gpt.py`), and any a user registers.
+"""Model families: the recurrent stack (`recurrent.py`), the GPT (`gpt.py`), minGRU and minLSTM (`mingru.py`), and
+any a user registers.
 
 A family (`Family`, family.py) owns everything that differs between kinds of model: its options and their
 checks, how it builds itself at (batch, length), the Keras step model sampling runs, and the step graphs the
@@ -66,10 +67,12 @@ def rebuild(model, batch_size, seq_length=None):
     return family_of(model).rebuild(model, batch_size, seq_length)
 
 
-from . import gpt, recurrent  # noqa: E402  (the built-in families, after the registry they join)
+from . import gpt, mingru, recurrent  # noqa: E402  (the built-in families, after the registry they join)
 
 register(recurrent.RECURRENT)
 register(gpt.GPT_FAMILY)
+register(mingru.MINGRU)
+register(mingru.MINLSTM)
 
 __all__ = ["Family", "LanguageModel", "build_args", "families", "family", "family_of", "names", "rebuild",
-           "register", "unregister", "gpt", "recurrent"]
+           "register", "unregister", "gpt", "mingru", "recurrent"]

@@ -21,6 +21,7 @@ stateful batches, on every backend.
 import keras
 from keras import layers, ops
 
+from .family import Family
 from .language_model import StateLayer
 
 CELLS = ("gru", "lstm")
@@ -272,3 +273,49 @@ class MinRecurrent(StateLayer):
         return {**super().get_config(), "cell": self.cell, "width": self.width, "num_layers": self.num_layers,
                 "expansion": self.expansion, "mlp_ratio": self.mlp_ratio, "conv": self.conv, "dropout": self.dropout,
                 "frozen": [i for i, block in enumerate(self.blocks) if not block.trainable]}
+
+
+class MinRecurrentFamily(Family):
+    """minGRU (`--model mingru`) or minLSTM (`--model minlstm`) blocks: `--num-layers` of them, `--embedding-size`
+    wide, the recurrence `--expansion` times wider, a causal convolution first with `--conv`. Truncated BPTT over
+    stateful batches as the recurrent stack trains, each batch's products and scan parallel over time; a fixed
+    state per block when it samples and in its step models (mingru_graphs.py). It has no TFLite Micro bundle.
+
+    Example:
+
+        family = kerasrnn.models.family("mingru")
+        model = family.build(vocab_size=65, batch_size=32, seq_length=128,
+                             **family.args(kerasrnn.preset("mingru-tiny")))
+    """
+
+    preset, core_class = "mingru-tiny", MinRecurrent
+    options = ("expansion", "conv")
+    shape = ("num_layers", "embedding_size", "expansion", "conv")
+    supports = frozenset({"inspect", "serving"})
+
+    def __init__(self, cell):
+        self.cell, self.name = cell, f"min{cell}"
+
+    def args(self, config):
+        return dict(num_layers=config.num_layers, width=config.embedding_size, expansion=config.expansion,
+                    conv=config.conv, dropout=config.dropout)
+
+    def logits(self, tokens, vocab_size, num_layers=2, width=128, expansion=1.5, conv=False, dropout=0.0,
+               mlp_ratio=4):
+        x = layers.Embedding(vocab_size, width, name="embedding")(tokens)
+        x = MinRecurrent(self.cell, width, num_layers, expansion, mlp_ratio, conv, dropout, name="recurrent")(x)
+        return layers.Dense(vocab_size, name="logits")(x)
+
+    def core_of(self, model):
+        layer = super().core_of(model)
+        return layer if layer is not None and layer.cell == self.cell else None
+
+    def core_layers(self, model):
+        return self.core_of(model).blocks
+
+    def step_graphs(self, model):
+        from .mingru_graphs import step_graphs
+        return step_graphs(model)
+
+
+MINGRU, MINLSTM = MinRecurrentFamily("gru"), MinRecurrentFamily("lstm")
