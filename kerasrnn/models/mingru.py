@@ -291,7 +291,7 @@ class MinRecurrentFamily(Family):
     preset, core_class = "mingru-tiny", MinRecurrent
     options = ("expansion", "conv")
     shape = ("num_layers", "embedding_size", "expansion", "conv")
-    supports = frozenset({"inspect", "serving"})
+    supports = frozenset({"serving"})
 
     def __init__(self, cell):
         self.cell, self.name = cell, f"min{cell}"
