@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from conftest import run_cli, shakespeare_slice
+from kerasrnn import models
 from kerasrnn.config import Config
 from kerasrnn.inspect.main import cell_finder
 from kerasrnn.inspect.ngram import NGram
-from kerasrnn.inspect.recompute import forward, start_states
+from kerasrnn.inspect.recompute import start_states
 from kerasrnn.models.language_model import core, get_states, set_start, set_states
 from kerasrnn.models.recurrent import build_model
 from kerasrnn.files import save_model, write_json
@@ -32,7 +33,7 @@ def test_recomputed_states_equal_the_keras_layers(cell):
             weight.assign(rng.normal(0, 0.5, weight.shape).astype("float32"))
     ids = rng.integers(0, V, (B, T))
     initial = get_states(model)
-    trace = forward(from_model(model), ids, initial, gates=True)
+    trace = from_model(model).forward(ids, initial, gates=True)
 
     stack, per_layer = core(model), len(initial) // 2
     x = model.get_layer("embedding")(ids)
@@ -49,6 +50,31 @@ def test_recomputed_states_equal_the_keras_layers(cell):
     assert set(trace.gates) == {"lstm": {"input", "forget", "output"}, "gru": {"update", "reset"}, "rnn": set()}[cell]
     for per_layer_gates in trace.gates.values():
         assert all(((g >= 0) & (g <= 1)).all() for g in per_layer_gates)
+
+
+@pytest.mark.parametrize("name, conv", [("mingru", True), ("minlstm", False)])
+def test_recomputed_min_blocks_equal_the_keras_model(name, conv):
+    """minGRU and minLSTM: the numpy recomputation (each block's h step by step) gives the Keras model's logits and
+    final states from random weights and states, and gates in [0, 1] (minLSTM's two summing to 1)."""
+    family = models.family(name)
+    model = family.build(V, B, None, num_layers=2, width=8, conv=conv)
+    rng = np.random.default_rng(0)
+    for weight in model.weights:
+        if weight.dtype.startswith("float"):
+            weight.assign(rng.normal(0, 0.5, weight.shape).astype("float32"))
+    ids = rng.integers(0, V, (B, T))
+    initial = get_states(model)
+    weights = family.recompute(model)
+    trace = weights.forward(ids, initial, gates=True)
+    np.testing.assert_allclose(trace.logits, keras.ops.convert_to_numpy(model(ids)), atol=1e-4)
+    for got, expected in zip(trace.states, get_states(model), strict=True):
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert [h.shape for h in trace.h] == [(B, T, weights.units)] * 2 and weights.units == 12
+    assert set(trace.gates) == ({"update"} if name == "mingru" else {"forget", "input"})
+    for per_layer_gates in trace.gates.values():
+        assert all(((g >= 0) & (g <= 1)).all() for g in per_layer_gates)
+    if name == "minlstm":
+        np.testing.assert_allclose(trace.gates["forget"][0] + trace.gates["input"][0], 1, atol=1e-6)
 
 
 CHARS = ' "abcdefgh'
@@ -90,7 +116,7 @@ def planted_model(units=4):
 def quote_ranking(model, vocab, text):
     weights = from_model(model)
     ids = vocab.encode(text)
-    trace = forward(weights, np.concatenate([[weights.start_token], ids])[None], start_states(weights))
+    trace = weights.forward(np.concatenate([[weights.start_token], ids])[None], start_states(weights))
     signals = [trace.h[0][0, 1:], trace.c[0][0, 1:]]
     found = {f["name"]: f for f in cell_finder(text, signals, weights.rnn_size)}
     return found["inside quotes"]["cells"]

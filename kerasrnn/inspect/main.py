@@ -15,7 +15,7 @@ from ..models import family_of
 from ..run import load_run
 from . import features, lstmvis, report
 from .ngram import NGram
-from .recompute import NumpyStepModel, forward, log_softmax, start_states
+from .recompute import NumpyStepModel, log_softmax, start_states
 
 NGRAM_ORDER = 5
 LONGEST_RESET = 1024
@@ -28,19 +28,17 @@ def inspect_run(run_dir, text=None, split="val", chars=2000, out=None, lstmvis_d
                 which="best", verbose=True):
     """Writes the HTML report of `run_dir` on `chars` tokens of `text` (a file) or of the run's `split`,
     and, given `lstmvis_dir`, the states for LSTMVis. Returns the report's data."""
-    from ..models.recurrent_graphs import from_model
-
     model, vocab, config, record = load_run(run_dir, which)
     family = family_of(model)
     if "inspect" not in family.supports:
-        raise family.refuse("kerasrnn inspect reads a recurrent model's states and gates, not this model's "
+        raise family.refuse("kerasrnn inspect reads a recurrent model's states and gates, and this model has none "
                             "(kerasrnn sample and export run it)", run_dir)
-    weights = from_model(model)
+    weights = family.recompute(model)
     train_ids, ids, source, skipped = read_text(config, vocab, text, split, chars, skip_unknown)
     if skipped and verbose:
         print(f"kerasrnn: skipped {len(skipped)} characters outside the vocabulary: {show(skipped)}")
     tokens = token_texts(vocab)
-    layers, length = len(weights.layers), len(ids)
+    layers, length = weights.num_layers, len(ids)
     steps = layers * (length + 1) + sum(layers * (k + 1) for k in reset_intervals(length))
     progress = None
     if verbose:
@@ -49,7 +47,7 @@ def inspect_run(run_dir, text=None, split="val", chars=2000, out=None, lstmvis_d
         progress = lambda n: bar.add(n)  # noqa: E731
 
     # the text, read from the start state after the start token (where sampling starts)
-    trace = forward(weights, np.concatenate([[weights.start_token], ids])[None], start_states(weights), gates=True,
+    trace = weights.forward(np.concatenate([[weights.start_token], ids])[None], start_states(weights), gates=True,
                     progress=progress)
     h = [x[0, 1:] for x in trace.h]
     c = [x[0, 1:] for x in trace.c]
@@ -70,7 +68,7 @@ def inspect_run(run_dir, text=None, split="val", chars=2000, out=None, lstmvis_d
         lstmvis.export(lstmvis_dir, os.path.basename(os.path.abspath(run_dir)), tokens, ids, h, c)
     page = {
         "title": os.path.basename(os.path.abspath(run_dir)),
-        "model": {"cell": weights.cell, "layers": layers, "units": weights.rnn_size, "vocab": vocab.size,
+        "model": {"cell": weights.label, "layers": layers, "units": weights.units, "vocab": vocab.size,
                   "checkpoint": which, "step": record.get("step"), "val_loss": record.get("val_loss")},
         "source": source, "skipped": skipped,
         "tokens": tokens, "ids": ids.tolist(),
@@ -78,7 +76,7 @@ def inspect_run(run_dir, text=None, split="val", chars=2000, out=None, lstmvis_d
         "losses": np.round(losses, 3).tolist(),
         "top": top.tolist(), "top_p": np.round(np.exp(np.take_along_axis(logp, top, axis=1)), 3).tolist(),
         "signals": [encode_signal(layer, kind, values) for layer, kind, values in signals],
-        "features": cell_finder(text_chars, [values for _, _, values in signals], weights.rnn_size),
+        "features": cell_finder(text_chars, [values for _, _, values in signals], weights.units),
         "saturation": {name: [{"left": np.round((g < 0.1).mean(axis=0), 4).tolist(),
                                "right": np.round((g > 0.9).mean(axis=0), 4).tolist()} for g in per_layer]
                        for name, per_layer in gates.items()},
@@ -183,7 +181,7 @@ def memory_curve(weights, ids, progress=None):
         padded = np.full(chunks * k, weights.start_token)
         padded[:len(ids)] = ids
         batch = np.concatenate([np.full((chunks, 1), weights.start_token), padded.reshape(chunks, k)], axis=1)
-        trace = forward(weights, batch, start_states(weights, chunks), progress=progress)
+        trace = weights.forward(batch, start_states(weights, chunks), progress=progress)
         logits = trace.logits[:, 1:].reshape(chunks * k, -1)[:len(ids) - 1]
         curve.append((k, float(-log_softmax(logits)[np.arange(len(ids) - 1), ids[1:]].mean())))
     return curve

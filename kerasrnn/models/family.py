@@ -99,6 +99,12 @@ class Family:
         state's names and widths, the start and the manifest's `model` field."""
         raise NotImplementedError
 
+    def recompute(self, model):
+        """The model's weights as numpy arrays whose `forward(ids, states, gates, progress)` gives its insides as a
+        kerasrnn.models.trace.Trace, with `label`, `num_layers`, `units` (each layer's h), `state_names`,
+        `start_token` and `start_state`: what `kerasrnn inspect` reads (a family that supports "inspect")."""
+        raise NotImplementedError
+
     def legacy_args(self, model):
         """The builder's arguments of a checkpoint saved before models carried them, read from its layers; only the
         built-in families have such checkpoints."""

@@ -291,7 +291,7 @@ class MinRecurrentFamily(Family):
     preset, core_class = "mingru-tiny", MinRecurrent
     options = ("expansion", "conv")
     shape = ("num_layers", "embedding_size", "expansion", "conv")
-    supports = frozenset({"serving"})
+    supports = frozenset({"inspect", "serving"})
 
     def __init__(self, cell):
         self.cell, self.name = cell, f"min{cell}"
@@ -316,6 +316,10 @@ class MinRecurrentFamily(Family):
     def step_graphs(self, model):
         from .mingru_graphs import step_graphs
         return step_graphs(model)
+
+    def recompute(self, model):
+        from .mingru_graphs import from_model
+        return from_model(model)
 
 
 MINGRU, MINLSTM = MinRecurrentFamily("gru"), MinRecurrentFamily("lstm")

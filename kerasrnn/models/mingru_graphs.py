@@ -17,8 +17,10 @@ from kerasrnn_export.step_graphs import StepGraphs
 
 from .language_model import core, get_start
 from .mingru import CONV_WIDTH
+from .trace import Trace, gelu, sigmoid
 
 EPSILON = 1e-5  # the RMSNorms' (mingru.py)
+GATES = {"gru": ("update",), "lstm": ("forget", "input")}  # minLSTM's, normalised: f/(f+i), i/(f+i)
 
 
 @dataclasses.dataclass
@@ -53,6 +55,67 @@ class MinWeights:
     def state_widths(self):
         widths = [self.inner] + ([(CONV_WIDTH - 1) * self.width] if self.conv else [])
         return widths * len(self.blocks)
+
+    @property
+    def label(self):
+        """What the inspector's page calls the model's layers."""
+        return f"min{self.cell}"
+
+    @property
+    def num_layers(self):
+        return len(self.blocks)
+
+    @property
+    def units(self):
+        """The width of each block's h."""
+        return self.inner
+
+    def forward(self, ids, states, gates=False, progress=None):
+        """The model's insides over `ids` [B, T] from `states` (`state_names` order), in numpy: the inspector's
+        (kerasrnn.models.trace). Each block's products over the whole sequence, its recurrence step by step (the
+        sampling form); `progress(steps)` is called as blocks complete (blocks x T steps in all)."""
+        x = self.embedding[np.asarray(ids)]
+        batch, length = x.shape[:2]
+        trace = Trace([], [], {name: [] for name in GATES[self.cell]} if gates else {}, None, [])
+        per_block = len(self.state_names) // len(self.blocks)
+        for i, block in enumerate(self.blocks):
+            h, *past = [np.asarray(s, np.float32) for s in states[i * per_block:(i + 1) * per_block]]
+            if self.conv:
+                seen = np.concatenate([past[0].reshape(batch, CONV_WIDTH - 1, self.width), x], axis=1)
+                y = sum(seen[:, j:j + length] * block["depthwise_kernel"][j] for j in range(CONV_WIDTH))
+                x = x + (y + block["depthwise_bias"]) @ block["pointwise_kernel"] + block["pointwise_bias"]
+                past = [seen[:, -(CONV_WIDTH - 1):].reshape(batch, -1)]
+            projected = _rms_norm(x, block["norm_1"]) @ block["kernel"]
+            if self.cell == "gru":
+                hidden, gate = np.split(projected, 2, axis=-1)
+                z = sigmoid(gate)
+                values = (z,)
+            else:
+                hidden, forget, input_ = np.split(projected, 3, axis=-1)
+                forget, input_ = sigmoid(forget), sigmoid(input_)
+                z = input_ / (input_ + forget)
+                values = (1 - z, z)
+            candidate = np.where(hidden >= 0, hidden + 0.5, sigmoid(hidden))
+            hs = np.empty((batch, length, self.inner), np.float32)
+            for t in range(length):
+                h = h + z[:, t] * (candidate[:, t] - h)
+                hs[:, t] = h
+            trace.h.append(hs)
+            for name, value in zip(GATES[self.cell], values):
+                if name in trace.gates:
+                    trace.gates[name].append(value.astype(np.float32))
+            trace.states += [h, *past]
+            x = x + hs @ block["out"]
+            hidden = _rms_norm(x, block["norm_2"]) @ block["fc_kernel"] + block["fc_bias"]
+            x = x + gelu(hidden) @ block["fc_proj_kernel"] + block["fc_proj_bias"]
+            if progress:
+                progress(length)
+        trace.logits = _rms_norm(x, self.norm) @ self.dense_kernel + self.dense_bias
+        return trace
+
+
+def _rms_norm(x, scale):
+    return x / np.sqrt(np.mean(np.square(x), axis=-1, keepdims=True) + EPSILON) * scale
 
 
 def from_model(model):

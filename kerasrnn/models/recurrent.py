@@ -147,6 +147,10 @@ class Recurrent(Family):
         from .recurrent_graphs import step_graphs
         return step_graphs(model)
 
+    def recompute(self, model):
+        from .recurrent_graphs import from_model
+        return from_model(model)
+
     def legacy_args(self, model):
         """A checkpoint of kerasrnn before families: its stack's config and the embedding's width."""
         stack = self.core_of(model)

@@ -1,5 +1,5 @@
-"""The recurrent family's step graphs: the trained weights as plain numpy arrays (`Weights`, which the inspector's
-numpy recomputation reads too), and from them one step of the model as TensorFlow ops (`step_core`: the TFLite,
+"""The recurrent family's step graphs: the trained weights as plain numpy arrays (`Weights`, whose `forward` is the
+inspector's numpy recomputation, the same step math), and from them one step of the model as TensorFlow ops (`step_core`: the TFLite,
 micro and SavedModel writers convert it) and as an ONNX graph (`build_onnx`), handed to kerasrnn_export as its
 StepGraphs.
 
@@ -15,6 +15,9 @@ from kerasrnn_export.onnx_graph import serialized
 from kerasrnn_export.step_graphs import StepGraphs
 
 from .language_model import core, get_start
+from .trace import Trace, sigmoid
+
+GATES = {"lstm": ("input", "forget", "output"), "gru": ("update", "reset"), "rnn": ()}
 
 
 @dataclasses.dataclass
@@ -49,6 +52,67 @@ class Weights:
         """Every state tensor, in order: layer0_h (, layer0_c), layer1_h, ..."""
         parts = ("h", "c") if self.cell == "lstm" else ("h",)
         return [f"layer{i}_{p}" for i in range(len(self.layers)) for p in parts]
+
+    @property
+    def label(self):
+        """What the inspector's page calls the model's layers."""
+        return self.cell
+
+    @property
+    def num_layers(self):
+        return len(self.layers)
+
+    @property
+    def units(self):
+        """The width of each layer's h."""
+        return self.rnn_size
+
+    def forward(self, ids, states, gates=False, progress=None):
+        """The model's insides over `ids` [B, T] from `states` (`state_names` order, [B, H] each), in numpy: the
+        inspector's (kerasrnn.models.trace). `progress(steps)` is called as steps complete (layers x T in all)."""
+        cell, n = self.cell, len(self.state_names) // len(self.layers)
+        x = self.embedding[np.asarray(ids)]
+        batch, length = x.shape[:2]
+        trace = Trace([], [], {name: [] for name in GATES[cell]} if gates else {}, None, [])
+        for index, layer in enumerate(self.layers):
+            xw = x @ layer.kernel + layer.bias                       # every step's input projection at once
+            h, *rest = [np.asarray(s, np.float32) for s in states[index * n:(index + 1) * n]]
+            hs = np.empty((batch, length, h.shape[-1]), np.float32)
+            cs = np.empty_like(hs) if cell == "lstm" else None
+            kept = {name: np.empty_like(hs) for name in trace.gates}
+            for t in range(length):
+                hu = h @ layer.recurrent_kernel
+                if cell == "lstm":
+                    i, f, g, o = np.split(xw[:, t] + hu, 4, axis=1)
+                    i, f, o = sigmoid(i), sigmoid(f), sigmoid(o)
+                    rest[0] = f * rest[0] + i * np.tanh(g)
+                    h = o * np.tanh(rest[0])
+                    cs[:, t] = rest[0]
+                    values = (i, f, o)
+                elif cell == "gru":
+                    xz, xr, xh = np.split(xw[:, t], 3, axis=1)
+                    hz, hr, hh = np.split(hu + layer.recurrent_bias, 3, axis=1)
+                    z, r = sigmoid(xz + hz), sigmoid(xr + hr)
+                    h = z * h + (1 - z) * np.tanh(xh + r * hh)
+                    values = (z, r)
+                else:
+                    h = np.tanh(xw[:, t] + hu)
+                    values = ()
+                hs[:, t] = h
+                for name, value in zip(GATES[cell], values):
+                    if name in kept:
+                        kept[name][:, t] = value
+                if progress and ((t + 1) % 100 == 0 or t + 1 == length):
+                    progress((t + 1) - (t // 100) * 100)
+            trace.h.append(hs)
+            if cs is not None:
+                trace.c.append(cs)
+            for name, value in kept.items():
+                trace.gates[name].append(value)
+            trace.states += [h, *rest]
+            x = hs
+        trace.logits = x @ self.dense_kernel + self.dense_bias
+        return trace
 
 
 def from_model(model):
