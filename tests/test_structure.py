@@ -76,7 +76,7 @@ def test_the_import_graph_has_no_cycle():
 
 MODEL_MODULES = ["kerasrnn.models", "kerasrnn.models.family", "kerasrnn.models.language_model",
                  "kerasrnn.models.recurrent", "kerasrnn.models.gpt", "kerasrnn.models.alibi",
-                 "kerasrnn.models.mingru"]
+                 "kerasrnn.models.mingru", "kerasrnn.models.trace"]
 
 
 def test_the_model_modules_import_no_backend_and_no_private_attribute():
@@ -87,7 +87,7 @@ def test_the_model_modules_import_no_backend_and_no_private_attribute():
                     for alias in node.names}
         imported |= {node.module.split(".")[0] for node in ast.walk(tree)
                      if isinstance(node, ast.ImportFrom) and node.module and not node.level}
-        assert imported <= {"keras", "numpy", "inspect", "functools", "kerasrnn_edge"}, name
+        assert imported <= {"keras", "numpy", "inspect", "functools", "dataclasses", "kerasrnn_edge"}, name
         private = sorted({node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
                           and node.attr.startswith("_") and not node.attr.startswith("__")})
         assert private == [], name

@@ -16,7 +16,6 @@ from kerasrnn_export.onnx_graph import serialized
 from kerasrnn_export.step_graphs import StepGraphs
 
 from .language_model import core, get_start
-from .mingru import CONV_WIDTH
 from .trace import Trace, gelu, sigmoid
 
 EPSILON = 1e-5  # the RMSNorms' (mingru.py)
@@ -43,6 +42,11 @@ class MinWeights:
         return self.embedding.shape[1]
 
     @property
+    def conv_width(self):
+        """The convolution's width (its kernel's rows: the inputs it reads, this one included)."""
+        return self.blocks[0]["depthwise_kernel"].shape[0]
+
+    @property
     def inner(self):
         return self.blocks[0]["out"].shape[0]
 
@@ -53,7 +57,7 @@ class MinWeights:
 
     @property
     def state_widths(self):
-        widths = [self.inner] + ([(CONV_WIDTH - 1) * self.width] if self.conv else [])
+        widths = [self.inner] + ([(self.conv_width - 1) * self.width] if self.conv else [])
         return widths * len(self.blocks)
 
     @property
@@ -81,10 +85,10 @@ class MinWeights:
         for i, block in enumerate(self.blocks):
             h, *past = [np.asarray(s, np.float32) for s in states[i * per_block:(i + 1) * per_block]]
             if self.conv:
-                seen = np.concatenate([past[0].reshape(batch, CONV_WIDTH - 1, self.width), x], axis=1)
-                y = sum(seen[:, j:j + length] * block["depthwise_kernel"][j] for j in range(CONV_WIDTH))
+                seen = np.concatenate([past[0].reshape(batch, self.conv_width - 1, self.width), x], axis=1)
+                y = sum(seen[:, j:j + length] * block["depthwise_kernel"][j] for j in range(self.conv_width))
                 x = x + (y + block["depthwise_bias"]) @ block["pointwise_kernel"] + block["pointwise_bias"]
-                past = [seen[:, -(CONV_WIDTH - 1):].reshape(batch, -1)]
+                past = [seen[:, -(self.conv_width - 1):].reshape(batch, -1)]
             projected = _rms_norm(x, block["norm_1"]) @ block["kernel"]
             if self.cell == "gru":
                 hidden, gate = np.split(projected, 2, axis=-1)
@@ -174,10 +178,11 @@ def step_core(weights):
             for i, block in enumerate(self.blocks):
                 h, *past = states[i * per_block:(i + 1) * per_block]
                 if weights.conv:
-                    seen = tf.concat([tf.reshape(past[0], [-1, CONV_WIDTH - 1, weights.width]), x[:, None]], axis=1)
-                    y = sum(seen[:, j] * block["depthwise_kernel"][j] for j in range(CONV_WIDTH))
+                    reads = weights.conv_width
+                    seen = tf.concat([tf.reshape(past[0], [-1, reads - 1, weights.width]), x[:, None]], axis=1)
+                    y = sum(seen[:, j] * block["depthwise_kernel"][j] for j in range(reads))
                     y = tf.matmul(y + block["depthwise_bias"], block["pointwise_kernel"]) + block["pointwise_bias"]
-                    x, past = x + y, [tf.reshape(seen[:, 1:], [-1, (CONV_WIDTH - 1) * weights.width])]
+                    x, past = x + y, [tf.reshape(seen[:, 1:], [-1, (reads - 1) * weights.width])]
                 projected = tf.matmul(rms_norm(x, block["norm_1"]), block["kernel"])
                 if weights.cell == "gru":
                     hidden, gate = tf.split(projected, 2, axis=1)
@@ -190,7 +195,8 @@ def step_core(weights):
                 new += [h, *past]
                 x = x + tf.matmul(h, block["out"])
                 hidden = tf.matmul(rms_norm(x, block["norm_2"]), block["fc_kernel"]) + block["fc_bias"]
-                x = x + tf.matmul(tf.nn.gelu(hidden, approximate=False), block["fc_proj_kernel"]) + block["fc_proj_bias"]
+                hidden = tf.nn.gelu(hidden, approximate=False)
+                x = x + tf.matmul(hidden, block["fc_proj_kernel"]) + block["fc_proj_bias"]
             return tf.matmul(rms_norm(x, self.norm), self.dense[0]) + self.dense[1], new
 
     return MinStep()
@@ -235,14 +241,14 @@ def build_onnx(weights):
             past = f"layer{i}_conv"
             seen = node("Concat", [past, x], axis=1)  # [1, 3 W], the oldest input first
             y = None
-            for j in range(CONV_WIDTH):
+            for j in range(weights.conv_width):
                 term = node("Mul", [node("Slice", [seen, sizes(j * width), sizes((j + 1) * width), sizes(1)]),
                                     const(block["depthwise_kernel"][j])])
                 y = term if y is None else node("Add", [y, term])
             y = matmul(node("Add", [y, const(block["depthwise_bias"])]), block["pointwise_kernel"],
                        block["pointwise_bias"])
             x = node("Add", [x, y])
-            next_past = node("Slice", [seen, sizes(width), sizes(CONV_WIDTH * width), sizes(1)])
+            next_past = node("Slice", [seen, sizes(width), sizes(weights.conv_width * width), sizes(1)])
         projected = matmul(rms_norm(x, block["norm_1"]), block["kernel"])
         if weights.cell == "gru":
             hidden, gate = node("Split", [projected], outputs=2, axis=1)

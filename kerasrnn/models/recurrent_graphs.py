@@ -1,7 +1,7 @@
 """The recurrent family's step graphs: the trained weights as plain numpy arrays (`Weights`, whose `forward` is the
-inspector's numpy recomputation, the same step math), and from them one step of the model as TensorFlow ops (`step_core`: the TFLite,
-micro and SavedModel writers convert it) and as an ONNX graph (`build_onnx`), handed to kerasrnn_export as its
-StepGraphs.
+inspector's numpy recomputation, the same step math), and from them one step of the model as TensorFlow ops
+(`step_core`: the TFLite, micro and SavedModel writers convert it) and as an ONNX graph (`build_onnx`), handed to
+kerasrnn_export as its StepGraphs.
 
 Layout follows Keras: kernels are [inputs, gates * H] with gates in Keras order (LSTM i, f, c, o;
 GRU z, r, h), so `x @ kernel` is the input projection. A GRU (reset_after=True) has two biases,
