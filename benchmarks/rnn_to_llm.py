@@ -4,12 +4,13 @@ experiments on one pipeline, one corpus, one tokenizer and one time budget for e
     python benchmarks/rnn_to_llm.py EXPERIMENT [--seconds 60] [--corpus python-stdlib | --text PATH]
 
     context    loss when the context is cut to the last k tokens (k = 1 ... 1,024) for the LSTM, GRU,
-               SimpleRNN and two GPTs (windows of 64 and 256); bytes of state per stream against context
-               length; edge sampling time per token against position (ONNX Runtime, LiteRT)
-    length     training tokens per second against sequence length T = 32 ... 1,024, and the exponent
-    gradients  |d loss_t / d x_(t-k)| against k for SimpleRNN, GRU and LSTM, trained and untrained; and
-               validation loss against the truncation length of BPTT
-    tokens     bits per character of byte, character and subword (bpe) runs at equal time
+               SimpleRNN, minGRU and two GPTs (windows of 64 and 256); bytes of state per stream against
+               context length; edge sampling time per token against position (ONNX Runtime, LiteRT)
+    length     training tokens per second against sequence length T = 32 ... 4,096 at 8,192 tokens a
+               batch, and the exponent, for the recurrent cells, the minGRU and the GPT
+    gradients  |d loss_t / d x_(t-k)| against k for SimpleRNN, GRU, LSTM and minGRU, trained and
+               untrained; and validation loss against the truncation length of BPTT
+    tokens     bits per character of byte, character and subword (bpe) runs at equal time, LSTM and minGRU
     finetune   a base run on the corpus fine-tuned on a small text of another style (the Shakespeare in
                tests/data): what it gains over training from scratch, what it forgets of the corpus, and
                what --freeze and --replay change
@@ -47,6 +48,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from kerasrnn import corpus  # noqa: E402
 from kerasrnn.api import Run  # noqa: E402
+from kerasrnn.config import preset  # noqa: E402
 from kerasrnn.data import StreamBatches, split  # noqa: E402
 from kerasrnn.models import build_args, family, rebuild  # noqa: E402
 from kerasrnn.models.language_model import core, reset_states  # noqa: E402
@@ -63,10 +65,11 @@ MODELS = {
     "rnn": ("tiny", {"cell": "rnn"}),
     "gpt": ("gpt-tiny", {}),
     "gpt-256": ("gpt-tiny", {"context": 256, "seq_length": 256, "batch_size": 8}),
+    "mingru": ("mingru-tiny", {}),
 }
 VAL_TOKENS = 100_000  # each run's validation: the first 100,000 tokens of the split
-LABELS = {"lstm": "LSTM 1x256", "gru": "GRU 1x256", "rnn": "SimpleRNN 1x256", "gpt": "GPT 4x128, window 64",
-          "gpt-256": "GPT 4x128, window 256"}
+LABELS = {"lstm": "LSTM 1x352", "gru": "GRU 1x352", "rnn": "SimpleRNN 1x352", "gpt": "GPT 4x128, window 64",
+          "gpt-256": "GPT 4x128, window 256", "mingru": "minGRU 3x192"}
 
 
 # -- runs and data --------------------------------------------------------------------------------------------
@@ -204,7 +207,7 @@ def edge_step_times(bundle, runtime, tokens, threads=1):
 
 
 def context_experiment(args):
-    names = ["lstm", "gru", "rnn", "gpt", "gpt-256"]
+    names = ["lstm", "gru", "rnn", "mingru", "gpt", "gpt-256"]
     runs = {name: trained(args, name) for name in names}
     losses, bundles = {}, {}
     for name, run in runs.items():
@@ -277,7 +280,8 @@ def table_md(table, title):
 
 # -- length: training cost against sequence length ------------------------------------------------------------
 
-LENGTHS = [32, 64, 128, 256, 512, 1024]
+LENGTHS = [32, 64, 128, 256, 512, 1024, 2048, 4096]
+BATCH_TOKENS = 8192  # each length's batch: 8,192 tokens, B = 8,192 / T
 
 
 def training_rate(model, vocab_size, batch, length, seconds):
@@ -299,18 +303,22 @@ def training_rate(model, vocab_size, batch, length, seconds):
 
 
 def length_experiment(args):
-    vocab_size, batch = 100, 8
-    rnn, gpt = family("rnn"), family("gpt")
+    vocab_size = 100
+    rnn, gpt, mingru = family("rnn"), family("gpt"), family("mingru")
+    mingru_args = mingru.args(preset(MODELS["mingru"][0]))
     builders = {
-        **{cell: lambda t, cell=cell: rnn.build(vocab_size, batch, t, cell=cell, rnn_size=256, num_layers=1,
-                                                embedding_size=64) for cell in ("lstm", "gru", "rnn")},
-        "gpt": lambda t: gpt.build(vocab_size, batch, t, num_layers=4, num_heads=4, width=128, context=t),
+        **{cell: lambda b, t, cell=cell: rnn.build(vocab_size, b, t, cell=cell, rnn_size=256, num_layers=1,
+                                                   embedding_size=64) for cell in ("lstm", "gru", "rnn")},
+        "mingru": lambda b, t: mingru.build(vocab_size, b, t, **mingru_args),
+        "gpt": lambda b, t: gpt.build(vocab_size, b, t, num_layers=4, num_heads=4, width=128, context=t),
     }
-    labels = {**LABELS, "gpt": "GPT 4x128, attending to all T"}
+    labels = {**LABELS, "lstm": "LSTM 1x256", "gru": "GRU 1x256", "rnn": "SimpleRNN 1x256",
+              "gpt": "GPT 4x128, attending to all T"}
     rates = {}
     for name, build in builders.items():
         for length in LENGTHS:
-            model = build(length)
+            batch = BATCH_TOKENS // length
+            model = build(batch, length)
             model.compile(optimizer=keras.optimizers.Adam(1e-3),
                           loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
             rates[name, length] = training_rate(model, vocab_size, batch, length, args.time_per_point)
@@ -320,20 +328,22 @@ def length_experiment(args):
         ts = np.array([t for t in LENGTHS if t >= 128], float)
         per_sequence = np.array([t / rates[name, t] for t in ts])
         exponents[name] = np.polyfit(np.log(ts), np.log(per_sequence), 1)[0]
-    table = [["T", *(labels[n] for n in builders)],
+    table = [["T (batch 8,192 / T)", *(labels[n] for n in builders)],
              *([t, *(f"{rates[n, t]:,.0f}" for n in builders)] for t in LENGTHS),
              ["exponent p (time per sequence ~ T^p, T >= 128)", *(f"{exponents[n]:.2f}" for n in builders)]]
     figure, axis = plt.subplots(figsize=(6.5, 4.2))
     for name in builders:
         axis.plot(LENGTHS, [rates[name, t] for t in LENGTHS], marker="o", label=f"{labels[name]} (p = {exponents[name]:.2f})")
     axis.set(xscale="log", yscale="log", xlabel="sequence length T", ylabel="training tokens per second",
-             title=f"training cost against sequence length (batch {batch})")
+             title=f"training cost against sequence length ({BATCH_TOKENS:,} tokens a batch)")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
-    notes = ("Tokens per second of training steps (forward, backward, Adam; fp32) at batch 8 on random tokens, the best "
-             f"of three rounds of {args.time_per_point / 3:.1f} s after three warm-up steps; the GPT "
-             "attends to all T positions (its window set to T), so its attention is T x T. O(T) is p = 1: a "
-             "constant rate per token; O(T^2) is p = 2.")
+    notes = ("Tokens per second of training steps (forward, backward, Adam; fp32) on random tokens, 8,192 a batch "
+             f"(B = 8,192 / T), the best of three rounds of {args.time_per_point / 3:.1f} s after three warm-up "
+             "steps. The recurrent cells step through T; the minGRU (the `mingru-tiny` preset's blocks) runs its "
+             "products over all positions at once and its recurrence as a parallel scan; the GPT attends to all T "
+             "positions (its window set to T), so its attention is T x T. O(T) is p = 1: a constant rate per "
+             "token; O(T^2) is p = 2.")
     report(args, "length", "Training cost against sequence length", command_line(args), table, figure, notes)
 
 
@@ -367,7 +377,7 @@ def input_gradient_norms(model, windows):
 
 
 def gradients_experiment(args):
-    cells, unroll, count = ["rnn", "gru", "lstm"], 200, 32
+    cells, unroll, count = ["rnn", "gru", "lstm", "mingru"], 200, 32
     norms = {}
     for cell in cells:
         run = trained(args, cell)
@@ -389,7 +399,7 @@ def gradients_experiment(args):
                         *([t, f"{r.record['step']:,}", f"{r.record['val_loss']:.4f}"] for t, r in truncation_runs.items())]
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
-    for cell, color in zip(cells, ("C0", "C1", "C2")):
+    for cell, color in zip(cells, ("C0", "C1", "C2", "C3")):
         for state, style in (("trained", "-"), ("untrained", ":")):
             left.plot(np.arange(1, unroll + 1), norms[cell, state], style, color=color, label=f"{LABELS[cell]}, {state}")
     left.set(yscale="log", xscale="log", xlabel="k (steps back)", ylabel="|d loss_t / d x_(t-k)|",
@@ -398,7 +408,7 @@ def gradients_experiment(args):
     left.legend(fontsize=8)
     right.plot(truncations, [r.record["val_loss"] for r in truncation_runs.values()], marker="o")
     right.set(xscale="log", xlabel="truncated BPTT length T", ylabel="best validation loss",
-              title=f"LSTM 1x256, {args.seconds:g} s each")
+              title=f"{LABELS['lstm']}, {args.seconds:g} s each")
     right.grid(alpha=0.3)
     notes = (f"Gradients: {count} windows of {unroll} validation tokens, from the zero state; the norm of the "
              "gradient of the last token's loss with respect to each input embedding, mean over the windows. "
@@ -412,8 +422,12 @@ def gradients_experiment(args):
 # -- tokens: bytes, characters, subwords ----------------------------------------------------------------------
 
 def tokens_experiment(args):
-    runs = {"byte": trained(args, "lstm-byte", "tiny", tokens="byte"), "char": trained(args, "lstm"),
-            "bpe 1024": trained(args, "lstm-bpe", "tiny", tokens="bpe", vocab_size=1024)}
+    runs = {}
+    for name, label in (("lstm", "LSTM"), ("mingru", "minGRU")):
+        preset_name = MODELS[name][0]
+        runs.update({f"{label} byte": trained(args, f"{name}-byte", preset_name, tokens="byte"),
+                     f"{label} char": trained(args, name),
+                     f"{label} bpe 1024": trained(args, f"{name}-bpe", preset_name, tokens="bpe", vocab_size=1024)})
     rows = []
     for name, run in runs.items():
         val = validation_ids(run, run.config.val_tokens)
@@ -425,7 +439,9 @@ def tokens_experiment(args):
               "bits per character", "sample (temperature 0.8, seed 1)"], *rows]
     figure, axis = plt.subplots(figsize=(5.5, 4))
     axis.bar([r[0] for r in rows], [float(r[5]) for r in rows])
-    axis.set(ylabel="validation bits per character", title=f"LSTM 1x256, {args.seconds:g} s each")
+    axis.set(ylabel="validation bits per character", title=f"{LABELS['lstm']} and {LABELS['mingru']}, "
+                                                          f"{args.seconds:g} s each")
+    axis.tick_params(axis="x", labelrotation=30)
     report(args, "tokens", "Byte, character and subword tokens at equal time", command_line(args), table, figure)
 
 
