@@ -13,10 +13,12 @@ import pytest
 
 from conftest import shakespeare_slice
 from kerasrnn.callbacks import TBPTTSchedule
+from kerasrnn.config import Config
 from kerasrnn.corpus import load_ids
 from kerasrnn.data import StreamBatches, split
 from kerasrnn.finetune import Replay, ReplayBatches, base_batches, copy_grown, load_source
 from kerasrnn.inspect.main import inspect_run
+from kerasrnn.models import family
 from kerasrnn.models.language_model import core, get_states, reset_states
 from kerasrnn.models.recurrent import build_model
 from kerasrnn.optim import optimizer_slots
@@ -295,6 +297,49 @@ def test_replay_counts_its_batches_and_resumes_inside_an_epoch_exactly(runs):
     assert [row.split(",")[-1] for row in rows] == [str(n * math.floor(steps * 0.25)) for n in (1, 2)]
     assert open(os.path.join(resumed, "history.csv")).read().split()[-1].split(",")[-1] == rows[-1].split(",")[-1]
     assert_same_weights(load_model(os.path.join(straight, "last.keras")), load_model(os.path.join(resumed, "last.keras")))
+
+
+def test_a_minlstm_run_fine_tunes_with_its_vocabulary_grown_blocks_frozen_and_replay(tmp_path):
+    """The same options on another family (kerasrnn/models/mingru.py): the grown model gives the old logits before
+    the first step; --freeze embedding,0 keeps the embedding and the first block bit for bit in best.keras (weight
+    averaging on) and last.keras, which load with them frozen, while the rest trains; --replay counts its batches;
+    the run samples. One pass each, dropout on, 64-token batches: each call of `train` traces the family's steps
+    for seconds on TensorFlow, and its checkpoints read the start context in 16 calls."""
+    shape = dict(model="minlstm", num_layers=2, embedding_size=16, batch_size=4, seq_length=64, learning_rate=1e-2,
+                 eval_every=1000, dropout=0.1, max_epochs=1)
+    trained, tuned = str(tmp_path / "trained"), str(tmp_path / "tuned")
+    train(Config(text=shakespeare_slice(tmp_path, 3000), **shape), trained, verbose=0)
+    text = with_new_characters(tmp_path, "new.txt")
+    config = Config(text=text, init_from=trained, freeze="embedding,0", replay=0.25, ema=0.9, **shape)
+    records = train(config, tuned, verbose=0)
+    vocab, old = load_vocab(tuned), load_vocab(trained)
+    assert vocab.chars == old.chars + NEW
+
+    source = load_model(os.path.join(trained, "best.keras"), compile=False)
+    start = family("minlstm").build(vocab.size, 4, 64, **config.model_args())
+    copy_grown(source, start)
+    reset_states(source)
+    with open(text, encoding="utf-8") as f:
+        chunk = old.encode("".join(c for c in f.read() if c in old.chars)[:256]).reshape(4, 64)
+    np.testing.assert_allclose(start.predict_on_batch(chunk)[..., :old.size], source.predict_on_batch(chunk),
+                               atol=1e-5)
+
+    initial = {w.path: keras.ops.convert_to_numpy(w.value) for w in start.weights}
+    for which in ("best", "last"):
+        model = load_model(os.path.join(tuned, f"{which}.keras"))
+        embedding, (first, second) = model.get_layer("embedding"), core(model).blocks
+        assert (embedding.trainable, first.trainable, second.trainable) == (False, False, True)
+        frozen, learned = embedding.weights + first.weights, second.weights + model.get_layer("logits").weights
+        for w in frozen:
+            np.testing.assert_array_equal(keras.ops.convert_to_numpy(w.value), initial[w.path], err_msg=w.path)
+        for w in learned:
+            assert not np.allclose(keras.ops.convert_to_numpy(w.value), initial[w.path]), w.path
+        assert optimizer_slots(model.optimizer, frozen, "momentum") == [None] * len(frozen)  # none made
+    steps = records["last"]["batch"]
+    assert records["last"]["replay_batches"] == math.floor(steps * 0.25) > 0
+    out = io.StringIO()
+    sample(tuned, prime="ROMEO→é", length=50, seed=1, out=out)
+    assert len(out.getvalue()) > len("ROMEO→é") + 50
 
 
 @pytest.mark.parametrize("options, message", [

@@ -2,13 +2,23 @@
 reference loop, the carried state across stateful batches, and no gradient into it. On every backend
 (tests/test_backends.py runs this file under each other one). Every parallel form (`FORMS`) is checked against the
 reference on each; the stack runs the backend's own."""
+import os
+
 import keras
 import numpy as np
 import pytest
 from keras import layers, ops
 
-from kerasrnn.models import mingru
+from conftest import shakespeare_slice
+from kerasrnn.config import Config
+from kerasrnn.corpus import load_ids
+from kerasrnn.data import StreamBatches, split, start_context
+from kerasrnn.models import family_of, mingru
+from kerasrnn.models.language_model import copy_weights, get_start, get_states, reset_states
 from kerasrnn.models.mingru import FORMS, MinBlock, MinRecurrent, MinRNN
+from kerasrnn.run import load_model, load_vocab
+from kerasrnn.sample import step_model
+from kerasrnn.train import train
 
 B, T, F, U = 3, 37, 5, 6  # T odd, so that the pairwise scan pads
 
@@ -253,3 +263,70 @@ def test_the_state_stays_float32_under_a_bfloat16_policy(mixed_bfloat16):
     for got, start in zip(states(model), h0):
         assert got.dtype == np.float32
         np.testing.assert_allclose(got, start / 2 + 0.25, rtol=1e-6)
+
+
+# --- training: truncated BPTT through kerasrnn's training loop ---
+
+def tiny_run(text, model, **overrides):
+    """A minGRU or minLSTM run of seconds: dropout and weight averaging on, so that resuming must restore the random
+    generators and the averages; 64-token batches, so that each checkpoint's start state is 16 calls (kerasrnn's
+    START_CONTEXT), not 64, on torch's eager calls."""
+    return Config(**{**dict(text=text, model=model, num_layers=2, embedding_size=16, expansion=1.5, batch_size=4,
+                            seq_length=64, learning_rate=1e-2, eval_every=1000, dropout=0.2, ema=0.9, max_epochs=2),
+                     **overrides})
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A minGRU run with the convolution (whose state is two per block) of two passes over 3,000 characters, and the
+    same run stopped after one pass and resumed. (Each call of `train` traces its steps for seconds: one family
+    here; tests/test_finetune.py trains a minLSTM run.)"""
+    tmp = tmp_path_factory.mktemp("mingru")
+    config = tiny_run(shakespeare_slice(tmp, 3000), "mingru", conv=True)
+    straight, resumed = str(tmp / "straight"), str(tmp / "resumed")
+    records = train(config, straight, verbose=0)
+    train(tiny_run(config.text, "mingru", conv=True, max_epochs=1), resumed, verbose=0)
+    resumed_records = train(config, resumed, resume=True, verbose=0)
+    return dict(config=config, straight=straight, resumed=resumed, records=records, resumed_records=resumed_records)
+
+
+def test_a_resumed_run_equals_one_never_stopped(runs):
+    """Weights, carried and start states, the optimizer's slots and averages, within 1e-6."""
+    assert runs["resumed_records"]["last"]["keras_epoch"] == 1
+    a, b = (load_model(os.path.join(runs[which], "last.keras")) for which in ("straight", "resumed"))
+    assert int(a.optimizer.iterations.value) == int(b.optimizer.iterations.value) > 0
+    assert len(a.optimizer.variables) == len(b.optimizer.variables) > len(a.trainable_weights) * 3  # + averages
+    for wa, wb in zip(a.weights + a.optimizer.variables, b.weights + b.optimizer.variables):
+        np.testing.assert_allclose(numpy(wa.value), numpy(wb.value), rtol=0, atol=1e-6, err_msg=wa.path)
+    assert runs["records"]["best"]["val_loss"] < np.log(load_vocab(runs["straight"]).size) - 0.5  # it learned
+
+
+def test_the_start_state_and_validation_of_a_trained_run(runs):
+    """best.keras's start state is the state a batch-1 copy reaches reading the start context from zeros, not zeros,
+    and `kerasrnn sample`'s step model starts from it; the recorded validation loss is best.keras's over the
+    validation streams from the zero state."""
+    config, run_dir = runs["config"], runs["straight"]
+    vocab, ids = load_ids(config.text, "char")
+    train_ids, val_ids, _ = split(ids, config.train_frac, config.val_frac)
+    best = load_model(os.path.join(run_dir, "best.keras"))
+    context, token = start_context(StreamBatches(train_ids, config.batch_size, config.seq_length).tokens, vocab,
+                                   config.seq_length)
+    reader = family_of(best).rebuild(best, 1)
+    reset_states(reader)
+    reader(context[None].astype(np.int32))
+    start_token, start = get_start(best)
+    assert start_token == token and vocab.decode([token]) == "\n"
+    for got, want in zip(start, get_states(reader)):
+        assert np.abs(got).max() > 0.1
+        assert_close(got, want[0])
+    stepper = step_model(best)
+    stepper.reset()
+    assert stepper.start_token == token
+    for got, want in zip(get_states(stepper.model), start):
+        np.testing.assert_array_equal(got[0], want)
+
+    model = family_of(best).build(vocab.size, config.batch_size, config.seq_length, **config.model_args())
+    copy_weights(best, model)  # (on JAX, evaluate may take the arrays the two models now share: best is done)
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    val_loss = model.evaluate(StreamBatches(val_ids, config.batch_size, config.seq_length), verbose=0)
+    assert val_loss == pytest.approx(runs["records"]["best"]["val_loss"], abs=1e-5)

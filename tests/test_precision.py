@@ -10,6 +10,7 @@ import pytest
 from conftest import only_on, shakespeare_slice
 from kerasrnn import backends
 from kerasrnn.config import Config
+from kerasrnn.corpus import load_ids
 from kerasrnn.models.recurrent import build_model
 from kerasrnn.run import load_model
 from kerasrnn.train import train
@@ -74,3 +75,41 @@ def test_bf16_training_resumed_equals_one_never_stopped_and_saves_fp32(tmp_path)
         assert wa.dtype == wb.dtype and "16" not in wa.dtype, wa.path  # checkpoints stay fp32
         np.testing.assert_allclose(keras.ops.convert_to_numpy(wa.value), keras.ops.convert_to_numpy(wb.value),
                                    atol=1e-6, err_msg=wa.path)
+
+
+@only_on("torch", "bf16 training runs on torch")
+def test_a_mingru_run_trains_in_bf16_where_the_cpu_has_it_and_resumes_exactly_with_fp32_checkpoints(
+        tmp_path, monkeypatch, capsys):
+    """`auto` on a CPU with bf16 instructions (forced here) trains minGRU blocks (kerasrnn/models/mingru.py) in
+    bf16: their products run in bf16 under the steps' autocast, the scan and the carried state in float32, within
+    2e-2 of the float32 scan's h; the checkpoints stay float32, and a resumed run equals one never stopped."""
+    monkeypatch.setenv("KERASRNN_CPU_BF16", "1")
+    text = shakespeare_slice(tmp_path, 3000)
+    straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
+    settings = dict(text=text, model="mingru", conv=True, num_layers=2, embedding_size=16, batch_size=4,
+                    seq_length=64, learning_rate=1e-2, eval_every=1000, dropout=0.2, ema=0.9)
+    train(Config(max_epochs=2, **settings), straight, verbose=2)
+    assert " on torch, bf16; " in capsys.readouterr().out.splitlines()[0]
+    train(Config(max_epochs=1, **settings), resumed, verbose=0)
+    train(Config(max_epochs=2, **settings), resumed, resume=True, verbose=0)
+    a, b = load_model(os.path.join(straight, "last.keras")), load_model(os.path.join(resumed, "last.keras"))
+    assert int(a.optimizer.iterations.value) == int(b.optimizer.iterations.value) > 0
+    for wa, wb in zip(a.weights + a.optimizer.variables, b.weights + b.optimizer.variables):
+        assert wa.dtype == wb.dtype and "16" not in wa.dtype, wa.path  # checkpoints stay fp32
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(wa.value), keras.ops.convert_to_numpy(wb.value),
+                                   atol=1e-6, err_msg=wa.path)
+
+    import torch
+    from kerasrnn.backends.torch import bf16_autocast
+    block = a.get_layer("recurrent").blocks[0]
+    x = block.norm_1(a.get_layer("embedding")(np.asarray(load_ids(text, "char")[1][:4 * 64]).reshape(4, 64)))
+    state = a.get_layer("recurrent").state_weights[0].value
+    h, _ = block.rnn.call(x, state)
+    with bf16_autocast("cpu"):
+        projected = block.rnn.kernel(x)  # (Keras's call gives it back as float32)
+        h_bf16, last = block.rnn.call(x, state)
+    assert torch.equal(projected, projected.bfloat16().float())  # computed in bf16
+    assert h_bf16.dtype == last.dtype == h.dtype == torch.float32
+    assert not torch.equal(h_bf16, h_bf16.bfloat16().float())  # the scan's own float32
+    h, h_bf16 = keras.ops.convert_to_numpy(h), keras.ops.convert_to_numpy(h_bf16)
+    assert 0 < np.abs(h_bf16 - h).max() < 2e-2 * np.abs(h).max()
