@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import only_on
-from kerasrnn.models.language_model import core, get_states, reset_states, set_states
+from kerasrnn.models.language_model import copy_weights, core, get_states, reset_states, set_states
 from kerasrnn.models.recurrent import StatefulRecurrent, build_model
 
 B, T, E, H, L = 3, 7, 5, 6, 3
@@ -183,6 +183,20 @@ def test_the_torch_steps_score_the_compiled_loss(loss, plain):
     got, flat_y, logits = fast.scored(model, x, y, training=False)
     want = model.compute_loss(x=x, y=flat_y, y_pred=logits, training=False)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(got), keras.ops.convert_to_numpy(want), rtol=1e-6)
+
+
+def test_training_a_copy_leaves_the_source_model_whole():
+    """copy_weights copies buffers: JAX's fit and evaluate donate the copy's, which, shared, deleted the source's."""
+    source = build_model(11, B, T, rnn_size=H, num_layers=1, embedding_size=E)
+    copy = build_model(11, 2 * B, T, rnn_size=H, num_layers=1, embedding_size=E)
+    before = [keras.ops.convert_to_numpy(w.value) for w in source.weights]
+    copy_weights(source, copy)
+    copy.compile(keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = np.random.default_rng(0).integers(0, 11, size=(4 * B, T)).astype("int32")
+    copy.evaluate(x, x, batch_size=2 * B, verbose=0)
+    copy.fit(x, x, batch_size=2 * B, verbose=0)
+    for weight, value in zip(source.weights, before, strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(weight.value), value)
 
 
 jax = pytest.importorskip("jax")

@@ -191,9 +191,10 @@ def learned_weights(model):
 
 def copy_weights(source, target):
     """Copies the trained weights and the start state (not the running state) between models of
-    different batch sizes."""
+    different batch sizes. Copies, not shared buffers: JAX's training and evaluation donate a model's buffers,
+    which would delete the source's."""
     for src, dst in zip(learned_weights(source), learned_weights(target)):
-        dst.assign(src.value)
+        dst.assign(ops.copy(src.value))
     set_start(target, *get_start(source))
 
 
