@@ -9,7 +9,8 @@ On the backend `kerasrnn train` takes (KERAS_BACKEND, or torch on a CPU-only Lin
 installed), one JSON line per shape: characters per second through `model.fit` (stateful batches, Adam, clip 5,
 as ../shared/bench/torch_reference.py trains) in the precision `kerasrnn train` takes by default
 (`--precision auto`: bf16 on torch on a CPU with bf16 instructions; `--precision fp32` times fp32 there),
-ms per step and peak accelerator memory.
+ms per step, the process's CPU time per step (all its threads; on a shared CPU less moved by the others' load
+than the wall time, though threads waiting at a barrier spin and count) and peak accelerator memory.
 `--torch` times that PyTorch peer on the same shapes, on the same device kind, in fp32 and with autocast to
 bf16, and adds the ratios to each (ratio_fp32, ratio_bf16). `--fused`
 picks the LSTM stack's path: one call of a fused kernel for all layers (on: PyTorch's own LSTM on
@@ -125,7 +126,7 @@ class StepTimer(keras.callbacks.Callback):
     def __init__(self, warm, turn, peers=None):
         super().__init__()
         self.warm, self.turn, self.peers = warm, turn, peers or {}
-        self.batches, self.seconds, self.peer_seconds = 0, 0.0, dict.fromkeys(self.peers, 0.0)
+        self.batches, self.seconds, self.cpu_seconds, self.peer_seconds = 0, 0.0, 0.0, dict.fromkeys(self.peers, 0.0)
 
     def on_train_batch_end(self, batch, logs=None):
         self.batches = batch + 1
@@ -143,10 +144,11 @@ class StepTimer(keras.callbacks.Callback):
         """Ends kerasrnn's turn of `steps` timed steps (0: the warm-up ends), and gives each peer its own."""
         if steps:
             self.seconds += time.perf_counter() - self.start
+            self.cpu_seconds += time.process_time() - self.cpu_start
         for precision, peer in self.peers.items():
             seconds = peer.run(steps or self.warm)
             self.peer_seconds[precision] += seconds if steps else 0.0
-        self.start = time.perf_counter()
+        self.start, self.cpu_start = time.perf_counter(), time.process_time()
 
 
 
@@ -197,7 +199,7 @@ def kerasrnn_throughput(model, shape, ids, warm, steps, steps_per_execution, pee
               shuffle=False)
     timed = timer.batches - warm
     row = dict(chars_per_s=round(B * T * timed / timer.seconds), ms_per_step=round(1000 * timer.seconds / timed, 3),
-               peak_mib=peak_memory_mib())
+               cpu_ms_per_step=round(1000 * timer.cpu_seconds / timed, 3), peak_mib=peak_memory_mib())
     if peers:
         row.update(peers={precision: dict(device=peer.device, chars_per_s=round(B * T * timed / seconds),
                                           ms_per_step=round(1000 * seconds / timed, 3))
