@@ -22,7 +22,8 @@ KERAS_BACKEND=jax or torch (no TensorFlow there).
 `--seq-length` times model families instead of the LSTM grid: each of `--models` at each sequence length T, at
 B x T = 8,192 tokens a step (B = 8192 / T), in shapes of about 1M trained weights each (`SWEEP`; each row says
 its count). The GPT's attention window stays 64 at every T: it trains on independent blocks of T tokens, each
-position attending to its last 64; the recurrent families carry their state across batches. No peer here.
+position attending to its last 64 (its attention computes the T x T scores and masks them); the recurrent families
+carry their state across batches. A family's lengths take turns, round by round; no peer here.
 
 Each measurement runs in a process of its own (kerasrnn's too), warms up for the reference's 10 steps
 (`--warm`) and times `--steps` steps; the two sides take turns, `--rounds` times per shape, and the fastest round
