@@ -1,6 +1,7 @@
 """The candidate scans of minGRU's linear recurrence h_t = a_t h_{t-1} + b_t, forward and backward, on this backend.
 
     KERAS_BACKEND=torch python benchmarks/mingru_scan.py [--repeats 5] [--hidden 288]
+    KERAS_BACKEND=torch python benchmarks/mingru_scan.py --block [--repeats 5]
 
 One JSON line per candidate and shape: ms for the forward and backward of sum(h * w) over [B, T, H] in float32
 (the fastest and the median of `--repeats` after a warm-up, the candidates taking turns; JAX's step jitted,
@@ -8,6 +9,12 @@ TensorFlow's a tf.function, torch's eager), and the largest difference from a fl
 where |h| > 1 (also with the gates saturated: a_t drawn near 0 and near 1). "reference" is minGRU's input projection
 at the same width, forward and backward, for scale. The shapes are
 B32 T128 and B*T = 8192 at T = 1024 and 4096. docs/mingru-scan.md has the figures and the choice.
+
+`--block` weighs one MinBlock of `mingru-tiny`'s width (192, the recurrence 1.5 times wider: 288) at B*T = 8192,
+T = 64 to 4096: the forward and backward of the scan it runs (`parallel`, this backend's form in `SCANS`, from the
+gate and candidate pre-activations) against those of its four matrix products alone (the input's projection to
+gate and candidate, the output's, the MLP's two; weights' gradients included), the two taking turns. One JSON
+line per T, then whether the scan took no longer than the products at every T (by the fastest of `--repeats`).
 """
 import argparse
 import json
@@ -22,10 +29,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # noqa: E402
 from keras import ops  # noqa: E402
 
-from kerasrnn.models.mingru import linear_scan, pairwise_scan  # noqa: E402
+from kerasrnn.models.mingru import SCANS, linear_scan, pairwise_scan, parallel  # noqa: E402
 
 BACKEND = keras.backend.backend()
 SHAPES = [(32, 128), (8, 1024), (2, 4096)]
+BLOCK_SHAPES = [(8192 // t, t) for t in (64, 256, 1024, 4096)]
+WIDTH, EXPANSION, MLP_RATIO = 192, 1.5, 4  # mingru-tiny's block
 
 
 def heinsen(log_a, log_b):
@@ -66,37 +75,39 @@ def candidates(hidden):
     }
 
 
-def loss_and_grads(scan):
-    """f(log_a, log_b, w) -> (h, gradients of sum(h * w) as to log_a and log_b), compiled as the backend runs a step."""
+def loss_and_grads(f):
+    """f(*inputs) -> h becomes run(*inputs, w) -> (h, the gradients of sum(h * w) as to every input), compiled as
+    the backend runs a step."""
     if BACKEND == "torch":
         import torch
 
-        def run(log_a, log_b, w):
-            log_a, log_b = log_a.detach().requires_grad_(), log_b.detach().requires_grad_()
-            h = scan(log_a, log_b)
-            return (h.detach(), *torch.autograd.grad((h * w).sum(), [log_a, log_b]))
+        def run(*args):
+            inputs, w = [x.detach().requires_grad_() for x in args[:-1]], args[-1]
+            h = f(*inputs)
+            return (h.detach(), *torch.autograd.grad((h * w).sum(), inputs))
         return run
     if BACKEND == "jax":
         import jax
 
-        def loss(log_a, log_b, w):
-            h = scan(log_a, log_b)
-            return (h * w).sum(), h
-        step = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))
+        def loss(*args):
+            h = f(*args[:-1])
+            return (h * args[-1]).sum(), h
 
-        def run(log_a, log_b, w):
-            (_, h), grads = step(log_a, log_b, w)
+        @jax.jit
+        def run(*args):
+            (_, h), grads = jax.value_and_grad(loss, argnums=tuple(range(len(args) - 1)), has_aux=True)(*args)
             return (h, *grads)
         return lambda *args: jax.block_until_ready(run(*args))
     import tensorflow as tf
 
     @tf.function
-    def run(log_a, log_b, w):
+    def run(*args):
+        inputs, w = list(args[:-1]), args[-1]
         with tf.GradientTape() as tape:
-            tape.watch([log_a, log_b])
-            h = scan(log_a, log_b)
+            tape.watch(inputs)
+            h = f(*inputs)
             loss = tf.reduce_sum(h * w)
-        return (h, *tape.gradient(loss, [log_a, log_b]))
+        return (h, *tape.gradient(loss, inputs))
     return run
 
 
@@ -139,26 +150,79 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--hidden", type=int, default=288)
     parser.add_argument("--only", help="the candidates whose name contains this")
+    parser.add_argument("--block", action="store_true", help="one MinBlock's scan against its matrix products")
     args = parser.parse_args()
+    if args.block:
+        return block(args.repeats)
     runs = {name: loss_and_grads(scan) for name, scan in candidates(args.hidden).items()
             if not args.only or args.only in name}
     for batch, length in SHAPES:
         log_a, log_b, w = inputs(batch, length, args.hidden, saturated=False)
-        times = {name: [] for name in runs}
-        for name, run in runs.items():
-            run(log_a, log_b, w)
-        for _ in range(args.repeats):  # the candidates take turns, so that the machine's drift meets each alike
-            for name, run in runs.items():
-                start = time.perf_counter()
-                run(log_a, log_b, w)
-                times[name].append(time.perf_counter() - start)
+        times = take_turns({name: (run, (log_a, log_b, w)) for name, run in runs.items()}, args.repeats)
         for name, run in runs.items():
             errors = ["-", "-"] if name.startswith("reference") else [error(run, batch, length, args.hidden, saturated)
                                                                       for saturated in (False, True)]
-            ms = [1000 * t for t in times[name]]
             print(json.dumps({"backend": BACKEND, "scan": name, "B": batch, "T": length, "H": args.hidden,
-                              "ms": round(min(ms), 2), "median_ms": round(float(np.median(ms)), 2),
-                              "max_rel_error": errors[0], "max_rel_error_saturated": errors[1]}), flush=True)
+                              **times[name], "max_rel_error": errors[0], "max_rel_error_saturated": errors[1]}),
+                  flush=True)
+
+
+def take_turns(runs, repeats):
+    """{name: (run, its inputs)} -> {name: {ms, median_ms, cpu_ms}} of `repeats` calls each after a warm-up, the runs
+    taking turns, so that the machine's drift meets each alike. cpu_ms is the fastest call's CPU time, all threads:
+    on a shared machine, less moved by the others' load than the wall time (though a thread spinning counts)."""
+    times = {name: [] for name in runs}
+    for run, args in runs.values():
+        run(*args)
+    for _ in range(repeats):
+        for name, (run, args) in runs.items():
+            start, cpu = time.perf_counter(), time.process_time()
+            run(*args)
+            times[name].append((1000 * (time.perf_counter() - start), 1000 * (time.process_time() - cpu)))
+    return {name: dict(ms=round(min(t)[0], 2), median_ms=round(float(np.median([w for w, _ in t])), 2),
+                       cpu_ms=round(min(c for _, c in t), 2)) for name, t in times.items()}
+
+
+def block_parts(batch, length):
+    """One MinBlock's parts as {name: (f, its inputs and w)}: the scan (`parallel` from the gate's and candidate's
+    pre-activations, h0 = 0) and its four matrix products, x @ kernel (gate and candidate), the candidate's half
+    @ out, then the MLP's fc and fc_proj (no elementwise step between: the products alone)."""
+    inner, rng = int(WIDTH * EXPANSION), np.random.default_rng(3)
+
+    def tensor(*shape, scale=1.0):
+        return ops.convert_to_tensor(rng.normal(0, scale, shape).astype("float32"))
+
+    def scan(k, pre_candidate):
+        return parallel(k, pre_candidate, ops.zeros_like(k[:, 0]))
+
+    def products(x, kernel, out, fc, fc_proj):
+        y = ops.matmul(ops.matmul(x, kernel)[..., :inner], out)
+        return ops.matmul(ops.matmul(y, fc), fc_proj)
+
+    weights = [tensor(*shape, scale=0.05) for shape in ((WIDTH, 2 * inner), (inner, WIDTH), (WIDTH, MLP_RATIO * WIDTH),
+                                                        (MLP_RATIO * WIDTH, WIDTH))]
+    return {"scan": (scan, [tensor(batch, length, inner, scale=2.0), tensor(batch, length, inner),
+                            tensor(batch, length, inner)]),
+            "products": (products, [tensor(batch, length, WIDTH), *weights, tensor(batch, length, WIDTH)])}
+
+
+def block(repeats):
+    """`--block`: a line per T, then whether the scan took no longer than the products at every T."""
+    ratios = {"ms": {}, "cpu_ms": {}}
+    for batch, length in BLOCK_SHAPES:
+        parts = block_parts(batch, length)
+        times = take_turns({name: (loss_and_grads(f), args) for name, (f, args) in parts.items()}, repeats)
+        for clock, by_length in ratios.items():
+            by_length[length] = round(times["scan"][clock] / times["products"][clock], 2)
+        print(json.dumps({"backend": BACKEND, "form": SCANS[BACKEND], "B": batch, "T": length, "width": WIDTH,
+                          "inner": int(WIDTH * EXPANSION), **{f"{name}_{k}": v for name, t in times.items()
+                                                              for k, v in t.items()},
+                          "scan/products": ratios["ms"][length], "scan/products_cpu": ratios["cpu_ms"][length]}),
+              flush=True)
+    for clock, by_length in ratios.items():
+        worst = max(by_length, key=by_length.get)
+        print(json.dumps({"backend": BACKEND, "clock": clock, "scan no longer than the products at every T":
+                          by_length[worst] <= 1, "largest scan/products": by_length[worst], "at T": worst}), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,16 @@
-"""Training throughput of kerasrnn over the PyTorch reference's grid, measured after warm-up.
+"""Training throughput of kerasrnn over the PyTorch reference's grid, or of each model family by sequence length.
 
     python benchmarks/train_throughput.py [--grid gpu|cpu] [--steps 60] [--rounds 5] [--steps-per-execution 16]
                                           [--torch] [--fused on|off|both] [--precision auto|fp32|bf16]
-                                          [--keras-policy mixed_bfloat16]
+                                          [--keras-policy mixed_bfloat16] [--warm 10]
+    python benchmarks/train_throughput.py --seq-length 64,256,1024,4096 [--models rnn,gpt,mingru,minlstm] [...]
 
 On the backend `kerasrnn train` takes (KERAS_BACKEND, or torch on a CPU-only Linux machine where it is
 installed), one JSON line per shape: characters per second through `model.fit` (stateful batches, Adam, clip 5,
 as ../shared/bench/torch_reference.py trains) in the precision `kerasrnn train` takes by default
 (`--precision auto`: bf16 on torch on a CPU with bf16 instructions; `--precision fp32` times fp32 there),
-ms per step and peak accelerator memory.
+ms per step, the process's CPU time per step (all its threads; on a shared CPU less moved by the others' load
+than the wall time, though threads waiting at a barrier spin and count) and peak accelerator memory.
 `--torch` times that PyTorch peer on the same shapes, on the same device kind, in fp32 and with autocast to
 bf16, and adds the ratios to each (ratio_fp32, ratio_bf16). `--fused`
 picks the LSTM stack's path: one call of a fused kernel for all layers (on: PyTorch's own LSTM on
@@ -17,8 +19,14 @@ kerasrnn's model under a Keras dtype policy (`mixed_bfloat16`: does Keras's own 
 TensorFlow and JAX, which `kerasrnn train` runs in fp32; docs/benchmarks.md). On the GPU host:
 KERAS_BACKEND=jax or torch (no TensorFlow there).
 
+`--seq-length` times model families instead of the LSTM grid: each of `--models` at each sequence length T, at
+B x T = 8,192 tokens a step (B = 8192 / T), in shapes of about 1M trained weights each (`SWEEP`; each row says
+its count). The GPT's attention window stays 64 at every T: it trains on independent blocks of T tokens, each
+position attending to its last 64 (its attention computes the T x T scores and masks them); the recurrent families
+carry their state across batches. A family's lengths take turns, round by round; no peer here.
+
 Each measurement runs in a process of its own (kerasrnn's too), warms up for the reference's 10 steps
-and times `--steps` steps; the two sides take turns, `--rounds` times per shape, and the fastest round
+(`--warm`) and times `--steps` steps; the two sides take turns, `--rounds` times per shape, and the fastest round
 of each side counts. On a shared machine a process's speed drifts by ±20% from one minute (and one
 process) to the next; taking turns exposes both sides to the same drift. Five turns, not three: on this
 2-core machine eight fresh processes of each side at 1x512 spread over 145-228 ms a step (kerasrnn) and
@@ -35,6 +43,7 @@ memory) would starve it in theirs.
 """
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -47,11 +56,11 @@ from kerasrnn.startup import choose_backend  # noqa: E402
 choose_backend("train")  # the backend `kerasrnn train` would take here, unless KERAS_BACKEND names one
 import keras  # noqa: E402
 
+from kerasrnn import models  # noqa: E402
 from kerasrnn.backends import cpu_has_bf16, set_precision  # noqa: E402
 from kerasrnn.data import StreamBatches  # noqa: E402
 from kerasrnn.models.language_model import core  # noqa: E402
-from kerasrnn.models.recurrent import build_model  # noqa: E402
-from kerasrnn_edge.errors import ArgumentParser, one_line_errors, positive  # noqa: E402
+from kerasrnn_edge.errors import ArgumentParser, UserError, one_line_errors, option, positive  # noqa: E402
 from kerasrnn_edge.vocab import Vocab  # noqa: E402
 from shared_folder import shared  # noqa: E402  (beside this script)
 
@@ -60,7 +69,13 @@ GRIDS = {  # the torch reference's grid; the CPU grid is its batch-50 shapes tha
            + [dict(B=128, T=128, L=3, H=1024, E=256), dict(B=256, T=256, L=2, H=1024, E=256)],
     "cpu": [dict(B=50, T=50, L=1, H=128), dict(B=50, T=50, L=3, H=128), dict(B=50, T=50, L=1, H=512)],
 }
-
+SWEEP = {  # --seq-length's shapes, each family's build keywords: about 1M trained weights each at 65 characters
+    "rnn": dict(cell="lstm", num_layers=1, rnn_size=456, embedding_size=64),
+    "gpt": dict(num_layers=4, num_heads=4, width=144, context=64),
+    "mingru": dict(num_layers=2, width=192, expansion=1.5),
+    "minlstm": dict(num_layers=2, width=184, expansion=1.5),
+}
+TOKENS = 8192  # B x T of every --seq-length step
 
 WARM = 10  # warm-up steps, as the PyTorch reference takes
 TURN = 5  # steps per turn when the peer takes turns in kerasrnn's process
@@ -112,7 +127,7 @@ class StepTimer(keras.callbacks.Callback):
     def __init__(self, warm, turn, peers=None):
         super().__init__()
         self.warm, self.turn, self.peers = warm, turn, peers or {}
-        self.batches, self.seconds, self.peer_seconds = 0, 0.0, dict.fromkeys(self.peers, 0.0)
+        self.batches, self.seconds, self.cpu_seconds, self.peer_seconds = 0, 0.0, 0.0, dict.fromkeys(self.peers, 0.0)
 
     def on_train_batch_end(self, batch, logs=None):
         self.batches = batch + 1
@@ -130,10 +145,11 @@ class StepTimer(keras.callbacks.Callback):
         """Ends kerasrnn's turn of `steps` timed steps (0: the warm-up ends), and gives each peer its own."""
         if steps:
             self.seconds += time.perf_counter() - self.start
+            self.cpu_seconds += time.process_time() - self.cpu_start
         for precision, peer in self.peers.items():
             seconds = peer.run(steps or self.warm)
             self.peer_seconds[precision] += seconds if steps else 0.0
-        self.start = time.perf_counter()
+        self.start, self.cpu_start = time.perf_counter(), time.process_time()
 
 
 
@@ -152,20 +168,28 @@ def peak_memory_mib():
 
 
 def build(shape, vocab_size, fused):
-    return build_model(vocab_size, shape["B"], shape["T"], cell="lstm", rnn_size=shape["H"], num_layers=shape["L"],
-                       embedding_size=shape.get("E", 64), fused=fused)
+    """The model of a grid shape (the LSTM stack, L x H) or of a sweep's (its `model` family, `SWEEP`'s keywords)."""
+    name, args = shape.get("model", "rnn"), SWEEP.get(shape.get("model"))
+    if args is None:
+        args = dict(cell="lstm", rnn_size=shape["H"], num_layers=shape["L"], embedding_size=shape.get("E", 64))
+    if name == "rnn":
+        args = dict(args, fused=fused)
+    return models.family(name).build(vocab_size, shape["B"], shape["T"], **args)
 
 
-def lstm_path(model):
-    return "fused" if core(model).runs_fused() else "per-layer"
+def describe(model):
+    """The LSTM stack's path (fused or per-layer; only the recurrent stack has one) and the trained weights."""
+    recurrent = models.family_of(model).name == "rnn"
+    path = {"lstm": "fused" if core(model).runs_fused() else "per-layer"} if recurrent else {}
+    return dict(path, params=sum(math.prod(w.shape) for w in model.trainable_weights))
 
 
-def kerasrnn_throughput(model, shape, ids, steps, steps_per_execution, peers):
+def kerasrnn_throughput(model, shape, ids, warm, steps, steps_per_execution, peers):
     B, T = shape["B"], shape["T"]
     if keras.backend.backend() == "torch":
         steps_per_execution = 1  # torch runs eagerly: one step per call
     whole = lambda n, k: -(-n // k) * k  # whole compiled calls, whole turns
-    warm = whole(WARM, steps_per_execution)
+    warm = whole(warm, steps_per_execution)
     steps = whole(steps, TURN) if peers else whole(steps, steps_per_execution)
     batches = StreamBatches(ids, B, T)
     model.compile(keras.optimizers.Adam(2e-3, global_clipnorm=5.0),
@@ -176,7 +200,7 @@ def kerasrnn_throughput(model, shape, ids, steps, steps_per_execution, peers):
               shuffle=False)
     timed = timer.batches - warm
     row = dict(chars_per_s=round(B * T * timed / timer.seconds), ms_per_step=round(1000 * timer.seconds / timed, 3),
-               peak_mib=peak_memory_mib())
+               cpu_ms_per_step=round(1000 * timer.cpu_seconds / timed, 3), peak_mib=peak_memory_mib())
     if peers:
         row.update(peers={precision: dict(device=peer.device, chars_per_s=round(B * T * timed / seconds),
                                           ms_per_step=round(1000 * seconds / timed, 3))
@@ -185,7 +209,7 @@ def kerasrnn_throughput(model, shape, ids, steps, steps_per_execution, peers):
 
 
 def measure(spec):
-    """One kerasrnn measurement, in this process (a child of `main`): `spec` is {shape, fused, steps,
+    """One kerasrnn measurement, in this process (a child of `main`): `spec` is {shape, fused, warm, steps,
     steps_per_execution, peer, precision, policy}, with the PyTorch peer taking turns in fp32 and in bf16 if
     `peer`. kerasrnn trains in `precision`, as `kerasrnn train --precision` takes it, its model built under
     Keras's dtype `policy` if one is given. Prints the row."""
@@ -197,15 +221,15 @@ def measure(spec):
     peers = {"fp32": TorchPeer(spec["shape"])} if spec["peer"] else None
     if peers and (peers["fp32"].device == "cuda" or cpu_has_bf16()):  # elsewhere bf16 is emulated, no peer
         peers["bf16"] = TorchPeer(spec["shape"], bf16=True)
-    row = dict(impl=f"kerasrnn-{keras.backend.backend()}", **spec["shape"], lstm=lstm_path(model),
+    row = dict(impl=f"kerasrnn-{keras.backend.backend()}", **spec["shape"], **describe(model),
                precision=spec["policy"] or precision,
-               **kerasrnn_throughput(model, spec["shape"], ids[: int(len(ids) * 0.9)], spec["steps"],
+               **kerasrnn_throughput(model, spec["shape"], ids[: int(len(ids) * 0.9)], spec["warm"], spec["steps"],
                                      spec["steps_per_execution"], peers))
     print(json.dumps(row), flush=True)
 
 
-def kerasrnn_child(shape, fused, steps, steps_per_execution, peer, precision, policy):
-    spec = dict(shape=shape, fused=fused, steps=steps, steps_per_execution=steps_per_execution, peer=peer,
+def kerasrnn_child(shape, fused, warm, steps, steps_per_execution, peer, precision, policy):
+    spec = dict(shape=shape, fused=fused, warm=warm, steps=steps, steps_per_execution=steps_per_execution, peer=peer,
                 precision=precision, policy=policy)
     out = subprocess.run([sys.executable, __file__, "--measure", json.dumps(spec)], check=True, capture_output=True,
                          text=True).stdout
@@ -227,9 +251,69 @@ def fastest(runs):
     return max(runs, key=lambda run: run["chars_per_s"])
 
 
+class Timings:
+    """One shape's rounds: kerasrnn's runs by the LSTM stack's path (`--fused`), the peer's by precision."""
+
+    def __init__(self, shape, fused):
+        self.shape, self.runs, self.peers = shape, {}, {}
+        self.fused_choices = {"on": [True], "off": [False], "both": [False, True]}[fused]
+
+    def round(self, args, in_process):
+        for fused in list(self.fused_choices):
+            run = kerasrnn_child(self.shape, fused, args.warm, args.steps, args.steps_per_execution, in_process,
+                                 args.precision, args.keras_policy)
+            if fused and self.fused_choices == [False, True] and run.get("lstm") != "fused":
+                self.fused_choices.remove(True)  # no fused path here: "both" times the one path there is
+            for precision, peer in run.pop("peers", {}).items():
+                self.peers.setdefault(precision, []).append(peer)
+            self.runs.setdefault(run.get("lstm"), []).append(run)
+        if args.torch and not in_process:
+            self.peers.setdefault("fp32", []).append(torch_peer(self.shape, args.steps, amp=False))
+            if self.peers["fp32"][0]["device"] == "cuda" or cpu_has_bf16():  # oneDNN's bf16 LSTM needs them
+                self.peers.setdefault("bf16", []).append(torch_peer(self.shape, args.steps, amp=True))
+
+    def rows(self):
+        """Each path's fastest round, with the ratios to the peer's fastest."""
+        for measured in self.runs.values():
+            row = fastest(measured)
+            for precision, peer_runs in self.peers.items():
+                peer = fastest(peer_runs)["chars_per_s"]
+                row.update({f"torch_{precision}": peer, f"ratio_{precision}": round(row["chars_per_s"] / peer, 3)})
+            yield row
+
+
+def lengths(text):
+    """An argparse type: sequence lengths, comma-separated, each dividing TOKENS."""
+    values = text.split(",")
+    bad = next((t for t in values if not t.isdigit() or int(t) == 0 or TOKENS % int(t)), None)
+    if bad is not None:
+        raise argparse.ArgumentTypeError(f"takes divisors of {TOKENS}, comma-separated (got {bad!r})")
+    return [int(t) for t in values]
+
+
+def families(text):
+    """An argparse type: names of `SWEEP`'s families, comma-separated."""
+    bad = next((name for name in text.split(",") if name not in SWEEP), None)
+    if bad is not None:
+        raise argparse.ArgumentTypeError(f"takes {', '.join(SWEEP)}, comma-separated (got {bad!r})")
+    return text.split(",")
+
+
+def sweep(args):
+    """--seq-length's shapes, a group per family of --models (its lengths take turns), B = TOKENS / T."""
+    if args.torch:
+        raise UserError(f"{option('torch')} times the PyTorch LSTM on the grid: leave it out of {option('seq_length')}")
+    return [[dict(model=name, B=TOKENS // t, T=t) for t in args.seq_length] for name in args.models]
+
+
 def main():
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grid", choices=list(GRIDS), default="cpu")
+    parser.add_argument("--seq-length", type=lengths,
+                        help=f"time the families of --models at these lengths (e.g. 64,256,1024,4096), "
+                             f"B = {TOKENS} / T, instead of the grid")
+    parser.add_argument("--models", type=families, default=list(SWEEP), help="the families --seq-length times")
+    parser.add_argument("--warm", type=positive(int), default=WARM, help="warm-up steps before the timed ones")
     parser.add_argument("--steps", type=positive(int), default=60, help="timed steps per round")
     parser.add_argument("--rounds", type=positive(int), default=5, help="turns per shape; each side's fastest counts")
     parser.add_argument("--steps-per-execution", type=positive(int), default=1)
@@ -248,28 +332,14 @@ def main():
     if args.measure:
         return measure(json.loads(args.measure))
     in_process = args.torch and keras.backend.backend() == "torch"  # the peer takes turns in kerasrnn's process
-    for shape in GRIDS[args.grid]:
-        runs, peers = {}, {}  # kerasrnn's by the LSTM stack's path, the peer's by precision
-        fused_choices = {"on": [True], "off": [False], "both": [False, True]}[args.fused]
-        for _ in range(args.rounds):
-            for fused in list(fused_choices):
-                run = kerasrnn_child(shape, fused, args.steps, args.steps_per_execution, in_process, args.precision,
-                                     args.keras_policy)
-                if fused and fused_choices == [False, True] and run["lstm"] == "per-layer":
-                    fused_choices.remove(True)  # no fused path here: "both" times the one path there is
-                for precision, peer in run.pop("peers", {}).items():
-                    peers.setdefault(precision, []).append(peer)
-                runs.setdefault(run["lstm"], []).append(run)
-            if args.torch and not in_process:
-                peers.setdefault("fp32", []).append(torch_peer(shape, args.steps, amp=False))
-                if peers["fp32"][0]["device"] == "cuda" or cpu_has_bf16():  # oneDNN's bf16 LSTM needs them
-                    peers.setdefault("bf16", []).append(torch_peer(shape, args.steps, amp=True))
-        for measured in runs.values():
-            row = fastest(measured)
-            for precision, peer_runs in peers.items():
-                peer = fastest(peer_runs)["chars_per_s"]
-                row.update({f"torch_{precision}": peer, f"ratio_{precision}": round(row["chars_per_s"] / peer, 3)})
-            print(json.dumps(row), flush=True)
+    for group in sweep(args) if args.seq_length else [[shape] for shape in GRIDS[args.grid]]:
+        timings = [Timings(shape, args.fused) for shape in group]
+        for _ in range(args.rounds):  # a group's shapes take turns, round by round
+            for timing in timings:
+                timing.round(args, in_process)
+        for timing in timings:
+            for row in timing.rows():
+                print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":

@@ -96,6 +96,10 @@ def test_a_malformed_argument_is_one_line_without_the_usage(args, message):
     ("rnn_to_llm.py", ["contexts"], "argument experiment: invalid choice: 'contexts'"),
     ("train_throughput.py", ["--grid", "nope"], "argument --grid: invalid choice: 'nope'"),
     ("train_throughput.py", ["--steps", "-1"], "argument --steps: must be above 0 (got -1)"),
+    ("train_throughput.py", ["--seq-length", "64,100"],
+     "argument --seq-length: takes divisors of 8192, comma-separated (got '100')"),
+    ("train_throughput.py", ["--seq-length", "64", "--models", "rnn,lstm"],
+     "argument --models: takes rnn, gpt, mingru, minlstm, comma-separated (got 'lstm')"),
     ("int8_quality.py", ["run", "--chars", "-5"], "argument --chars: must be 0 or more (got -5)"),
 ])
 def test_the_benchmarks_refuse_bad_budgets_and_choices_in_one_line(script, args, message):

@@ -55,8 +55,10 @@ def linear_scan(a, b):
 
 def pairwise_scan(a, b):
     """`linear_scan` by the odd-even recursion written out (Blelloch's, as jax.lax.associative_scan runs it): pair
-    the steps, scan the T/2 pairs, fill in the even steps. O(T) work in log2 T levels; the pairs are a reshape,
-    the interleave a stack, where Keras's generic torch scan pads and copies."""
+    the steps, scan the T/2 pairs, fill in the even steps. O(T) work in log2 T levels; the pairs are a reshape and
+    an unstack, the interleave a stack, where Keras's generic torch scan pads and copies. Few ops a level, no
+    slices of the inputs: in torch's backward each slice fills a zero tensor of its input's size and copies into it,
+    and on a loaded CPU each op waits for all of torch's threads."""
     length = a.shape[1]
     if length == 1:
         return a, b
@@ -64,14 +66,16 @@ def pairwise_scan(a, b):
         a = ops.concatenate([a, ops.ones_like(a[:, :1])], axis=1)
         b = ops.concatenate([b, ops.zeros_like(b[:, :1])], axis=1)
     pairs = (-1, (length + 1) // 2, 2, *a.shape[2:])
-    a, b = ops.reshape(a, pairs), ops.reshape(b, pairs)
-    a_even, a_odd, b_even, b_odd = a[:, :, 0], a[:, :, 1], b[:, :, 0], b[:, :, 1]
+    a_even, a_odd = ops.unstack(ops.reshape(a, pairs), 2, axis=2)
+    b_even, b_odd = ops.unstack(ops.reshape(b, pairs), 2, axis=2)
     odd_a, odd_b = pairwise_scan(a_even * a_odd, a_odd * b_even + b_odd)  # the prefixes ending at steps 1, 3, ...
-    even_a = ops.concatenate([a_even[:, :1], odd_a[:, :-1] * a_even[:, 1:]], axis=1)
-    even_b = ops.concatenate([b_even[:, :1], a_even[:, 1:] * odd_b[:, :-1] + b_even[:, 1:]], axis=1)
-    interleaved = (-1, 2 * pairs[1], *a.shape[3:])
-    return (ops.reshape(ops.stack([even_a, odd_a], axis=2), interleaved)[:, :length],
-            ops.reshape(ops.stack([even_b, odd_b], axis=2), interleaved)[:, :length])
+    # the prefix before each even step: the identity before step 0, then the odd prefixes
+    before_a = ops.concatenate([ops.ones_like(odd_a[:, :1]), odd_a[:, :-1]], axis=1)
+    before_b = ops.concatenate([ops.zeros_like(odd_b[:, :1]), odd_b[:, :-1]], axis=1)
+    even_a, even_b = before_a * a_even, a_even * before_b + b_even
+    interleaved = (-1, 2 * pairs[1], *a.shape[2:])
+    a, b = (ops.reshape(ops.stack(pair, axis=2), interleaved) for pair in ((even_a, odd_a), (even_b, odd_b)))
+    return (a[:, :length], b[:, :length]) if length % 2 else (a, b)
 
 
 def scan_linear(scan):
