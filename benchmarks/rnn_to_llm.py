@@ -69,7 +69,7 @@ MODELS = {
 }
 VAL_TOKENS = 100_000  # each run's validation: the first 100,000 tokens of the split
 LABELS = {"lstm": "LSTM 1x352", "gru": "GRU 1x352", "rnn": "SimpleRNN 1x352", "gpt": "GPT 4x128, window 64",
-          "gpt-256": "GPT 4x128, window 256", "mingru": "minGRU 3x192"}
+          "gpt-256": "GPT 4x128, window 256", "mingru": "minGRU 3x128"}
 
 
 # -- runs and data --------------------------------------------------------------------------------------------

@@ -184,15 +184,22 @@ PRESETS = {
                      eval_every=250),
     # minGRU blocks for the same minutes on a 2-core CPU, beside `tiny` and `gpt-tiny` (docs/benchmarks.md, "minGRU");
     # --model minlstm takes it too.
-    "mingru-tiny": dict(model="mingru", num_layers=3, embedding_size=192, expansion=1.5, conv=False, dropout=0.1,
+    "mingru-tiny": dict(model="mingru", num_layers=3, embedding_size=128, expansion=1.5, conv=False, dropout=0.0,
                         batch_size=32, seq_length=128, optimizer="adamw", learning_rate=3e-3, weight_decay=0.1,
                         lr_schedule="cosine", warmup_steps=100, grad_clip=1.0, ema=0.99, max_epochs=5,
                         eval_every=250),
+    # For one GPU: minGRU blocks of nanoGPT's shakespeare-char size (about 12M weights), long windows (the scan is
+    # parallel over T), the convolution, dropout. Not yet measured on a GPU.
+    "mingru-gpu": dict(model="mingru", num_layers=6, embedding_size=384, expansion=1.5, conv=True, dropout=0.2,
+                       batch_size=64, seq_length=512, optimizer="adamw", learning_rate=1e-3, weight_decay=0.1,
+                       lr_schedule="cosine", warmup_steps=200, grad_clip=1.0, ema=0.999, max_epochs=30, eval_every=100,
+                       patience=8, steps_per_execution=16),
 }
 
 
 def preset(name: str) -> Config:
-    """The Config of a preset: tiny, char-rnn, shakespeare or gpt-tiny (`kerasrnn train --preset`)."""
+    """The Config of a preset: tiny, char-rnn, shakespeare, gpt-tiny, mingru-tiny or mingru-gpu (`kerasrnn train
+    --preset`)."""
     if name not in PRESETS:
         raise UserError(f"unknown preset {name!r}: use one of {', '.join(PRESETS)}")
     return Config(**PRESETS[name])
