@@ -62,6 +62,18 @@ def test_bf16_and_fp32_runs_of_300_steps_end_as_good(tmp_path, monkeypatch, caps
 
 
 @only_on("torch", "bf16 training runs on torch")
+def assert_resumed_equals_straight(straight, resumed):
+    """The resumed run's last checkpoint equals the one never stopped, weights and optimizer, and both are fp32;
+    returns the one never stopped."""
+    a, b = load_model(os.path.join(straight, "last.keras")), load_model(os.path.join(resumed, "last.keras"))
+    assert int(a.optimizer.iterations.value) == int(b.optimizer.iterations.value) > 0
+    for wa, wb in zip(a.weights + a.optimizer.variables, b.weights + b.optimizer.variables):
+        assert wa.dtype == wb.dtype and "16" not in wa.dtype, wa.path  # checkpoints stay fp32
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(wa.value), keras.ops.convert_to_numpy(wb.value),
+                                   atol=1e-6, err_msg=wa.path)
+    return a
+
+
 def test_bf16_training_resumed_equals_one_never_stopped_and_saves_fp32(tmp_path):
     text = shakespeare_slice(tmp_path, 3000)
     straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
@@ -69,12 +81,7 @@ def test_bf16_training_resumed_equals_one_never_stopped_and_saves_fp32(tmp_path)
     train(Config(max_epochs=2, **settings), straight, verbose=0)
     train(Config(max_epochs=1, **settings), resumed, verbose=0)
     train(Config(max_epochs=2, **settings), resumed, resume=True, verbose=0)
-    a, b = load_model(os.path.join(straight, "last.keras")), load_model(os.path.join(resumed, "last.keras"))
-    assert int(a.optimizer.iterations.value) == int(b.optimizer.iterations.value) > 0
-    for wa, wb in zip(a.weights + a.optimizer.variables, b.weights + b.optimizer.variables):
-        assert wa.dtype == wb.dtype and "16" not in wa.dtype, wa.path  # checkpoints stay fp32
-        np.testing.assert_allclose(keras.ops.convert_to_numpy(wa.value), keras.ops.convert_to_numpy(wb.value),
-                                   atol=1e-6, err_msg=wa.path)
+    assert_resumed_equals_straight(straight, resumed)
 
 
 @only_on("torch", "bf16 training runs on torch")
@@ -92,12 +99,7 @@ def test_a_mingru_run_trains_in_bf16_where_the_cpu_has_it_and_resumes_exactly_wi
     assert " on torch, bf16; " in capsys.readouterr().out.splitlines()[0]
     train(Config(max_epochs=1, **settings), resumed, verbose=0)
     train(Config(max_epochs=2, **settings), resumed, resume=True, verbose=0)
-    a, b = load_model(os.path.join(straight, "last.keras")), load_model(os.path.join(resumed, "last.keras"))
-    assert int(a.optimizer.iterations.value) == int(b.optimizer.iterations.value) > 0
-    for wa, wb in zip(a.weights + a.optimizer.variables, b.weights + b.optimizer.variables):
-        assert wa.dtype == wb.dtype and "16" not in wa.dtype, wa.path  # checkpoints stay fp32
-        np.testing.assert_allclose(keras.ops.convert_to_numpy(wa.value), keras.ops.convert_to_numpy(wb.value),
-                                   atol=1e-6, err_msg=wa.path)
+    a = assert_resumed_equals_straight(straight, resumed)
 
     import torch
     from kerasrnn.backends.torch import bf16_autocast

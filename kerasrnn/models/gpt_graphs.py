@@ -17,7 +17,7 @@ from kerasrnn_export.onnx_graph import OPSET, serialized
 from kerasrnn_export.step_graphs import StepGraphs
 
 from .alibi import MASKED, slot_bias
-from .language_model import core
+from .language_model import core, get_start, numpy
 
 EPSILON = 1e-5  # the LayerNorms' (kerasrnn.gpt)
 BLOCK_WEIGHTS = ("ln_1_gamma", "ln_1_beta", "qkv_kernel", "qkv_bias", "proj_kernel", "proj_bias", "ln_2_gamma",
@@ -55,11 +55,6 @@ class GPTWeights:
 
 
 def from_model(model):
-    import keras
-
-    def numpy(variable):
-        return np.asarray(keras.ops.convert_to_numpy(variable), dtype=np.float32)
-
     decoder = core(model)
     blocks = []
     for block in decoder.blocks:
@@ -75,7 +70,7 @@ def from_model(model):
     dense = model.get_layer("logits")
     return GPTWeights(numpy(model.get_layer("embedding").embeddings), blocks, numpy(decoder.ln_f.gamma),
                       numpy(decoder.ln_f.beta), numpy(dense.kernel), numpy(dense.bias), decoder.num_heads,
-                      decoder.context, int(keras.ops.convert_to_numpy(decoder.start_token.value)))
+                      decoder.context, get_start(model)[0])
 
 
 def step_graphs(model):

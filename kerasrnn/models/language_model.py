@@ -100,6 +100,11 @@ class LanguageModel(keras.Model):
         return config
 
 
+def numpy(variable):
+    """A weight's value as a float32 numpy array: what the step graphs and the inspector read."""
+    return np.asarray(ops.convert_to_numpy(variable), dtype=np.float32)
+
+
 def core(model):
     """The model's `StateLayer`."""
     return next(layer for layer in model.layers if isinstance(layer, StateLayer))

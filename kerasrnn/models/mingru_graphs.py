@@ -15,7 +15,7 @@ import numpy as np
 from kerasrnn_export.onnx_graph import serialized
 from kerasrnn_export.step_graphs import StepGraphs
 
-from .language_model import core, get_start
+from .language_model import core, get_start, numpy
 from .trace import Trace, gelu, sigmoid
 
 EPSILON = 1e-5  # the RMSNorms' (mingru.py)
@@ -123,11 +123,6 @@ def _rms_norm(x, scale):
 
 
 def from_model(model):
-    import keras
-
-    def numpy(variable):
-        return np.asarray(keras.ops.convert_to_numpy(variable), dtype=np.float32)
-
     stack = core(model)
     blocks = []
     for block in stack.blocks:

@@ -14,7 +14,7 @@ import numpy as np
 from kerasrnn_export.onnx_graph import serialized
 from kerasrnn_export.step_graphs import StepGraphs
 
-from .language_model import core, get_start
+from .language_model import core, get_start, numpy
 from .trace import Trace, sigmoid
 
 GATES = {"lstm": ("input", "forget", "output"), "gru": ("update", "reset"), "rnn": ()}
@@ -116,11 +116,6 @@ class Weights:
 
 
 def from_model(model):
-    import keras
-
-    def numpy(variable):
-        return np.asarray(keras.ops.convert_to_numpy(variable), dtype=np.float32)
-
     stack = core(model)
     layers = []
     for cell in (rnn.cell for rnn in stack.rnns):
