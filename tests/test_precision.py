@@ -61,7 +61,6 @@ def test_bf16_and_fp32_runs_of_300_steps_end_as_good(tmp_path, monkeypatch, caps
     assert losses["fp32"] < 2.5  # both learned: a model that knows nothing scores ln(vocab size) = 4.1
 
 
-@only_on("torch", "bf16 training runs on torch")
 def assert_resumed_equals_straight(straight, resumed):
     """The resumed run's last checkpoint equals the one never stopped, weights and optimizer, and both are fp32;
     returns the one never stopped."""
@@ -74,6 +73,7 @@ def assert_resumed_equals_straight(straight, resumed):
     return a
 
 
+@only_on("torch", "bf16 training runs on torch")
 def test_bf16_training_resumed_equals_one_never_stopped_and_saves_fp32(tmp_path):
     text = shakespeare_slice(tmp_path, 3000)
     straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
