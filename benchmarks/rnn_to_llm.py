@@ -481,7 +481,7 @@ def finetune_experiment(args):
     axis.legend(fontsize=8)
     notes = (f"Base: the `tiny` LSTM on the corpus, {args.seconds:g} s. Small text: {os.path.relpath(args.small_text, REPO)}"
              f" ({os.path.getsize(args.small_text):,} bytes), 90/10 split; each variant trains on it for {args.seconds:g} s or "
-             "the preset's 20 passes, whichever ends first. "
+             f"the preset's {preset('tiny').max_epochs} passes, whichever ends first. "
              "Corpus loss: the first 100,000 tokens of the corpus's validation split (the base run's own validation).")
     report(args, "finetune", "Fine-tuning: style against knowledge", command_line(args), table, figure, notes)
 
