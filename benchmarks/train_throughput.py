@@ -3,7 +3,7 @@
     python benchmarks/train_throughput.py [--grid gpu|cpu] [--steps 60] [--rounds 5] [--steps-per-execution 16]
                                           [--torch] [--fused on|off|both] [--precision auto|fp32|bf16]
                                           [--keras-policy mixed_bfloat16] [--warm 10]
-    python benchmarks/train_throughput.py --seq-length 64,256,1024,4096 [--models rnn,gpt,mingru,minlstm] [...]
+    python benchmarks/train_throughput.py --seq-length 64,256,1024,4096 [--models rnn,gpt,mingru,minlstm] [--torch] [...]
 
 On the backend `kerasrnn train` takes (KERAS_BACKEND, or torch on a CPU-only Linux machine where it is
 installed), one JSON line per shape: characters per second through `model.fit` (stateful batches, Adam, clip 5,
@@ -23,7 +23,10 @@ KERAS_BACKEND=jax or torch (no TensorFlow there).
 B x T = 8,192 tokens a step (B = 8192 / T), in shapes of about 1M trained weights each (`SWEEP`; each row says
 its count). The GPT's attention window stays 64 at every T: it trains on independent blocks of T tokens, each
 position attending to its last 64 (its attention computes the T x T scores and masks them); the recurrent families
-carry their state across batches. A family's lengths take turns, round by round; no peer here.
+carry their state across batches. A family's lengths take turns, round by round. With `--torch` (on the torch
+backend), each family's plain PyTorch peer takes turns in the same process (`SWEEP_PEERS`): the reference's
+CharLSTM for the LSTM, lucidrains' minGRU-pytorch for minGRU and minLSTM (`MinLMPeer`); the GPT has none here
+(nanoGPT is docs/benchmarks.md's GPT peer).
 
 Each measurement runs in a process of its own (kerasrnn's too), warms up for the reference's 10 steps
 (`--warm`) and times `--steps` steps; the two sides take turns, `--rounds` times per shape, and the fastest round
@@ -42,6 +45,7 @@ processes. On TensorFlow and JAX the peer keeps processes of its own: their thre
 memory) would starve it in theirs.
 """
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -95,9 +99,18 @@ class TorchPeer:
         ids, _, self.vocab_size = reference.load()
         xs, ys = reference.streams(ids, shape["B"], shape["T"])
         self.x, self.y = torch.from_numpy(xs).to(self.device), torch.from_numpy(ys).to(self.device)
-        self.model = reference.CharLSTM(self.vocab_size, shape.get("E", 64), shape["H"], shape["L"]).to(self.device)
+        self.model = self.build(reference, shape).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=2e-3)
         self.state, self.i, self.bf16 = None, 0, bf16
+
+    def build(self, reference, shape):
+        return reference.CharLSTM(self.vocab_size, shape.get("E", 64), shape["H"], shape["L"])
+
+    def forward(self, x):
+        """Logits of a batch, the state carried to the next."""
+        logits, new = self.model(x, self.state)
+        self.state = tuple(s.detach() for s in new)
+        return logits
 
     def run(self, steps):
         """Seconds for `steps` steps, results in."""
@@ -105,17 +118,41 @@ class TorchPeer:
         start = time.perf_counter()
         for _ in range(steps):
             with torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.bf16):
-                logits, new = self.model(self.x[self.i % len(self.x)], self.state)
+                logits = self.forward(self.x[self.i % len(self.x)])
             loss = torch.nn.functional.cross_entropy(logits.reshape(-1, self.vocab_size).float(),
                                                      self.y[self.i % len(self.y)].reshape(-1))
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
             self.optimizer.step()
-            self.state, self.i = tuple(s.detach() for s in new), self.i + 1
+            self.i += 1
         if self.device == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - start
+
+
+class MinLMPeer(TorchPeer):
+    """lucidrains/minGRU-pytorch's `minLM` (`pip install minGRU-pytorch`: the plain PyTorch minGRU that kerasrnn's
+    blocks follow) in a `--seq-length` shape: the same blocks, width, depth, expansion and MLP, its log-space scan
+    (Heinsen's, by `torch.logcumsumexp`), trained as the CharLSTM peer is. Each batch starts from a zero state:
+    its parallel form takes no carried state."""
+
+    def build(self, reference, shape):
+        from minGRU_pytorch.minLM import minLM
+        args = SWEEP[shape["model"]]
+        return minLM(num_tokens=self.vocab_size, dim=args["width"], depth=args["num_layers"],
+                     expansion=args["expansion"], use_lstm=shape["model"] == "minlstm")
+
+    def forward(self, x):
+        return self.model(x)
+
+
+SWEEP_PEERS = {  # --seq-length --torch: each family's plain PyTorch peer, built in the family's SWEEP shape
+    "rnn": lambda shape, bf16: TorchPeer(dict(shape, L=SWEEP["rnn"]["num_layers"], H=SWEEP["rnn"]["rnn_size"],
+                                              E=SWEEP["rnn"]["embedding_size"]), bf16),
+    "mingru": MinLMPeer,
+    "minlstm": MinLMPeer,
+}
 
 
 class StepTimer(keras.callbacks.Callback):
@@ -218,9 +255,10 @@ def measure(spec):
         keras.config.set_dtype_policy(spec["policy"])
     model = build(spec["shape"], vocab.size, spec["fused"])
     precision = set_precision(model, spec["precision"])
-    peers = {"fp32": TorchPeer(spec["shape"])} if spec["peer"] else None
+    make_peer = SWEEP_PEERS.get(spec["shape"]["model"]) if "model" in spec["shape"] else TorchPeer
+    peers = {"fp32": make_peer(spec["shape"], False)} if spec["peer"] and make_peer else None
     if peers and (peers["fp32"].device == "cuda" or cpu_has_bf16()):  # elsewhere bf16 is emulated, no peer
-        peers["bf16"] = TorchPeer(spec["shape"], bf16=True)
+        peers["bf16"] = make_peer(spec["shape"], True)
     row = dict(impl=f"kerasrnn-{keras.backend.backend()}", **spec["shape"], **describe(model),
                precision=spec["policy"] or precision,
                **kerasrnn_throughput(model, spec["shape"], ids[: int(len(ids) * 0.9)], spec["warm"], spec["steps"],
@@ -301,8 +339,11 @@ def families(text):
 
 def sweep(args):
     """--seq-length's shapes, a group per family of --models (its lengths take turns), B = TOKENS / T."""
-    if args.torch:
-        raise UserError(f"{option('torch')} times the PyTorch LSTM on the grid: leave it out of {option('seq_length')}")
+    if args.torch and keras.backend.backend() != "torch":
+        raise UserError(f"{option('seq_length')} times its {option('torch')} peers in kerasrnn's process, on the "
+                        f"torch backend: set KERAS_BACKEND=torch")
+    if args.torch and {"mingru", "minlstm"} & set(args.models) and importlib.util.find_spec("minGRU_pytorch") is None:
+        raise UserError(f"the minGRU's {option('torch')} peer is lucidrains' minGRU-pytorch: pip install minGRU-pytorch")
     return [[dict(model=name, B=TOKENS // t, T=t) for t in args.seq_length] for name in args.models]
 
 
@@ -328,11 +369,12 @@ def main():
                         help="build kerasrnn's model under this Keras dtype policy (TensorFlow, JAX)")
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # a child's one measurement
     args = parser.parse_args()
-    shared("data", "tinyshakespeare.txt")  # a checkout without the shared folder fails here, in one line
     if args.measure:
         return measure(json.loads(args.measure))
+    groups = sweep(args) if args.seq_length else [[shape] for shape in GRIDS[args.grid]]
+    shared("data", "tinyshakespeare.txt")  # a checkout without the shared folder fails here, in one line
     in_process = args.torch and keras.backend.backend() == "torch"  # the peer takes turns in kerasrnn's process
-    for group in sweep(args) if args.seq_length else [[shape] for shape in GRIDS[args.grid]]:
+    for group in groups:
         timings = [Timings(shape, args.fused) for shape in group]
         for _ in range(args.rounds):  # a group's shapes take turns, round by round
             for timing in timings:

@@ -110,6 +110,18 @@ def test_the_benchmarks_refuse_bad_budgets_and_choices_in_one_line(script, args,
     assert last == f"{script}: error: {message}{last[len(script) + 9 + len(message):]}" and "--help" in last, last
 
 
+def test_the_sequence_length_sweep_times_its_torch_peers_on_the_torch_backend_only():
+    """--seq-length --torch has each family's PyTorch peer take turns in kerasrnn's process: on another backend the
+    script says so in one line, before it reads anything."""
+    result = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "train_throughput.py"), "--seq-length",
+                             "64", "--models", "gpt", "--torch"], capture_output=True, text=True, cwd=REPO, timeout=120,
+                            env={**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "train_throughput.py: error: --seq-length times its --torch peers in kerasrnn's process, on the torch "
+        "backend: set KERAS_BACKEND=torch")
+
+
 def test_a_gpt_run_fine_tunes_as_a_gpt_without_model(runs, tmp_path):
     """--init-from takes the base run's family, shape and tokens; a frozen block stays the base's."""
     import keras
