@@ -59,6 +59,21 @@ def test_every_fast_path_is_on_here(fresh, capfd):
 
 
 @on_torch
+def test_deciding_the_fast_paths_draws_nothing_from_pytorchs_generator(monkeypatch):
+    """The first `fit` in a process decides the fast paths (their probes run), a later one reads the decisions: both
+    leave PyTorch's default generator, which Keras's dropout draws from, in the same state. Otherwise a process's
+    first run trains with other dropout masks than its later ones (a run never stopped against a resumed one)."""
+    import torch
+    after = []
+    for decide in (True, False):
+        if decide:
+            monkeypatch.setattr(compat, "_enabled", {})
+        fit(fused=True)  # seeds the generator first
+        after.append(torch.get_rng_state())
+    assert torch.equal(after[0], after[1])
+
+
+@on_torch
 @pytest.mark.parametrize("path, name", [(p, n) for p in TORCH_PATHS for n in compat.PRIVATE[p]])
 def test_a_renamed_private_attribute_turns_its_fast_path_off(path, name, fresh, monkeypatch, capfd):
     rename(monkeypatch, path, name)

@@ -28,13 +28,16 @@ from . import cpu_has_bf16, pytorch_weights, training_state
 
 def fused_rnn_works():
     """compat's check of `torch._VF`: PyTorch's kernel, called as `call_fused_kernel` calls it, computes what
-    nn.LSTM, nn.GRU and nn.RNN compute."""
+    nn.LSTM, nn.GRU and nn.RNN compute. The modules initialize from PyTorch's default generator, which dropout draws
+    from: the probe forks it, so that a process's first run trains as its later ones do."""
     def probe():
         generator = torch.Generator().manual_seed(0)
         x = torch.randn(2, 3, 4, generator=generator)
-        for cell, module in (("lstm", torch.nn.LSTM(4, 5, 2, batch_first=True)),
-                             ("gru", torch.nn.GRU(4, 5, 2, batch_first=True)),
-                             ("rnn", torch.nn.RNN(4, 5, 2, batch_first=True))):
+        with torch.random.fork_rng(devices=[]):
+            modules = (("lstm", torch.nn.LSTM(4, 5, 2, batch_first=True)),
+                       ("gru", torch.nn.GRU(4, 5, 2, batch_first=True)),
+                       ("rnn", torch.nn.RNN(4, 5, 2, batch_first=True)))
+        for cell, module in modules:
             h = torch.randn(2, 2, 5, generator=generator)
             state = (h, torch.randn(2, 2, 5, generator=generator)) if cell == "lstm" else h
             with torch.no_grad():
