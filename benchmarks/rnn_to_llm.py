@@ -11,9 +11,9 @@ experiments on one pipeline, one corpus, one tokenizer and one time budget for e
     gradients  |d loss_t / d x_(t-k)| against k for SimpleRNN, GRU, LSTM and minGRU, trained and
                untrained; and validation loss against the truncation length of BPTT
     tokens     bits per character of byte, character and subword (bpe) runs at equal time, LSTM and minGRU
-    finetune   a base run on the corpus fine-tuned on a small text of another style (the Shakespeare in
-               tests/data): what it gains over training from scratch, what it forgets of the corpus, and
-               what --freeze and --replay change
+    finetune   an LSTM and a minGRU base run on the corpus fine-tuned on a small text of another style (the
+               Shakespeare in tests/data): what each gains over training from scratch, what it forgets of the
+               corpus, and what --freeze and --replay change
 
 Each experiment trains the models it needs for --seconds each (or reuses the runs under --runs), prints
 its table, writes its plot OUT/EXPERIMENT.png and its section of docs/rnn-to-llm.md (--doc), between the
@@ -67,6 +67,8 @@ MODELS = {
     "gpt-256": ("gpt-tiny", {"context": 256, "seq_length": 256, "batch_size": 8}),
     "mingru": ("mingru-tiny", {}),
 }
+FINETUNED = (("lstm", ""), ("mingru", "mingru-"))  # finetune's bases, and their variants' run names' prefixes
+FINETUNE_PASSES = 10  # over the small text, for every variant: the `tiny` preset's passes (the minGRU's would be 5)
 VAL_TOKENS = 100_000  # each run's validation: the first 100,000 tokens of the split
 LABELS = {"lstm": "LSTM 1x352", "gru": "GRU 1x352", "rnn": "SimpleRNN 1x352", "gpt": "GPT 4x128, window 64",
           "gpt-256": "GPT 4x128, window 256", "mingru": "minGRU 3x128"}
@@ -448,41 +450,46 @@ def tokens_experiment(args):
 # -- finetune: style against knowledge -----------------------------------------------------------------------
 
 def finetune_experiment(args):
-    base = trained(args, "lstm")
-    base_val = validation_ids(base, VAL_TOKENS)
-    small = {"text": args.small_text}
-    variants = {
-        "from scratch": trained(args, "small-scratch", "tiny", **small),
-        "fine-tuned": trained(args, "small-finetuned", "tiny", init_from=base.run_dir, **small),
-        "fine-tuned, --freeze 0": trained(args, "small-freeze", "tiny", init_from=base.run_dir, freeze="0", **small),
-        "fine-tuned, --replay 0.25": trained(args, "small-replay", "tiny", init_from=base.run_dir, replay=0.25,
-                                             **small),
-    }
-    before = evaluate(base, base_val)
-    rows = [["base run (before)", "-", "-", f"{before:.4f}", sample_of(base)]]
-    for name, run in variants.items():
-        forgotten = None if run.vocab.missing(base.vocab) else evaluate(run, run.vocab.recode(base_val, base.vocab))
-        rows.append([name, f"{run.record['step']:,} in {run.history[-1]['seconds']:.0f} s", f"{run.record['val_loss']:.4f}",
-                     f"{forgotten:.4f}" if forgotten is not None else "its vocabulary lacks the corpus's characters",
-                     sample_of(run)])
+    small = {"text": args.small_text, "max_epochs": FINETUNE_PASSES}
+    rows, figure = [], plt.figure(figsize=(7, 4.2))
+    axis = figure.add_subplot()
+    for (name, prefix), color in zip(FINETUNED, ("C0", "C3")):
+        base, preset_name, label = trained(args, name), MODELS[name][0], LABELS[name]
+        variants = {
+            "from scratch": trained(args, f"{prefix}small-scratch", preset_name, **small),
+            "fine-tuned": trained(args, f"{prefix}small-finetuned", preset_name, init_from=base.run_dir, **small),
+            "fine-tuned, --freeze 0": trained(args, f"{prefix}small-freeze", preset_name, init_from=base.run_dir,
+                                              freeze="0", **small),
+            "fine-tuned, --replay 0.25": trained(args, f"{prefix}small-replay", preset_name, init_from=base.run_dir,
+                                                 replay=0.25, **small),
+        }
+        base_val = validation_ids(base, VAL_TOKENS)
+        before = evaluate(base, base_val)
+        rows.append([f"{label}: base run (before)", "-", "-", f"{before:.4f}", sample_of(base)])
+        for variant, run in variants.items():
+            forgotten = None if run.vocab.missing(base.vocab) else evaluate(run, run.vocab.recode(base_val, base.vocab))
+            rows.append([f"{label}: {variant}", f"{run.record['step']:,} in {run.history[-1]['seconds']:.0f} s",
+                         f"{run.record['val_loss']:.4f}",
+                         f"{forgotten:.4f}" if forgotten is not None else "its vocabulary lacks the corpus's characters",
+                         sample_of(run)])
+            if forgotten is not None:
+                axis.scatter(forgotten, run.record["val_loss"], s=50, color=color)
+                axis.annotate(variant, (forgotten, run.record["val_loss"]), fontsize=7, xytext=(4, 4),
+                              textcoords="offset points")
+        axis.axvline(before, color=color, ls=":", label=f"{label}: the base run on the corpus")
+        axis.axhline(variants["from scratch"].record["val_loss"], color=color, ls="--",
+                     label=f"{label}: trained from scratch on the small text")
     table = [["run", "steps (best)", "small text: best val loss", "corpus: val loss", "sample (temperature 0.8, seed 1)"],
              *rows]
-    figure, axis = plt.subplots(figsize=(7, 4.2))
-    for row in rows[1:]:
-        if row[3][0].isdigit():
-            axis.scatter(float(row[3]), float(row[2]), s=50)
-            axis.annotate(row[0], (float(row[3]), float(row[2])), fontsize=8, xytext=(4, 4), textcoords="offset points")
-    axis.axvline(before, color="gray", ls=":", label="the base run on the corpus")
-    axis.axhline(variants["from scratch"].record["val_loss"], color="gray", ls="--",
-                 label="trained from scratch on the small text")
     axis.set(xlabel="corpus validation loss (what is forgotten: right is worse)",
              ylabel="small text validation loss (what is gained: lower is better)", title="style against knowledge")
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
-    notes = (f"Base: the `tiny` LSTM on the corpus, {args.seconds:g} s. Small text: {os.path.relpath(args.small_text, REPO)}"
-             f" ({os.path.getsize(args.small_text):,} bytes), 90/10 split; each variant trains on it for {args.seconds:g} s or "
-             f"the preset's {preset('tiny').max_epochs} passes, whichever ends first. "
-             "Corpus loss: the first 100,000 tokens of the corpus's validation split (the base run's own validation).")
+    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the plot, off its points
+    notes = (f"Bases: the `tiny` LSTM and the `mingru-tiny` minGRU on the corpus, {args.seconds:g} s each. Small text: "
+             f"{os.path.relpath(args.small_text, REPO)} ({os.path.getsize(args.small_text):,} bytes), 90/10 split; each "
+             f"variant trains on it for {args.seconds:g} s or {FINETUNE_PASSES} passes, whichever ends first. "
+             "`--freeze 0` freezes the LSTM's one layer, the minGRU's first of three blocks. Corpus loss: the first "
+             "100,000 tokens of the corpus's validation split (the base run's own validation).")
     report(args, "finetune", "Fine-tuning: style against knowledge", command_line(args), table, figure, notes)
 
 
